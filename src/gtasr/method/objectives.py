@@ -1,0 +1,271 @@
+"""Training objectives of GTASR (METHOD §4, §5).
+
+Stage I:   L_I  = L_CT + 0.5 L_TA
+Stage II:  L_II = L_CT + L_DTM+Stab + L_Rect
+
+Distances are injected as callables ``d(a, b) -> Tensor[B]`` (one value per sample; a
+per-pixel map is averaged per sample), so the objectives stay independent of the perceptual
+networks. Every weight is a field of the frozen config dataclasses. Every random draw (the grid
+index n, the bridge noise, TA's and DTM's fresh noise) comes from the explicit ``generator``.
+
+The target network theta_minus. The release keeps a second network whose parameters are
+copied from theta at the start of every step, before the update, and runs it in eval mode
+under no_grad. That is the online network itself, evaluated in eval mode (dropout off, no
+random LR-condition drop) without gradient, which is what :func:`consistency_pair` does; the
+online network's train/eval mode is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from gtasr.method.schedule import BridgeGrid
+
+Distance = Callable[[Tensor, Tensor], Tensor]
+"""d(a, b) -> Tensor[B]: a per-sample distance, differentiable in its inputs."""
+EdgeMap = Callable[[Tensor], Tensor]
+"""S(u): per-channel edge magnitude of an image batch, same shape as its input."""
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Weights of Stage I: ``ct_weight * L_CT + ta_weight * L_TA``."""
+
+    ct_weight: float = 1.0
+    ta_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class Stage2Config:
+    """Weights and switches of Stage II.
+
+    ``dtm_weight`` scales L_DTM+Stab (the release's 0.5 * 1.6), ``stab_weight`` the Sobel
+    difference inside the DTM pseudo-target, ``dtm_index`` the grid point of eta_t (the release
+    always uses index 1). ``rect_gradient=False`` reproduces the release: the fake endpoint is
+    computed without gradient from a detached x_hat, so L_Rect carries no gradient.
+    """
+
+    ct_weight: float = 1.0
+    dtm_weight: float = 0.8
+    stab_weight: float = 0.2
+    rect_weight: float = 1.0
+    dtm_index: int = 1
+    rect_gradient: bool = True
+
+
+def draw_noise(like: Tensor, generator: torch.Generator) -> Tensor:
+    """Standard normal noise shaped like ``like``, drawn on the generator's device."""
+    noise = torch.randn(like.shape, generator=generator, device=generator.device)
+    return noise.to(device=like.device, dtype=like.dtype)
+
+
+def draw_index(high: int, generator: torch.Generator) -> int:
+    """A uniform integer in {0, ..., high - 1}."""
+    return int(torch.randint(0, high, (1,), generator=generator, device=generator.device).item())
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Put ``module`` in eval mode for the block, then restore each submodule's own mode."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode with ``requires_grad=False``: Stage II's reference psi."""
+    reference = copy.deepcopy(model)
+    reference.eval()
+    reference.requires_grad_(False)
+    return reference
+
+
+def per_sample(distance: Distance, a: Tensor, b: Tensor) -> Tensor:
+    """``distance(a, b)`` as Tensor[B], averaging any further dimensions per sample."""
+    return distance(a, b).reshape(a.shape[0], -1).mean(dim=1)
+
+
+def consistency_pair(
+    model: nn.Module,
+    x0: Tensor,
+    y: Tensor,
+    y0: Tensor,
+    grid: BridgeGrid,
+    n: int,
+    eps: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Return ``(x_hat, target)`` of L_CT at grid index ``n`` with the shared noise ``eps``.
+
+    ``x_hat = f_theta(x_{n+1}, eta_{n+1}, y)`` carries gradient; ``target =
+    sg f_theta_minus(x_n, eta_n, y)`` is the same network in eval mode without gradient (see
+    the module docstring). At n = 0 the boundary condition makes the target x0 itself.
+    """
+    if not 0 <= n < grid.num_intervals:
+        raise ValueError(f"grid index n={n} outside 0..{grid.num_intervals - 1}")
+    x_next = grid.state(x0, y0, eps, n + 1)
+    x_hat = model(x_next, grid.noise[n + 1], y)
+    x_n = grid.state(x0, y0, eps, n)
+    with torch.no_grad(), eval_mode(model):
+        target = model(x_n, grid.noise[n], y)
+    return x_hat, target.detach()
+
+
+def trajectory_alignment_loss(
+    x0: Tensor,
+    x_hat: Tensor,
+    y0: Tensor,
+    grid: BridgeGrid,
+    distance: Distance,
+    generator: torch.Generator,
+) -> Tensor:
+    """L_TA = sum_{k=1}^{N-1} mean_b d(x0-path(eta_k, eps_k), x_hat-path(eta_k, eps_k)).
+
+    Each interior grid point gets its own fresh noise eps_k (shared by both paths); all N - 1
+    points go through ``distance`` as one batch of (N - 1) * B samples.
+    """
+    interior = range(1, grid.num_intervals)
+    if len(interior) == 0:
+        return x_hat.new_zeros(())
+    noises = [draw_noise(x0, generator) for _ in interior]
+    real = torch.cat([grid.state(x0, y0, e, k) for k, e in zip(interior, noises, strict=True)])
+    fake = torch.cat([grid.state(x_hat, y0, e, k) for k, e in zip(interior, noises, strict=True)])
+    values = per_sample(distance, real, fake).reshape(len(interior), x0.shape[0])
+    return values.mean(dim=1).sum()
+
+
+def stage1_objective(
+    model: nn.Module,
+    x0: Tensor,
+    y: Tensor,
+    y0: Tensor,
+    grid: BridgeGrid,
+    distance: Distance,
+    generator: torch.Generator,
+    config: Stage1Config = Stage1Config(),
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Stage I: one index n ~ U{0..N-1} and one eps for the batch; L_CT + ta_weight * L_TA.
+
+    Returns the total and the detached weighted parts ``{"ct", "ta"}`` (they sum to the total).
+    """
+    n = draw_index(grid.num_intervals, generator)
+    eps = draw_noise(x0, generator)
+    x_hat, target = consistency_pair(model, x0, y, y0, grid, n, eps)
+    ct = config.ct_weight * per_sample(distance, x_hat, target).mean()
+    ta = config.ta_weight * trajectory_alignment_loss(x0, x_hat, y0, grid, distance, generator)
+    total = ct + ta
+    return total, {"ct": ct.detach(), "ta": ta.detach()}
+
+
+def _check_frozen(reference: nn.Module) -> None:
+    if any(p.requires_grad for p in reference.parameters()):
+        raise ValueError("the reference network psi must be frozen (use frozen_copy)")
+
+
+def reference_endpoints(
+    reference: nn.Module,
+    x0: Tensor,
+    x_hat: Tensor,
+    y: Tensor,
+    y0: Tensor,
+    grid: BridgeGrid,
+    index: int,
+    eps: Tensor,
+    with_gradient: bool,
+) -> tuple[Tensor, Tensor]:
+    """Return ``(real, fake) = (psi(x_t), psi(z_t))`` at grid point ``index`` with noise ``eps``.
+
+    ``x_t`` is on the ground-truth path, ``z_t`` on the prediction's path. ``real`` never
+    carries gradient. With ``with_gradient`` the gradient flows from ``fake`` through the
+    frozen psi into ``x_hat``; otherwise ``fake`` is computed without gradient from a detached
+    x_hat (the release).
+    """
+    _check_frozen(reference)
+    x_t = grid.state(x0, y0, eps, index)
+    z_t = grid.state(x_hat if with_gradient else x_hat.detach(), y0, eps, index)
+    sigma = grid.noise[index]
+    with eval_mode(reference):
+        with torch.no_grad():
+            real = reference(x_t, sigma, y)
+        with torch.set_grad_enabled(with_gradient and torch.is_grad_enabled()):
+            fake = reference(z_t, sigma, y)
+    return real, fake
+
+
+def dtm_stab_loss(
+    x_hat: Tensor,
+    x0: Tensor,
+    real: Tensor,
+    fake: Tensor,
+    edge_map: EdgeMap,
+    distance: Distance,
+    stab_weight: float,
+) -> Tensor:
+    """mean_b w_b d(x_hat, sg(x_hat - (fake - real) - stab_weight (S(fake) - S(real)))).
+
+    ``w_b = 1 / mean|x_hat - x0|`` per sample, detached (denominator floored at 1e-12).
+    """
+    with torch.no_grad():
+        direction = (fake - real) + stab_weight * (edge_map(fake) - edge_map(real))
+        pseudo_target = x_hat - direction
+        w = 1.0 / (x_hat - x0).abs().mean(dim=(1, 2, 3)).clamp_min(1e-12)
+    return (w * per_sample(distance, x_hat, pseudo_target)).mean()
+
+
+def rectification_loss(fake: Tensor, x0: Tensor, edge_map: EdgeMap, distance: Distance) -> Tensor:
+    """L_Rect = mean_b d(S(fake), S(x0)): the fake endpoint's structure against the ground truth."""
+    return per_sample(distance, edge_map(fake), edge_map(x0)).mean()
+
+
+def _default_edge_map() -> EdgeMap:
+    from gtasr.perceptual import sobel_magnitude
+
+    return sobel_magnitude
+
+
+def stage2_objective(
+    model: nn.Module,
+    reference: nn.Module,
+    x0: Tensor,
+    y: Tensor,
+    y0: Tensor,
+    grid: BridgeGrid,
+    distance: Distance,
+    dtm_distance: Distance,
+    rect_distance: Distance,
+    generator: torch.Generator,
+    config: Stage2Config = Stage2Config(),
+    edge_map: EdgeMap | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Stage II: L_CT + dtm_weight * L_DTM+Stab + rect_weight * L_Rect.
+
+    ``reference`` is the frozen psi (see :func:`frozen_copy`); its weights never change here.
+    ``distance`` is L_CT's d, ``dtm_distance`` and ``rect_distance`` are LPIPS in the paper.
+    ``edge_map`` defaults to :func:`gtasr.perceptual.sobel_magnitude`. Returns the total and
+    the detached weighted parts ``{"ct", "dtm_stab", "rect"}`` (they sum to the total).
+    """
+    edges = edge_map if edge_map is not None else _default_edge_map()
+    n = draw_index(grid.num_intervals, generator)
+    eps = draw_noise(x0, generator)
+    x_hat, target = consistency_pair(model, x0, y, y0, grid, n, eps)
+    ct = config.ct_weight * per_sample(distance, x_hat, target).mean()
+
+    eps_t = draw_noise(x0, generator)
+    real, fake = reference_endpoints(
+        reference, x0, x_hat, y, y0, grid, config.dtm_index, eps_t, config.rect_gradient
+    )
+    dtm = config.dtm_weight * dtm_stab_loss(
+        x_hat, x0, real, fake.detach(), edges, dtm_distance, config.stab_weight
+    )
+    rect = config.rect_weight * rectification_loss(fake, x0, edges, rect_distance)
+    total = ct + dtm + rect
+    return total, {"ct": ct.detach(), "dtm_stab": dtm.detach(), "rect": rect.detach()}

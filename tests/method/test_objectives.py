@@ -1,0 +1,239 @@
+"""Stage I and Stage II objectives (METHOD §4, §5)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gtasr.method.objectives import (
+    Stage1Config,
+    Stage2Config,
+    consistency_pair,
+    draw_index,
+    draw_noise,
+    frozen_copy,
+    stage1_objective,
+    stage2_objective,
+    trajectory_alignment_loss,
+)
+from gtasr.method.precond import ConsistencyModel
+from gtasr.method.schedule import BridgeGrid
+
+STAGE1 = BridgeGrid.power_law(4, power=2.5)
+STAGE2 = BridgeGrid.power_law(3, power=1.0)
+
+
+def l1(a: Tensor, b: Tensor) -> Tensor:
+    """Per-sample mean absolute difference."""
+    return (a - b).abs().mean(dim=(1, 2, 3))
+
+
+def sobel(x: Tensor) -> Tensor:
+    """Per-channel Sobel magnitude sqrt(gx^2 + gy^2 + 1e-12), zero padding."""
+    kx = torch.tensor([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]], dtype=x.dtype)
+    c = x.shape[1]
+    gx = F.conv2d(x, kx.expand(c, 1, 3, 3), padding=1, groups=c)
+    gy = F.conv2d(x, kx.t().expand(c, 1, 3, 3), padding=1, groups=c)
+    return torch.sqrt(gx**2 + gy**2 + 1e-12)
+
+
+class ConvFeatureDistance(nn.Module):
+    """A tiny frozen 'perceptual' distance: squared difference of random conv features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(99)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        with torch.no_grad():
+            for param in self.conv.parameters():
+                param.copy_(torch.randn(param.shape, generator=g))
+        self.requires_grad_(False)
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return (torch.tanh(self.conv(a)) - torch.tanh(self.conv(b))).pow(2).mean(dim=(1, 2, 3))
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_ct_target_at_n0_is_x0(make_backbone, batch) -> None:
+    model = ConsistencyModel(make_backbone(seed=2, dropout=0.5)).train()
+    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
+    eps = draw_noise(x0, gen(1))
+    x_hat, target = consistency_pair(model, x0, y, y0, STAGE1, 0, eps)
+    assert torch.equal(target, x0)
+    assert x_hat.requires_grad and not target.requires_grad
+
+
+def test_ct_target_is_online_net_in_eval_mode(make_backbone, batch) -> None:
+    model = ConsistencyModel(make_backbone(seed=2, dropout=0.5)).train()
+    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
+    eps = draw_noise(x0, gen(1))
+    _, target = consistency_pair(model, x0, y, y0, STAGE1, 2, eps)
+    assert model.training and model.backbone.drop.training  # mode restored
+    x2 = (1 - STAGE1.shift[2]) * x0 + STAGE1.shift[2] * (y0 + eps)
+    with torch.no_grad():
+        expected = model.eval()(x2, STAGE1.noise[2], y)
+    assert torch.allclose(target, expected, atol=1e-6)
+
+
+def test_ta_pixel_part_is_analytic(batch) -> None:
+    # With an L1 distance the paths differ by (1 - eta_k)(x0 - x_hat), whatever eps_k is:
+    # L_TA = sum_k (1 - eta_k) * mean|x0 - x_hat|.
+    x0, y0 = batch["x0"], batch["y0"]
+    x_hat = x0 + 0.3 * torch.randn(x0.shape, generator=gen(4))
+    loss = trajectory_alignment_loss(x0, x_hat, y0, STAGE1, l1, gen(5))
+    gap = (x0 - x_hat).abs().mean().item()
+    expected = sum((1 - STAGE1.shift[k]) * gap for k in (1, 2, 3))
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_ta_is_one_batched_call_with_fresh_noise_per_point(batch) -> None:
+    x0, y0 = batch["x0"], batch["y0"]
+    x_hat = torch.zeros_like(x0)
+    calls = []
+
+    def recording(a: Tensor, b: Tensor) -> Tensor:
+        calls.append((a, b))
+        return l1(a, b)
+
+    trajectory_alignment_loss(x0, x_hat, y0, STAGE1, recording, gen(6))
+    assert len(calls) == 1
+    real, fake = calls[0]
+    assert real.shape[0] == 3 * x0.shape[0]
+    # recover eps_k from the x0 path: real_k = (1 - eta_k) x0 + eta_k (y0 + eps_k)
+    etas = STAGE1.shift[1:4]
+    eps = [(real[2 * i : 2 * i + 2] - (1 - e) * x0) / e - y0 for i, e in enumerate(etas)]
+    for i, e in enumerate(etas):  # the x_hat path shares eps_k
+        assert torch.allclose(fake[2 * i : 2 * i + 2], e * (y0 + eps[i]), atol=1e-5)
+    assert not torch.allclose(eps[0], eps[1], atol=0.1)
+    assert not torch.allclose(eps[1], eps[2], atol=0.1)
+    assert abs(eps[0].std().item() - 1) < 0.2  # standard normal noise
+
+
+def test_stage1_is_ct_plus_half_ta_and_reproducible(make_backbone, batch) -> None:
+    model = ConsistencyModel(make_backbone(seed=3))
+    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
+    total, parts = stage1_objective(model, x0, y, y0, STAGE1, l1, gen(7))
+    # recompute from the public pieces, with the same draws in the same order
+    g = gen(7)
+    n = draw_index(4, g)
+    eps = draw_noise(x0, g)
+    x_hat, target = consistency_pair(model, x0, y, y0, STAGE1, n, eps)
+    ct = l1(x_hat, target).mean()
+    ta = trajectory_alignment_loss(x0, x_hat, y0, STAGE1, l1, g)
+    assert total.item() == pytest.approx((ct + 0.5 * ta).item(), rel=1e-6)
+    assert set(parts) == {"ct", "ta"}
+    assert (parts["ct"] + parts["ta"]).item() == pytest.approx(total.item(), rel=1e-6)
+    again, _ = stage1_objective(model, x0, y, y0, STAGE1, l1, gen(7))
+    assert torch.equal(total, again)
+    only_ct, p = stage1_objective(model, x0, y, y0, STAGE1, l1, gen(7), Stage1Config(ta_weight=0))
+    assert only_ct.item() == pytest.approx(ct.item(), rel=1e-6) and p["ta"].item() == 0
+    total.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def stage2_setup(make_backbone):
+    model = ConsistencyModel(make_backbone(seed=11)).train()
+    reference = frozen_copy(ConsistencyModel(make_backbone(seed=12)))
+    return model, reference
+
+
+def run_stage2(model, reference, batch, config=Stage2Config(), seed=21):  # noqa: B008
+    perceptual = ConvFeatureDistance()
+    return stage2_objective(
+        model,
+        reference,
+        batch["x0"],
+        batch["y"],
+        batch["y0"],
+        STAGE2,
+        l1,
+        perceptual,
+        perceptual,
+        gen(seed),
+        config,
+        edge_map=sobel,
+    )
+
+
+def test_stage2_parts_sum_to_total(make_backbone, batch) -> None:
+    model, reference = stage2_setup(make_backbone)
+    total, parts = run_stage2(model, reference, batch)
+    assert set(parts) == {"ct", "dtm_stab", "rect"}
+    assert all(v.item() > 0 and not v.requires_grad for v in parts.values())
+    assert sum(parts.values()).item() == pytest.approx(total.item(), rel=1e-6)
+
+
+def test_dtm_pseudo_target_and_weight(make_backbone, batch) -> None:
+    model, reference = stage2_setup(make_backbone)
+    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
+    seen = []
+
+    def recording(a: Tensor, b: Tensor) -> Tensor:
+        seen.append((a, b))
+        return l1(a, b)
+
+    cfg = Stage2Config(ct_weight=0.0, rect_weight=0.0)
+    total, _ = stage2_objective(
+        model, reference, x0, y, y0, STAGE2, l1, recording, l1, gen(3), cfg, edge_map=sobel
+    )
+    # independent recomputation: draws are n, eps, then eps' at eta_t = 1/3
+    g = gen(3)
+    n = draw_index(3, g)
+    eps = draw_noise(x0, g)
+    eps_t = draw_noise(x0, g)
+    x_hat = model(
+        (1 - STAGE2.shift[n + 1]) * x0 + STAGE2.shift[n + 1] * (y0 + eps), STAGE2.noise[n + 1], y
+    ).detach()
+    t = 1 / 3
+    with torch.no_grad():
+        real = reference((1 - t) * x0 + t * (y0 + eps_t), t, y)
+        fake = reference((1 - t) * x_hat + t * (y0 + eps_t), t, y)
+    target = x_hat - (fake - real) - 0.2 * (sobel(fake) - sobel(real))
+    assert len(seen) == 1
+    assert torch.allclose(seen[0][0], x_hat, atol=1e-6)
+    assert torch.allclose(seen[0][1], target, atol=1e-5) and not seen[0][1].requires_grad
+    w = 1 / (x_hat - x0).abs().mean(dim=(1, 2, 3))
+    assert total.item() == pytest.approx(0.8 * (w * l1(x_hat, target)).mean().item(), rel=1e-5)
+
+
+def test_rect_gradient_reaches_online_net_not_psi(make_backbone, batch) -> None:
+    model, reference = stage2_setup(make_backbone)
+    before = {k: v.clone() for k, v in reference.state_dict().items()}
+    rect_only = Stage2Config(ct_weight=0.0, dtm_weight=0.0)
+    total, _ = run_stage2(model, reference, batch, rect_only)
+    total.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None for g in grads)
+    assert sum(g.abs().sum().item() for g in grads) > 0
+    assert all(not p.requires_grad and p.grad is None for p in reference.parameters())
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    after = reference.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_release_switch_gives_rect_no_gradient(make_backbone, batch) -> None:
+    model, reference = stage2_setup(make_backbone)
+    release_rect_only = Stage2Config(ct_weight=0.0, dtm_weight=0.0, rect_gradient=False)
+    total, parts = run_stage2(model, reference, batch, release_rect_only)
+    assert parts["rect"].item() > 0
+    total.backward()  # only zero-weighted CT/DTM terms are differentiable here
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())
+    # full release objective: same gradient as the objective without L_Rect at all
+    grads = []
+    for cfg in (Stage2Config(rect_gradient=False), Stage2Config(rect_weight=0.0)):
+        model.zero_grad()
+        run_stage2(model, reference, batch, cfg)[0].backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*grads, strict=True))
+    assert any(g.abs().sum() > 0 for g in grads[0])
+
+
+def test_unfrozen_reference_is_rejected(make_backbone, batch) -> None:
+    model = ConsistencyModel(make_backbone(seed=11))
+    with pytest.raises(ValueError, match="frozen"):
+        run_stage2(model, ConsistencyModel(make_backbone(seed=12)), batch)
