@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from gtasr.method.schedule import BridgeGrid
+from gtasr.method.schedule import BridgeGrid, draw_noise
 
 Distance = Callable[[Tensor, Tensor], Tensor]
 """d(a, b) -> Tensor[B]: a per-sample distance, differentiable in its inputs."""
@@ -57,12 +57,6 @@ class Stage2Config:
     rect_weight: float = 1.0
     dtm_index: int = 1
     rect_gradient: bool = True
-
-
-def draw_noise(like: Tensor, generator: torch.Generator) -> Tensor:
-    """Standard normal noise shaped like ``like``, drawn on the generator's device."""
-    noise = torch.randn(like.shape, generator=generator, device=generator.device)
-    return noise.to(device=like.device, dtype=like.dtype)
 
 
 def draw_index(high: int, generator: torch.Generator) -> int:

@@ -101,6 +101,16 @@ class BridgeGrid:
         return bridge(x0, y0, eps, self.shift[index], self.noise[index])
 
 
+def draw_noise(like: Tensor, generator: torch.Generator) -> Tensor:
+    """Standard normal noise shaped like ``like``, drawn on the generator's device.
+
+    Drawing on the generator's device keeps a seed's noise identical whatever device the
+    images live on (a CPU generator gives the same eps for CPU and CUDA runs).
+    """
+    noise = torch.randn(like.shape, generator=generator, device=generator.device)
+    return noise.to(device=like.device, dtype=like.dtype)
+
+
 def _per_sample(value: float | Tensor, like: Tensor) -> float | Tensor:
     """A scalar stays a scalar; a Tensor[B] becomes Tensor[B, 1, 1, 1] to broadcast over NCHW."""
     if isinstance(value, Tensor) and value.ndim > 0:
