@@ -237,3 +237,13 @@ def test_unfrozen_reference_is_rejected(make_backbone, batch) -> None:
     model = ConsistencyModel(make_backbone(seed=11))
     with pytest.raises(ValueError, match="frozen"):
         run_stage2(model, ConsistencyModel(make_backbone(seed=12)), batch)
+
+
+def test_default_edge_map_is_the_perceptual_sobel(make_backbone, batch) -> None:
+    from gtasr.perceptual import sobel_magnitude
+
+    model, reference = stage2_setup(make_backbone)
+    args = (model, reference, batch["x0"], batch["y"], batch["y0"], STAGE2, l1, l1, l1)
+    default, _ = stage2_objective(*args, gen(8))
+    explicit, _ = stage2_objective(*args, gen(8), edge_map=sobel_magnitude)
+    assert torch.equal(default, explicit)
