@@ -1,0 +1,103 @@
+"""Config loading: YAML -> typed dataclasses, --set overrides, errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gtasr.errors import GtasrError
+from gtasr.train.config import dump_config, load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = "stage: 1\ndata:\n  hr_dirs: [photos]\n"
+
+
+@pytest.mark.parametrize(
+    "name", ["paper_stage1", "paper_stage2", "cpu_tiny_stage1", "cpu_tiny_stage2"]
+)
+def test_shipped_configs_load_and_round_trip(name: str, tmp_path: Path) -> None:
+    config = load_config(CONFIGS / f"{name}.yaml")
+    again = load_config(_write(tmp_path, dump_config(config)))
+    assert again == config
+
+
+def test_paper_configs_carry_the_release_numbers() -> None:
+    one = load_config(CONFIGS / "paper_stage1.yaml")
+    two = load_config(CONFIGS / "paper_stage2.yaml")
+    assert (one.train.lr, one.train.betas, one.train.weight_decay) == (5e-5, [0.9, 0.9], 0.0)
+    assert (one.train.lr_milestones, one.train.lr_gamma, one.train.ema_decay) == (
+        [50000],
+        0.5,
+        0.999,
+    )
+    assert (one.train.iterations, one.train.batch_size, one.data.crop_size) == (500000, 32, 256)
+    assert (one.schedule.power, one.schedule.num_intervals, one.loss.ta_weight) == (
+        2.5,
+        [4, 3],
+        0.5,
+    )
+    assert (two.train.iterations, two.train.batch_size, two.schedule.num_intervals) == (
+        2000,
+        12,
+        [3],
+    )
+    assert (two.schedule.power, two.train.reference_sync_every) == (1.0, 1000)
+    assert (two.loss.dtm_weight, two.loss.stab_weight, two.loss.rect_weight) == (0.8, 0.2, 1.0)
+    assert two.loss.rect_gradient is True and two.init_from
+
+
+def test_set_overrides_parse_yaml_values(tmp_path: Path) -> None:
+    path = _write(tmp_path, MINIMAL)
+    config = load_config(
+        path,
+        ["data.hr_dirs=[a, b]", "train.lr=1e-4", "train.grad_clip=1", "model.preset=small"],
+    )
+    assert config.data.hr_dirs == ["a", "b"]
+    assert config.train.lr == pytest.approx(1e-4) and isinstance(config.train.lr, float)
+    assert config.train.grad_clip == 1.0
+    assert config.model.preset == "small"
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        (MINIMAL + "train:\n  learning_rate: 1\n", [], "unknown config key 'train.learning_rate'"),
+        (MINIMAL + "bogus: 1\n", [], "unknown config key 'bogus'"),
+        (MINIMAL + "train:\n  batch_size: four\n", [], "'train.batch_size': expected an integer"),
+        (MINIMAL, ["train.iterations=1.5"], "'train.iterations': expected an integer"),
+        (MINIMAL, ["data.crop_size=true"], "'data.crop_size': expected an integer"),
+        (MINIMAL, ["train.lr=fast"], "'train.lr': expected a number"),
+        (MINIMAL, ["data.hr_dirs=photos"], "'data.hr_dirs': expected a list"),
+        (MINIMAL, ["train.nope=3"], "unknown config key 'train.nope'"),
+        (MINIMAL, ["train.lr"], "bad --set 'train.lr'"),
+        (MINIMAL, ["train.lr=[1,"], "not valid YAML"),
+        (MINIMAL, ["stage=3"], "'stage': must be 1 or 2"),
+        (MINIMAL, ["stage=2"], "'init_from'"),
+        (MINIMAL, ["train.autocast=fp8"], "'train.autocast': must be one of"),
+        (MINIMAL, ["train.batch_size=0"], "'train.batch_size': must be at least 1"),
+        (MINIMAL, ["train=3"], "'train': expected a mapping"),
+    ],
+)
+def test_config_errors_name_the_key(
+    tmp_path: Path, text: str, overrides: list[str], message: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(GtasrError, match=r"c\.yaml") as caught:
+        load_config(path, overrides)
+    assert message in str(caught.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(GtasrError, match="cannot read config"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(GtasrError, match="not valid YAML"):
+        load_config(_write(tmp_path, "stage: [1\n"))
