@@ -1,0 +1,281 @@
+"""The backbone F of METHOD §3: a DDPM++-style U-Net at LR resolution with Swin attention.
+
+Data flow for a noisy HR state ``x`` (B, 3, 4h, 4w), noise label ``c_noise``
+(B,) and LR image ``y`` (B, 3, h, w):
+
+1. PixelUnshuffle(4) of ``x`` concatenated with ``y`` (51 channels), 3x3 conv.
+2. Encoder: per level ``blocks_per_level`` residual blocks; a downsampling
+   residual block between levels. Every block output is kept as a skip.
+3. Decoder: the lowest level starts with two residual blocks (the first with
+   attention); every other level starts with an upsampling residual block.
+   Then ``blocks_per_level + 1`` residual blocks per level, each consuming one
+   skip by concatenation; the last of them carries attention.
+4. Head: GroupNorm, SiLU, 3x3 conv at LR resolution, then twice
+   (nearest x2, 3x3 conv, LeakyReLU 0.2), then a 3x3 conv to 3 channels.
+
+The noise label enters every residual block through a sinusoidal embedding
+and a two-layer MLP. Attention slots are Swin blocks (:mod:`gtasr.nets.swin`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gtasr.nets.swin import SwinAttention, group_norm
+
+SCALE = 4
+SKIP_SCALE = math.sqrt(0.5)
+NORM_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class SongUNetConfig:
+    """Every number that shapes the backbone; ``asdict`` of it rebuilds the network."""
+
+    base_channels: int = 192
+    channel_mults: tuple[int, ...] = (1, 2, 2, 2)
+    blocks_per_level: int = 4
+    attention_levels: tuple[int, ...] = (0, 1, 2, 3)
+    dropout: float = 0.13
+    emb_channels: int = 768
+    swin_dim: int = 192
+    swin_heads: int = 6
+    swin_window: int = 8
+    swin_mlp_ratio: float = 4.0
+    swin_qkv_bias: bool = True
+    head_channels: int = 192
+    image_channels: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
+        object.__setattr__(self, "attention_levels", tuple(int(a) for a in self.attention_levels))
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ValueError(f"channel_mults must be positive integers, got {self.channel_mults}")
+        bad = [a for a in self.attention_levels if not 0 <= a < len(self.channel_mults)]
+        if bad:
+            raise ValueError(f"attention_levels {bad} outside 0..{len(self.channel_mults) - 1}")
+        if self.blocks_per_level < 1 or self.base_channels < 4:
+            raise ValueError("need blocks_per_level >= 1 and base_channels >= 4")
+        if self.swin_dim % self.swin_heads:
+            raise ValueError(f"swin_dim {self.swin_dim} not divisible by {self.swin_heads} heads")
+
+    @property
+    def stride(self) -> int:
+        """LR height and width must be multiples of this (one halving per level below the top)."""
+        return 2 ** (len(self.channel_mults) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (tuples as lists)."""
+        out = asdict(self)
+        out["channel_mults"] = list(self.channel_mults)
+        out["attention_levels"] = list(self.attention_levels)
+        return out
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> SongUNetConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error (they would be ignored)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise ValueError(f"unknown network config keys: {', '.join(unknown)}")
+        return cls(**spec)
+
+
+def noise_embedding(c_noise: Tensor, channels: int, max_positions: float = 10000.0) -> Tensor:
+    """DDPM++ sinusoidal embedding of the noise label: (B,) -> (B, channels), [sin, cos]."""
+    half = channels // 2
+    exponent = torch.arange(half, dtype=torch.float32, device=c_noise.device) / max(half - 1, 1)
+    freqs = (1.0 / max_positions) ** exponent
+    angles = c_noise.float()[:, None] * freqs[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def xavier_(module: nn.Conv2d | nn.Linear, gain: float = 1.0) -> None:
+    """Xavier-uniform weights scaled by ``gain``, zero bias (the DDPM++ initialisation)."""
+    nn.init.xavier_uniform_(module.weight)
+    with torch.no_grad():
+        module.weight.mul_(gain)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+class ResBlock(nn.Module):
+    """DDPM++ residual block with the noise embedding added after the first conv.
+
+    ``resample`` is None, "down" (2x2 average pooling) or "up" (nearest x2);
+    it is applied before the first conv and on the skip path, whose 1x1
+    projection exists when channels change or resampling happens.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        emb_channels: int,
+        dropout: float,
+        resample: str | None = None,
+        attention: SwinAttention | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.resample = resample
+        self.dropout = dropout
+        self.norm0 = group_norm(in_channels, eps=NORM_EPS)
+        self.conv0 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.affine = nn.Linear(emb_channels, out_channels)
+        self.norm1 = group_norm(out_channels, eps=NORM_EPS)
+        self.conv1 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.skip = None
+        if in_channels != out_channels or resample is not None:
+            self.skip = nn.Conv2d(in_channels, out_channels, 1)
+        self.attention = attention
+        for module in (self.conv0, self.affine, self.skip):
+            if module is not None:
+                xavier_(module)
+        xavier_(self.conv1, gain=1e-5)
+
+    def _resample(self, x: Tensor) -> Tensor:
+        if self.resample == "down":
+            return F.avg_pool2d(x, 2)
+        if self.resample == "up":
+            return F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return x
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.conv0(self._resample(F.silu(self.norm0(x))))
+        h = F.silu(self.norm1(h + self.affine(emb)[:, :, None, None]))
+        h = self.conv1(F.dropout(h, p=self.dropout, training=self.training))
+        skip = self._resample(x)
+        if self.skip is not None:
+            skip = self.skip(skip)
+        x = (h + skip) * SKIP_SCALE
+        if self.attention is not None:
+            x = self.attention(x) * SKIP_SCALE
+        return x
+
+
+class SongUNetSR(nn.Module):
+    """x4 super-resolution backbone F(x, c_noise, y) of METHOD §3."""
+
+    scale = SCALE
+
+    def __init__(self, cfg: SongUNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.base_channels
+        self.map0 = nn.Linear(c, cfg.emb_channels)
+        self.map1 = nn.Linear(cfg.emb_channels, cfg.emb_channels)
+        in_ch = cfg.image_channels * (SCALE * SCALE + 1)
+        self.conv_in = nn.Conv2d(in_ch, c, 3, padding=1)
+
+        self.encoder = nn.ModuleList()
+        skip_channels = [c]
+        cout = c
+        for level, mult in enumerate(cfg.channel_mults):
+            if level > 0:
+                self.encoder.append(self._block(cout, cout, resample="down"))
+                skip_channels.append(cout)
+            for _ in range(cfg.blocks_per_level):
+                attn = self._attention(c * mult, level)
+                self.encoder.append(self._block(cout, c * mult, attention=attn))
+                cout = c * mult
+                skip_channels.append(cout)
+
+        self.decoder = nn.ModuleList()
+        self.takes_skip: list[bool] = []
+        top = len(cfg.channel_mults) - 1
+        for level in reversed(range(len(cfg.channel_mults))):
+            mult = cfg.channel_mults[level]
+            if level == top:
+                self._append_dec(self._block(cout, cout, attention=self._attention(cout, level)))
+                self._append_dec(self._block(cout, cout))
+            else:
+                self._append_dec(self._block(cout, cout, resample="up"))
+            for idx in range(cfg.blocks_per_level + 1):
+                last = idx == cfg.blocks_per_level
+                attn = self._attention(c * mult, level) if last else None
+                cin = cout + skip_channels.pop()
+                self._append_dec(self._block(cin, c * mult, attention=attn), takes_skip=True)
+                cout = c * mult
+
+        hc = cfg.head_channels
+        self.head_norm = group_norm(cout, eps=NORM_EPS)
+        self.head_conv = nn.Conv2d(cout, hc, 3, padding=1)
+        xavier_(self.head_conv, gain=1e-5)
+        self.up1 = nn.Conv2d(hc, hc, 3, padding=1)
+        self.up2 = nn.Conv2d(hc, hc, 3, padding=1)
+        self.conv_out = nn.Conv2d(hc, cfg.image_channels, 3, padding=1)
+        xavier_(self.map0)
+        xavier_(self.map1)
+        xavier_(self.conv_in)
+
+    def _block(self, cin: int, cout: int, **kwargs: Any) -> ResBlock:
+        return ResBlock(cin, cout, self.cfg.emb_channels, self.cfg.dropout, **kwargs)
+
+    def _attention(self, channels: int, level: int) -> SwinAttention | None:
+        cfg = self.cfg
+        if level not in cfg.attention_levels:
+            return None
+        return SwinAttention(
+            channels,
+            cfg.swin_dim,
+            cfg.swin_heads,
+            cfg.swin_window,
+            cfg.swin_mlp_ratio,
+            cfg.swin_qkv_bias,
+        )
+
+    def _append_dec(self, block: ResBlock, takes_skip: bool = False) -> None:
+        self.decoder.append(block)
+        self.takes_skip.append(takes_skip)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable config; ``build_network(net.config)`` rebuilds this architecture."""
+        return self.cfg.to_dict()
+
+    @property
+    def stride(self) -> int:
+        """LR height and width must be multiples of this."""
+        return self.cfg.stride
+
+    def embed_noise(self, c_noise: Tensor, batch: int) -> Tensor:
+        """(B,) or scalar noise label -> (B, emb_channels) conditioning vector."""
+        if c_noise.dim() == 0:
+            c_noise = c_noise.expand(batch)
+        emb = noise_embedding(c_noise.reshape(-1), self.cfg.base_channels)
+        return F.silu(self.map1(F.silu(self.map0(emb))))
+
+    def _check_shapes(self, x: Tensor, y: Tensor) -> None:
+        h, w = y.shape[-2:]
+        if x.shape[-2] != SCALE * h or x.shape[-1] != SCALE * w:
+            raise ValueError(
+                f"HR state {tuple(x.shape)} is not {SCALE}x the LR image {tuple(y.shape)}"
+            )
+        if h % self.stride or w % self.stride:
+            raise ValueError(f"LR size {h}x{w} is not a multiple of the stride {self.stride}")
+
+    def forward(self, x: Tensor, c_noise: Tensor, y: Tensor) -> Tensor:
+        """Noisy HR state (B,3,4h,4w), noise label (B,), LR image (B,3,h,w) -> (B,3,4h,4w)."""
+        self._check_shapes(x, y)
+        emb = self.embed_noise(c_noise, x.shape[0]).to(x.dtype)
+        h = self.conv_in(torch.cat([F.pixel_unshuffle(x, SCALE), y.to(x.dtype)], dim=1))
+        skips = [h]
+        for block in self.encoder:
+            h = block(h, emb)
+            skips.append(h)
+        for block, takes_skip in zip(self.decoder, self.takes_skip, strict=True):
+            if takes_skip:
+                h = torch.cat([h, skips.pop()], dim=1)
+            h = block(h, emb)
+        h = self.head_conv(F.silu(self.head_norm(h)))
+        h = F.leaky_relu(self.up1(F.interpolate(h, scale_factor=2.0, mode="nearest")), 0.2)
+        h = F.leaky_relu(self.up2(F.interpolate(h, scale_factor=2.0, mode="nearest")), 0.2)
+        return self.conv_out(h)
