@@ -1,0 +1,73 @@
+"""LPIPS v0.1 (Zhang et al., 2018) with an AlexNet or VGG16 trunk, in plain PyTorch.
+
+Matches the official ``lpips.LPIPS(net=..., version="0.1")`` with its defaults:
+the input scaling layer, channel-normalised activations of five layers, squared
+differences weighted by the learned linear heads, averaged over space and
+summed over layers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from gtasr.perceptual.backbones import alexnet_trunk, vgg16_trunk
+from gtasr.perceptual.frozen import FrozenMetric, check_pair
+from gtasr.perceptual.weights import TAP_CHANNELS, find_weights, head_candidates, trunk_candidates
+
+ARCHITECTURES = {"alex": "alexnet", "vgg": "vgg16"}
+# The official scaling layer: maps [-1, 1] inputs to ImageNet-normalised ones.
+SHIFT = (-0.030, -0.088, -0.188)
+SCALE = (0.458, 0.448, 0.450)
+
+
+def unit_channels(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Divide each spatial position's feature vector by its L2 norm (plus eps)."""
+    norm = features.pow(2).sum(dim=1, keepdim=True).sqrt()
+    return features / (norm + eps)
+
+
+class LPIPS(FrozenMetric):
+    """Learned Perceptual Image Patch Similarity, ``forward(a, b) -> Tensor[B]``.
+
+    Inputs are NCHW RGB in [-1, 1]. The weights are frozen (see
+    :mod:`gtasr.perceptual.weights` for where they are looked up); gradients
+    reach the inputs. Distances are computed in float32, also under autocast.
+    """
+
+    def __init__(self, net: str = "alex", weights_dir: str | os.PathLike[str] | None = None):
+        super().__init__()
+        if net not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown LPIPS network {net!r}; choose one of {sorted(ARCHITECTURES)}"
+            )
+        arch = ARCHITECTURES[net]
+        self.net_name = net
+        self.trunk = alexnet_trunk() if arch == "alexnet" else vgg16_trunk()
+        self.channels = TAP_CHANNELS[arch]
+        self.register_buffer("heads", torch.zeros(sum(self.channels)))
+        self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1), persistent=False)
+
+        trunk_state, self.trunk_source = find_weights(
+            f"the {arch} trunk", trunk_candidates(arch, weights_dir)
+        )
+        heads_state, self.heads_source = find_weights(
+            f"the LPIPS-{net} linear heads", head_candidates(arch, weights_dir)
+        )
+        self.trunk.features.load_state_dict(trunk_state)
+        self.heads.copy_(torch.cat([heads_state[str(i)] for i in range(len(self.channels))]))
+        self.eval()
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Per-sample LPIPS distance between two batches in [-1, 1]."""
+        check_pair(a, b)
+        both = (torch.cat([a, b]) - self.shift) / self.scale
+        total = a.new_zeros(a.shape[0], dtype=torch.float32)
+        heads = torch.split(self.heads, self.channels)
+        for features, weight in zip(self.trunk(both), heads, strict=True):
+            f_a, f_b = unit_channels(features.float()).chunk(2)
+            per_channel = (f_a - f_b).pow(2).mean(dim=(2, 3))
+            total = total + per_channel @ weight
+        return total

@@ -1,0 +1,62 @@
+"""Fixtures for the perceptual tests: the metrics (built once) and the fixed images."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from gtasr.perceptual import DISTS, LPIPS, WeightsNotFoundError
+
+
+def _load_reference_images() -> ModuleType:
+    path = Path(__file__).with_name("reference_images.py")
+    spec = importlib.util.spec_from_file_location("gtasr_test_reference_images", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def reference_images() -> ModuleType:
+    """The helper module that builds the fixed image pairs (shared with make_reference.py)."""
+    return _load_reference_images()
+
+
+def _build(factory):
+    try:
+        return factory()
+    except WeightsNotFoundError as error:
+        pytest.skip(f"perceptual weights not installed: {error}")
+
+
+@pytest.fixture(scope="session")
+def lpips_alex() -> LPIPS:
+    return _build(lambda: LPIPS("alex"))
+
+
+@pytest.fixture(scope="session")
+def lpips_vgg() -> LPIPS:
+    return _build(lambda: LPIPS("vgg"))
+
+
+@pytest.fixture(scope="session")
+def dists() -> DISTS:
+    return _build(DISTS)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Run these tests single-threaded and restore the setting afterwards.
+
+    The inputs are tiny, so intra-op threads cost more in synchronisation than
+    they save, and on a shared, busy machine they stall badly.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
