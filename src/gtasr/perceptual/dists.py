@@ -72,5 +72,5 @@ class DISTS(FrozenMetric):
             cov = (f_a * f_b).mean(dim=(2, 3)) - mean_a * mean_b
             luminance = (2 * mean_a * mean_b + C1) / (mean_a**2 + mean_b**2 + C1)
             structure = (2 * cov + C2) / (var_a + var_b + C2)
-            similarity = similarity + luminance @ alpha + structure @ beta
+            similarity = similarity + (luminance * alpha + structure * beta).sum(dim=1)
         return 1 - similarity

@@ -69,5 +69,5 @@ class LPIPS(FrozenMetric):
         for features, weight in zip(self.trunk(both), heads, strict=True):
             f_a, f_b = unit_channels(features.float()).chunk(2)
             per_channel = (f_a - f_b).pow(2).mean(dim=(2, 3))
-            total = total + per_channel @ weight
+            total = total + (per_channel * weight).sum(dim=1)
         return total
