@@ -203,3 +203,34 @@ def test_bfloat16_autocast_close_to_float32():
             low = net(x, c_noise, y)
     rel = (low.float() - ref).norm() / ref.norm()
     assert rel < 0.05
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_onnx_export_has_dynamic_size_and_pads_windows(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    net = build_network(MICRO).eval()
+    randomize_(net)
+    path = tmp_path / "micro.onnx"
+    # Traced at a size that needs no window padding, run at one that does.
+    x, c_noise, y = inputs(64, 64, batch=1)
+    dynamic = {"x": {0: "b", 2: "H", 3: "W"}, "y": {0: "b", 2: "h", 3: "w"}, "c_noise": {0: "b"}}
+    torch.onnx.export(
+        net,
+        (x, c_noise, y),
+        str(path),
+        opset_version=17,
+        dynamo=False,
+        input_names=["x", "c_noise", "y"],
+        output_names=["out"],
+        dynamic_axes={**dynamic, "out": {0: "b", 2: "H", 3: "W"}},
+    )
+    onnx.checker.check_model(str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x, c_noise, y = inputs(24, 40)
+    with torch.no_grad():
+        expected = net(x, c_noise, y).numpy()
+    feed = {"x": x.numpy(), "c_noise": c_noise.numpy(), "y": y.numpy()}
+    (out,) = session.run(None, feed)
+    assert out.shape == expected.shape
+    assert abs(out - expected).max() < 1e-4

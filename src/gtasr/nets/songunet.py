@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gtasr.nets.swin import SwinAttention, group_norm
+from gtasr.nets.swin import SwinAttention, group_norm, tracing
 
 SCALE = 4
 SKIP_SCALE = math.sqrt(0.5)
@@ -264,7 +264,8 @@ class SongUNetSR(nn.Module):
 
     def forward(self, x: Tensor, c_noise: Tensor, y: Tensor) -> Tensor:
         """Noisy HR state (B,3,4h,4w), noise label (B,), LR image (B,3,h,w) -> (B,3,4h,4w)."""
-        self._check_shapes(x, y)
+        if not tracing():
+            self._check_shapes(x, y)
         emb = self.embed_noise(c_noise, x.shape[0]).to(x.dtype)
         h = self.conv_in(torch.cat([F.pixel_unshuffle(x, SCALE), y.to(x.dtype)], dim=1))
         skips = [h]

@@ -19,6 +19,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def tracing() -> bool:
+    """True while the module is being traced or exported (shape branches must stay general)."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
 def group_norm(channels: int, groups: int = 32, eps: float = 1e-5) -> nn.GroupNorm:
     """GroupNorm with at most ``groups`` groups, at least 4 channels per group when possible.
 
@@ -114,14 +119,12 @@ class SwinBlock(nn.Module):
         b, _, h, w = x.shape
         pad_h = (self.window - h % self.window) % self.window
         pad_w = (self.window - w % self.window) % self.window
-        if pad_h or pad_w:
+        padded = tracing() or bool(pad_h or pad_w)
+        if padded:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        hp, wp = h + pad_h, w + pad_w
         out = self.attn(window_partition(x, self.window))
-        out = window_merge(out, self.window, b, hp, wp)
-        if pad_h or pad_w:
-            out = out[:, :, :h, :w]
-        return out
+        out = window_merge(out, self.window, b, h + pad_h, w + pad_w)
+        return out[:, :, :h, :w] if padded else out
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.attend(self.norm1(x))
