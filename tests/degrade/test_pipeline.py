@@ -138,6 +138,8 @@ def test_poisson_noise_is_signal_dependent_and_unbiased():
     assert abs(diff[..., 100:180].mean().item()) < 2e-3
     gray = add_poisson_noise(ramp, (1.0, 1.0), 1.0, gen)
     torch.testing.assert_close(gray[:, 0] - ramp[:, 0], gray[:, 1] - ramp[:, 1])
+    strided = add_poisson_noise(ramp.transpose(-1, -2), (1.0, 1.0), 0.5, gen)  # non-contiguous
+    assert strided.shape == ramp.shape
 
 
 def test_jpeg_quality_orders_the_error():

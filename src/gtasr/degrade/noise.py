@@ -52,7 +52,7 @@ def _shot_noise(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     quantised = codes / 255.0
     b = images.shape[0]
     present = torch.zeros((b, 256), dtype=torch.bool, device=images.device)
-    present.scatter_(1, codes.long().view(b, -1), True)
+    present.scatter_(1, codes.long().reshape(b, -1), True)
     levels = present.sum(dim=1).clamp(min=1).to(images.dtype)
     vals = torch.exp2(torch.ceil(torch.log2(levels))).view(b, 1, 1, 1)
     counts = torch.poisson(quantised * vals, generator=generator)

@@ -1,0 +1,156 @@
+"""Fetch the training photos: natural photographs shipped in Debian wallpaper packages.
+
+The checked-in list ``training_photos.json`` names each photo by package and
+path inside the package, with its SHA-256 and byte size; photos were chosen by
+eye (no drawings, renders or abstract graphics). Fetching downloads the
+packages with ``apt-get download`` into a temporary folder (nothing is
+installed), unpacks them with ``dpkg-deb -x``, checks every listed file and
+copies it to ``OUT/<split>/<name>`` (``split`` is ``train`` or ``test``; the
+test photos are held out for ``gtasr make-testset``). A missing file or a
+checksum mismatch stops with an error naming it: a changed package must not
+silently change the training data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from gtasr.errors import GtasrError
+from gtasr.fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "training_photos.json"
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One listed photo: where it is in which package, what it must hash to."""
+
+    name: str
+    package: str
+    path: str
+    sha256: str
+    size: int
+    split: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    packages: dict[str, str]
+    """Package name -> the version the list was made from."""
+    photos: list[Photo]
+
+
+def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
+    """Read the photo list (default: the one shipped with gtasr)."""
+    if path is None:
+        text = resources.files("gtasr.data").joinpath(MANIFEST_NAME).read_text("utf-8")
+    else:
+        text = Path(path).read_text("utf-8")
+    data = json.loads(text)
+    fields = Photo.__dataclass_fields__
+    photos = [Photo(**{key: entry[key] for key in fields}) for entry in data["photos"]]
+    return Manifest(packages=dict(data["packages"]), photos=photos)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _run(command: Sequence[str], cwd: Path) -> None:
+    """Run a packaging tool; its failure becomes one clear error line."""
+    try:
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as error:
+        raise GtasrError(f"{command[0]} not found (a Debian-based system is needed)") from error
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        reason = detail[-1] if detail else f"exit code {result.returncode}"
+        raise GtasrError(f"{' '.join(command[:2])} failed: {reason}")
+
+
+def apt_download(packages: Sequence[str], folder: Path) -> None:
+    """``apt-get download`` the packages' .deb files into ``folder`` (no install)."""
+    _run(["apt-get", "download", *packages], cwd=folder)
+
+
+def unpack_debs(debs: Path, root: Path) -> None:
+    """Extract every ``PACKAGE_*.deb`` in ``debs`` to ``root/PACKAGE`` with ``dpkg-deb -x``."""
+    for deb in sorted(debs.glob("*.deb")):
+        package = deb.name.split("_", 1)[0]
+        target = root / package
+        target.mkdir(parents=True, exist_ok=True)
+        _run(["dpkg-deb", "-x", str(deb), str(target)], cwd=debs)
+
+
+def verify_and_copy(photos: Sequence[Photo], root: Path, out: Path) -> list[Path]:
+    """Check each photo under ``root/PACKAGE/PATH`` and copy it to ``out/SPLIT/NAME``.
+
+    Raises :class:`GtasrError` naming the first missing or mismatching file
+    before anything is copied.
+    """
+    sources = []
+    for photo in photos:
+        source = root / photo.package / photo.path
+        if not source.is_file():
+            raise GtasrError(f"{photo.package}: {photo.path} is missing from the package")
+        size = source.stat().st_size
+        digest = sha256_of(source)
+        if size != photo.size or digest != photo.sha256:
+            raise GtasrError(
+                f"{photo.package}: {photo.path} does not match the list "
+                f"(sha256 {digest[:12]}..., {size} bytes; expected {photo.sha256[:12]}..., "
+                f"{photo.size} bytes); the package changed, the photo list needs review"
+            )
+        sources.append(source)
+    written = []
+    for photo, source in zip(photos, sources, strict=True):
+        target = out / photo.split / photo.name
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+        written.append(target)
+    return written
+
+
+def fetch_photos(
+    out: str | os.PathLike[str],
+    manifest: Manifest | None = None,
+    download: Callable[[Sequence[str], Path], None] | None = None,
+) -> list[Path]:
+    """Download, unpack, verify and copy the listed photos to ``out``; returns the copies.
+
+    ``download(packages, folder)`` puts the packages' .deb files in ``folder``
+    (default :func:`apt_download`).
+    """
+    manifest = manifest or load_manifest()
+    download = download or apt_download
+    packages = sorted({photo.package for photo in manifest.photos})
+    with tempfile.TemporaryDirectory(prefix="gtasr-photos-") as temp:
+        work = Path(temp)
+        debs, root = work / "debs", work / "root"
+        debs.mkdir()
+        # apt drops privileges to its own user when it can; let it write here.
+        work.chmod(0o755)
+        debs.chmod(0o777)
+        log.info("downloading %s", ", ".join(packages))
+        download(packages, debs)
+        unpack_debs(debs, root)
+        missing = [p for p in packages if not (root / p).is_dir()]
+        if missing:
+            raise GtasrError(f"packages not downloaded: {', '.join(missing)}")
+        return verify_and_copy(manifest.photos, root, Path(out))
