@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this area's subcommands to ``subparsers``."""
     _register_evaluate(subparsers)
+    _register_drift(subparsers)
+    _register_decoupling(subparsers)
+    _register_compare_grid(subparsers)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -97,4 +100,157 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if result.errors:
         log.error("%d of %d images could not be scored", len(result.errors), len(pairs))
         return 2
+    return 0
+
+
+def _add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by the drift and decoupling analyses."""
+    parser.add_argument(
+        "--model", action="append", required=True, help="model file (repeat for several)"
+    )
+    parser.add_argument("--gt", type=Path, required=True, help="folder of ground-truth images")
+    parser.add_argument("--lq", type=Path, required=True, help="folder of LR images (same stems)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (PNG + JSON)")
+    parser.add_argument("--limit", type=int, help="use only the first N images (sorted by stem)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+
+
+def _models_and_pairs(args: argparse.Namespace) -> tuple[list, list, torch.device]:
+    from gtasr.eval.diagnostics import common_stride, load_models, load_test_pairs
+
+    if args.limit is not None and args.limit < 1:
+        raise GtasrError(f"--limit must be >= 1, not {args.limit}")
+    device = resolve_device(args.device)
+    models = load_models(args.model, device)
+    pairs = load_test_pairs(args.gt, args.lq, stride=common_stride(models), limit=args.limit)
+    return models, pairs, device
+
+
+def _register_drift(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "drift",
+        help="timestep drift (paper Fig. 2): x0 prediction error along the trajectory",
+        description=(
+            "For each test image, predict x0 from the ground-truth bridge state at every grid "
+            "point eta_k = (k/K)**power, k = 1..K (the last is x_T = y0 + eps) and plot the "
+            "error against eta for each model. Writes drift.png and drift.json to --out."
+        ),
+    )
+    _add_model_data_arguments(parser)
+    parser.add_argument("--grid-points", type=int, default=8, help="K, non-zero grid points")
+    parser.add_argument("--power", type=float, default=1.0, help="grid exponent (default 1)")
+    parser.add_argument("--draws", type=int, default=1, help="noise draws per image")
+    parser.add_argument("--lpips", action="store_true", help="also measure LPIPS-alex")
+    parser.set_defaults(func=run_drift)
+
+
+def run_drift(args: argparse.Namespace) -> int:
+    """``gtasr drift``."""
+    from gtasr.eval.drift import DriftConfig, measure_drift, plot_drift
+
+    if args.grid_points < 1 or args.draws < 1 or args.power <= 0:
+        raise GtasrError("--grid-points and --draws must be >= 1 and --power > 0")
+    models, pairs, device = _models_and_pairs(args)
+    config = DriftConfig(
+        grid_points=args.grid_points,
+        power=args.power,
+        draws=args.draws,
+        seed=args.seed,
+        lpips=args.lpips,
+    )
+    document = measure_drift(models, pairs, config, device)
+    write_json(args.out / "drift.json", document)
+    plot_drift(document, args.out / "drift.png")
+    log.info("wrote %s and %s", args.out / "drift.json", args.out / "drift.png")
+    return 0
+
+
+def _register_decoupling(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "decoupling",
+        help="geometric decoupling (paper Fig. 4): positional error vs structural variance",
+        description=(
+            "Per image and model: positional error = mean |f(x_T) - x0| over K draws; structural "
+            "variance = mean over pixels of the variance, over K draws x timesteps, of the Sobel "
+            "magnitude of f's prediction from the ground-truth bridge state (docs/diagnostics.md). "
+            "Writes decoupling.png and decoupling.json to --out."
+        ),
+    )
+    _add_model_data_arguments(parser)
+    parser.add_argument("--draws", type=int, default=4, help="K, noise draws per image")
+    parser.add_argument(
+        "--timesteps",
+        default="0.3333333333333333,0.6666666666666666,1",
+        help="comma-separated t in (0, 1] (default 1/3,2/3,1)",
+    )
+    parser.set_defaults(func=run_decoupling)
+
+
+def run_decoupling(args: argparse.Namespace) -> int:
+    """``gtasr decoupling``."""
+    from gtasr.eval.decoupling import DecouplingConfig, measure_decoupling, plot_decoupling
+
+    try:
+        timesteps = tuple(float(t) for t in args.timesteps.split(","))
+    except ValueError as error:
+        raise GtasrError(f"--timesteps {args.timesteps!r}: expected numbers") from error
+    if not all(0.0 < t <= 1.0 for t in timesteps) or args.draws < 1:
+        raise GtasrError("--timesteps must lie in (0, 1] and --draws must be >= 1")
+    if args.draws * len(timesteps) < 2:
+        raise GtasrError("structural variance needs at least two predictions (--draws x steps)")
+    models, pairs, device = _models_and_pairs(args)
+    config = DecouplingConfig(draws=args.draws, timesteps=timesteps, seed=args.seed)
+    document = measure_decoupling(models, pairs, config, device)
+    write_json(args.out / "decoupling.json", document)
+    plot_decoupling(document, args.out / "decoupling.png")
+    log.info("wrote %s and %s", args.out / "decoupling.json", args.out / "decoupling.png")
+    return 0
+
+
+def _register_compare_grid(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare-grid",
+        help="side-by-side crops: LR | bicubic | models ... | GT",
+        description=(
+            "For each image in --images, crop the same box (HR coordinates) from the LR "
+            "(nearest x4), Pillow bicubic x4, every --sr folder and the GT, and draw them in one "
+            "row with labels and PSNR-Y. Writes --out (PNG) and the PSNR values beside it (JSON)."
+        ),
+    )
+    parser.add_argument("--lq", type=Path, required=True, help="folder of LR images")
+    parser.add_argument("--gt", type=Path, required=True, help="folder of ground-truth images")
+    parser.add_argument(
+        "--sr", action="append", required=True, help="NAME=DIR of SR images (repeat)"
+    )
+    parser.add_argument("--images", required=True, help="comma-separated stems")
+    parser.add_argument(
+        "--box",
+        action="append",
+        required=True,
+        help="x,y,w,h in HR pixels; once for all images or once per image",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output PNG")
+    parser.set_defaults(func=run_compare_grid)
+
+
+def run_compare_grid(args: argparse.Namespace) -> int:
+    """``gtasr compare-grid``."""
+    from gtasr.eval.compare_grid import Box, build_grid, grid_document, parse_named_dir, plot_grid
+
+    stems = [s.strip() for s in args.images.split(",") if s.strip()]
+    if not stems:
+        raise GtasrError("--images names no image")
+    if args.out.suffix.lower() != ".png":
+        raise GtasrError(f"--out {args.out}: expected a .png file name")
+    rows = build_grid(
+        stems,
+        [Box.parse(text) for text in args.box],
+        args.lq,
+        args.gt,
+        [parse_named_dir(text) for text in args.sr],
+    )
+    plot_grid(rows, args.out)
+    write_json(args.out.with_suffix(".json"), grid_document(rows))
+    log.info("wrote %s and %s", args.out, args.out.with_suffix(".json"))
     return 0

@@ -99,7 +99,7 @@ def parse_metrics(text: str | None, have_gt: bool) -> tuple[str, ...]:
     return names
 
 
-def _by_stem(folder: Path) -> dict[str, Path]:
+def images_by_stem(folder: Path) -> dict[str, Path]:
     """Image files of ``folder`` keyed by stem; two files sharing a stem are an error."""
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
@@ -115,10 +115,10 @@ def _by_stem(folder: Path) -> dict[str, Path]:
 
 def match_pairs(sr_dir: Path, gt_dir: Path | None) -> list[Pair]:
     """Pair SR and GT images by stem; any image without a partner is an error naming it."""
-    sr = _by_stem(Path(sr_dir))
+    sr = images_by_stem(Path(sr_dir))
     if gt_dir is None:
         return [Pair(stem, path, None) for stem, path in sorted(sr.items())]
-    gt = _by_stem(Path(gt_dir))
+    gt = images_by_stem(Path(gt_dir))
     problems = [f"{sr[s]} has no ground truth in {gt_dir}" for s in sorted(sr.keys() - gt.keys())]
     problems += [f"{gt[s]} has no SR image in {sr_dir}" for s in sorted(gt.keys() - sr.keys())]
     if problems:
