@@ -1,9 +1,182 @@
-"""Subcommands of this area (see gtasr.cli)."""
+"""``gtasr upscale``, ``gtasr export-onnx`` and ``gtasr demo`` (see gtasr.cli)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.resources
+import logging
+import time
+from pathlib import Path
+
+from gtasr.errors import GtasrError, InputError
+from gtasr.imageio import list_images, read_image
+from gtasr.infer.backends import PRECISIONS
+from gtasr.infer.batch import EXTENSIONS, METHODS, UpscaleOptions, image_size, process_files
+from gtasr.infer.upscaler import DEFAULT_TILE_OVERLAP, Upscaler, bundled_model_path
+
+log = logging.getLogger(__name__)
+
+DEMO_SAMPLE = "sample.png"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this area's subcommands to ``subparsers``."""
+    """Add ``upscale``, ``export-onnx`` and ``demo``."""
+    _register_upscale(subparsers)
+    _register_export(subparsers)
+    _register_demo(subparsers)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, help="model file (default: the bundled model)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+
+
+def _register_upscale(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "upscale",
+        help="x4 super-resolution of image files",
+        description="Upscale images x4. INPUT may be files, folders or glob patterns.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR")
+    _add_model_options(parser)
+    parser.add_argument(
+        "--tile", type=int, default=512, help="LR tile size in pixels, 0 = whole image (512)"
+    )
+    parser.add_argument(
+        "--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, help="LR pixels (32)"
+    )
+    parser.add_argument("--outscale", type=float, default=4.0, help="final scale (Lanczos)")
+    parser.add_argument("--suffix", default="", help="appended to output file stems")
+    parser.add_argument("--ext", choices=EXTENSIONS, default="auto", help="output format")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (95)")
+    parser.add_argument("--recursive", action="store_true", help="descend into sub-folders")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger inputs")
+    parser.add_argument(
+        "--method", choices=METHODS, default="model", help="model, or a classical baseline"
+    )
+    parser.add_argument("--steps", type=int, default=1, help="sampling steps of the model (1)")
+    parser.set_defaults(func=run_upscale)
+
+
+def _register_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export-onnx",
+        help="export a model file to ONNX",
+        description="Export f(x, sigma, y) with dynamic batch, height and width.",
+    )
+    parser.add_argument("--model", type=Path, required=True, help="model file (.safetensors)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.onnx")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.set_defaults(func=run_export_onnx)
+
+
+def _register_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="upscale the bundled sample image", description="Upscale a sample image."
+    )
+    parser.add_argument("-o", "--output", type=Path, default=Path("out/demo"), metavar="OUT_DIR")
+    _add_model_options(parser)
+    parser.set_defaults(func=run_demo)
+
+
+def _expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Path], int]:
+    """Expand every INPUT on its own, so one missing path does not stop the others."""
+    paths: list[Path] = []
+    failed = 0
+    for item in inputs:
+        try:
+            found = list_images([item], recursive)
+        except InputError as error:
+            log.error("%s", error)
+            failed += 1
+            continue
+        if not found:
+            log.error("%s: no images found", item)
+            failed += 1
+        paths.extend(p for p in found if p not in paths)
+    return paths, failed
+
+
+def run_upscale(args: argparse.Namespace) -> int:
+    """``gtasr upscale``: exit 0 when every input was upscaled or skipped, 1 otherwise."""
+    options = UpscaleOptions(
+        out_dir=args.output,
+        method=args.method,
+        seed=args.seed,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        steps=args.steps,
+        outscale=args.outscale,
+        suffix=args.suffix,
+        ext=args.ext,
+        quality=args.quality,
+        overwrite=args.overwrite,
+        max_pixels=args.max_pixels,
+    )
+    paths, failed = _expand_inputs(args.inputs, args.recursive)
+    upscaler = None
+    if options.method == "model" and paths:
+        upscaler = Upscaler.from_pretrained(
+            args.model, device=args.device, precision=args.precision, backend=args.backend
+        )
+    result = process_files(paths, options, upscaler)
+    result.failed += failed
+    log.info(
+        "%d written, %d skipped, %d failed -> %s",
+        result.written,
+        result.skipped,
+        result.failed,
+        options.out_dir,
+    )
+    return 1 if result.failed else 0
+
+
+def run_export_onnx(args: argparse.Namespace) -> int:
+    """``gtasr export-onnx``."""
+    from gtasr.infer.onnx_export import export_onnx
+
+    if args.output.exists() and not args.overwrite:
+        raise GtasrError(f"{args.output} exists (use --overwrite to replace it)")
+    start = time.perf_counter()
+    export_onnx(args.model, args.output)
+    log.info("wrote %s in %.1f s", args.output, time.perf_counter() - start)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``gtasr demo``: upscale the bundled sample; bicubic while no model is bundled."""
+    model = args.model or bundled_model_path()
+    method = "model" if model is not None else "bicubic"
+    if model is None:
+        log.info(
+            "No trained model is bundled with gtasr yet, so this demo upscales with bicubic "
+            "interpolation. Pass --model PATH to use a trained model."
+        )
+    options = UpscaleOptions(out_dir=args.output, method=method, seed=args.seed, overwrite=True)
+    start = time.perf_counter()
+    upscaler = None
+    if model is not None:
+        upscaler = Upscaler.from_pretrained(model, device=args.device, precision=args.precision)
+    resource = importlib.resources.files("gtasr") / "assets" / DEMO_SAMPLE
+    with importlib.resources.as_file(resource) as sample:
+        result = process_files([sample], options, upscaler)
+        target = options.out_dir / f"{sample.stem}.png"
+        source_size = image_size(read_image(sample).rgb)
+    if result.failed:
+        return 1
+    seconds = time.perf_counter() - start
+    label = f"model {model}" if model is not None else "bicubic"
+    log.info(
+        "Upscaled the %s sample to %s (%s) with %s in %.2f s.",
+        source_size,
+        target.resolve(),
+        image_size(read_image(target).rgb),
+        label,
+        seconds,
+    )
+    return 0

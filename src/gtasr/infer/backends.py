@@ -1,0 +1,114 @@
+"""Runtimes that evaluate the consistency function f(x, sigma, y): PyTorch or onnxruntime.
+
+Both expose the same call, ``denoiser(x, sigma, y) -> Tensor`` (unclamped, on
+the input's device for PyTorch, on the CPU for onnxruntime), so the samplers
+and the tiler do not care which one runs. Neither keeps per-call state: one
+instance can serve several threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gtasr.errors import GtasrError
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; other names are checked."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise GtasrError("--device cuda was requested but PyTorch sees no CUDA device")
+    return resolved
+
+
+class TorchDenoiser:
+    """A :class:`~gtasr.method.precond.ConsistencyModel` in eval mode on one device.
+
+    ``precision`` ``"fp32"`` runs as stored; ``"bf16"``/``"fp16"`` run the
+    backbone's matrix products in reduced precision under autocast while the
+    preconditioning arithmetic stays in float32.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device, precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise GtasrError(
+                f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"
+            )
+        if precision == "fp16" and device.type == "cpu":
+            log.warning("fp16 on the CPU is slow; bf16 is the reduced precision CPUs support well")
+        self.model = model.to(device).eval()
+        self.device = device
+        self.precision = precision
+        self.stride = int(model.backbone.stride)
+        self.scale = int(model.backbone.scale)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
+
+    def __call__(self, x: Tensor, sigma: float, y: Tensor) -> Tensor:
+        with torch.inference_mode(), self._autocast():
+            out = self.model(x.to(self.device), float(sigma), y.to(self.device))
+        return out.float()
+
+
+class OnnxDenoiser:
+    """An exported model (see :mod:`gtasr.infer.onnx_export`) run by onnxruntime."""
+
+    def __init__(self, path: str | Path, device: torch.device) -> None:
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise GtasrError(
+                "--backend onnx needs onnxruntime: pip install 'gtasr[onnx]'"
+            ) from error
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            available = onnxruntime.get_available_providers()
+            if "CUDAExecutionProvider" not in available:
+                raise GtasrError("onnxruntime has no CUDA provider; use --device cpu")
+            providers.insert(0, "CUDAExecutionProvider")
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(path), sess_options=options, providers=providers
+            )
+        except Exception as error:  # onnxruntime raises its own, unexported, error types
+            raise GtasrError(f"{path}: cannot load ONNX model ({error})") from error
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "gtasr.stride" not in meta:
+            raise GtasrError(f"{path}: not an ONNX model exported by gtasr export-onnx")
+        self.stride = int(meta["gtasr.stride"])
+        self.scale = int(meta["gtasr.scale"])
+        self.network = json.loads(meta.get("gtasr.network", "{}"))
+        self.device = torch.device("cpu")
+        self.precision = "fp32"
+
+    def __call__(self, x: Tensor, sigma: float, y: Tensor) -> Tensor:
+        feeds = {
+            "x": x.detach().float().cpu().numpy(),
+            "sigma": np.full((x.shape[0],), sigma, dtype=np.float32),
+            "y": y.detach().float().cpu().numpy(),
+        }
+        (out,) = self.session.run(["f"], feeds)
+        return torch.from_numpy(out)

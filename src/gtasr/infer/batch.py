@@ -1,0 +1,193 @@
+"""Upscaling many files: output naming, skipping, per-file errors, atomic writes.
+
+One bad file never stops a batch: its problem is logged with its name and
+the batch goes on; the caller turns the failure count into the exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from gtasr.errors import GtasrError, InputError
+from gtasr.imageio import Image, read_image, write_image
+from gtasr.infer.resample import resize
+from gtasr.infer.upscaler import DEFAULT_TILE_OVERLAP, Upscaler, upscale_alpha
+
+log = logging.getLogger(__name__)
+
+METHODS = ("model", "bicubic", "lanczos")
+EXTENSIONS = ("auto", "png", "jpg", "webp")
+SCALE = 4
+
+
+@dataclass(frozen=True)
+class UpscaleOptions:
+    """Everything ``gtasr upscale`` needs besides the inputs and the model."""
+
+    out_dir: Path
+    method: str = "model"
+    seed: int = 0
+    tile: int | None = 512
+    tile_overlap: int = DEFAULT_TILE_OVERLAP
+    steps: int = 1
+    outscale: float = 4.0
+    suffix: str = ""
+    ext: str = "auto"
+    quality: int = 95
+    overwrite: bool = False
+    max_pixels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise GtasrError(f"unknown --method {self.method!r} (choose from {', '.join(METHODS)})")
+        if self.ext not in EXTENSIONS:
+            raise GtasrError(f"unknown --ext {self.ext!r} (choose from {', '.join(EXTENSIONS)})")
+        if not self.outscale > 0:
+            raise GtasrError(f"--outscale must be positive, not {self.outscale}")
+        if not 1 <= self.quality <= 100:
+            raise GtasrError(f"--quality must be within 1..100, not {self.quality}")
+        if self.steps < 1:
+            raise GtasrError(f"--steps must be at least 1, not {self.steps}")
+        if self.tile is not None and self.tile < 0:
+            raise GtasrError(f"--tile must be 0 (off) or positive, not {self.tile}")
+        if self.tile_overlap < 0:
+            raise GtasrError(f"--tile-overlap must not be negative, not {self.tile_overlap}")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise GtasrError(f"--max-pixels must be positive, not {self.max_pixels}")
+
+
+@dataclass
+class BatchResult:
+    """Counts of one batch run."""
+
+    written: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def output_path(source: Path, options: UpscaleOptions, has_alpha: bool = False) -> Path:
+    """``OUT_DIR/<stem><suffix>.<ext>``: PNG for ``auto`` and whenever JPEG would lose alpha."""
+    ext = "png" if options.ext == "auto" or (has_alpha and options.ext == "jpg") else options.ext
+    return options.out_dir / f"{source.stem}{options.suffix}.{ext}"
+
+
+def upscale_image(image: Image, options: UpscaleOptions, upscaler: Upscaler | None) -> Image:
+    """The x4 (or ``outscale``) version of ``image`` by the chosen method."""
+    width = max(1, round(image.width * options.outscale))
+    height = max(1, round(image.height * options.outscale))
+    if options.method != "model":
+        rgb = resize(image.rgb, width, height, options.method, image.bit_depth)
+        alpha = None
+        if image.alpha is not None:
+            alpha = resize(image.alpha, width, height, options.method, image.bit_depth)
+    else:
+        if upscaler is None:
+            raise ValueError("method 'model' needs an Upscaler")
+        rgb = upscaler.upscale_rgb(
+            image.rgb,
+            seed=options.seed,
+            tile=options.tile or None,
+            tile_overlap=options.tile_overlap,
+            steps=options.steps,
+        )
+        alpha = None if image.alpha is None else upscale_alpha(image.alpha, SCALE)
+        if (width, height) != (rgb.shape[1], rgb.shape[0]):
+            rgb = resize(rgb, width, height, "lanczos", 16)
+            if alpha is not None:
+                alpha = resize(alpha, width, height, "lanczos", 16)
+    return Image(
+        rgb=rgb,
+        alpha=alpha,
+        grayscale=image.grayscale,
+        bit_depth=image.bit_depth,
+        source_format=image.source_format,
+    )
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def _already_there(
+    source: Path, target: Path, options: UpscaleOptions, claimed: dict[Path, Path]
+) -> bool:
+    """True when ``target`` exists and may not be replaced; an error when this run made it."""
+    if target in claimed:
+        raise InputError(source, f"same output name {target.name} as {claimed[target]}")
+    if target.exists() and not options.overwrite:
+        log.info("%s: skipped, %s exists (use --overwrite to replace it)", source, target)
+        return True
+    return False
+
+
+def process_one(
+    source: Path, options: UpscaleOptions, upscaler: Upscaler | None, claimed: dict[Path, Path]
+) -> str:
+    """Upscale one file; returns ``"written"`` or ``"skipped"``, raises on failure."""
+    planned = output_path(source, options)
+    if _already_there(source, planned, options, claimed):
+        return "skipped"
+    image = read_image(source, max_pixels=options.max_pixels)
+    target = output_path(source, options, has_alpha=image.alpha is not None)
+    if target != planned and _already_there(source, target, options, claimed):
+        return "skipped"
+    claimed[target] = source
+    result = upscale_image(image, options, upscaler)
+    try:
+        write_image(
+            target,
+            result.rgb,
+            alpha=result.alpha,
+            grayscale=result.grayscale,
+            bit_depth=result.bit_depth,
+            quality=options.quality,
+        )
+    except OSError as error:
+        raise InputError(target, f"cannot write output ({error})") from error
+    return "written"
+
+
+def process_files(
+    sources: list[Path], options: UpscaleOptions, upscaler: Upscaler | None
+) -> BatchResult:
+    """Upscale every file in ``sources`` with a progress bar; problems are logged per file."""
+    result = BatchResult()
+    claimed: dict[Path, Path] = {}
+    with logging_redirect_tqdm():
+        for source in tqdm(sources, desc="upscale", unit="image", disable=None):
+            try:
+                outcome = process_one(source, options, upscaler, claimed)
+            except GtasrError as error:
+                log.error("%s", error if isinstance(error, InputError) else f"{source}: {error}")
+                result.failed += 1
+                continue
+            except (RuntimeError, MemoryError) as error:
+                if not _is_out_of_memory(error):
+                    raise
+                log.error(
+                    "%s: out of memory; try a smaller --tile (for example --tile 256)", source
+                )
+                result.failed += 1
+                continue
+            if outcome == "written":
+                result.written += 1
+            else:
+                result.skipped += 1
+    return result
+
+
+def image_size(values: np.ndarray) -> str:
+    """``WxH`` of an H x W [x C] array, for messages."""
+    return f"{values.shape[1]}x{values.shape[0]}"

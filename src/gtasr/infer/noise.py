@@ -1,0 +1,78 @@
+"""A seeded Gaussian noise field over the whole HR canvas, cut into tiles on demand.
+
+The sampler starts from ``x_T = y0 + eps`` (METHOD §6), so the output depends on
+``eps``. For tiled inference to match untiled inference, every tile must see
+the same ``eps`` at the same canvas pixel. Holding the field for a large
+canvas costs as much memory as the output, so the field is defined
+procedurally instead: the canvas is divided into fixed square blocks, and
+each block's values come from its own generator, seeded from the user's seed,
+the sampling step and the block's position. Any crop of the field is thus the
+same whether it is drawn for one tile or for the full image, and a pixel's
+noise does not depend on the image size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+BLOCK = 128
+"""Side of the square noise blocks, in HR pixels."""
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(value: int) -> int:
+    """One round of the SplitMix64 mixer: nearby inputs give unrelated outputs."""
+    value = (value + 0x9E3779B97F4A7C15) & _MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)
+
+
+def block_seed(seed: int, step: int, block_row: int, block_col: int) -> int:
+    """A 63-bit generator seed for one block of the field of ``seed`` at sampling ``step``."""
+    mixed = _splitmix64(int(seed) & _MASK64)
+    for part in (step, block_row, block_col):
+        mixed = _splitmix64(mixed ^ (int(part) & _MASK64))
+    return mixed >> 1
+
+
+class NoiseField:
+    """Standard normal noise, ``channels`` deep, defined on an unbounded HR canvas.
+
+    ``step`` selects an independent field for each step of multi-step sampling.
+    Instances hold only integers, so one can be shared between threads.
+    """
+
+    def __init__(self, seed: int, channels: int = 3, block: int = BLOCK) -> None:
+        self.seed = int(seed)
+        self.channels = int(channels)
+        self.block = int(block)
+
+    def _block(self, step: int, block_row: int, block_col: int) -> Tensor:
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(block_seed(self.seed, step, block_row, block_col))
+        return torch.randn(
+            (self.channels, self.block, self.block), generator=generator, dtype=torch.float32
+        )
+
+    def crop(self, top: int, left: int, height: int, width: int, step: int = 0) -> Tensor:
+        """Field values in rows [top, top + h) and columns [left, left + w): Tensor[1, C, h, w]."""
+        if top < 0 or left < 0 or height <= 0 or width <= 0:
+            raise ValueError(f"bad crop {top},{left},{height}x{width}")
+        out = torch.empty((1, self.channels, height, width), dtype=torch.float32)
+        b = self.block
+        for block_row in range(top // b, (top + height - 1) // b + 1):
+            row0 = max(top, block_row * b)
+            row1 = min(top + height, (block_row + 1) * b)
+            for block_col in range(left // b, (left + width - 1) // b + 1):
+                col0 = max(left, block_col * b)
+                col1 = min(left + width, (block_col + 1) * b)
+                values = self._block(step, block_row, block_col)
+                out[0, :, row0 - top : row1 - top, col0 - left : col1 - left] = values[
+                    :,
+                    row0 - block_row * b : row1 - block_row * b,
+                    col0 - block_col * b : col1 - block_col * b,
+                ]
+        return out

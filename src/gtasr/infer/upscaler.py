@@ -1,0 +1,243 @@
+"""The Python API: ``Upscaler.from_pretrained(path).upscale(image, seed=0)``.
+
+One network evaluation per tile (METHOD §6)::
+
+    x_T = y0 + sigma_max * eps,    SR = clamp(f(x_T, sigma_max, y), -1, 1)
+
+or, with ``steps=k > 1``, the same network sampled along k equally spaced
+noise levels (1, (k-1)/k, ..., 1/k: Stage II's grid), re-noising the
+prediction onto the bridge with fresh noise before each further step. The
+noise comes from a seeded :class:`~gtasr.infer.noise.NoiseField`, so a seed
+gives the same picture with or without tiling, on any device.
+
+An Upscaler holds only the model: every call builds its own noise and
+buffers, so one instance can serve several threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import PIL.Image
+import torch
+from torch import Tensor
+
+from gtasr.errors import GtasrError
+from gtasr.imageio import quantize, to_numpy, to_tensor
+from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser, resolve_device
+from gtasr.infer.noise import NoiseField
+from gtasr.infer.tiling import tiled_upscale
+from gtasr.method.sampling import sample_one_step
+from gtasr.method.schedule import bridge
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME: Final = "gtasr-default.safetensors"
+DEFAULT_TILE_OVERLAP: Final = 32
+SIGMA_MAX: Final = 1.0
+
+
+def bundled_model_path() -> Path | None:
+    """The default model shipped with gtasr (package data or the checkout's weights/), if any."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "weights", package.parents[1] / "weights"):
+        path = candidate / DEFAULT_MODEL_NAME
+        if path.is_file():
+            return path
+    return None
+
+
+def multistep_etas(steps: int) -> tuple[float, ...]:
+    """Noise levels visited by ``steps``-step sampling: sigma_max * (1, (k-1)/k, ..., 1/k)."""
+    if steps < 1:
+        raise GtasrError(f"steps must be at least 1, not {steps}")
+    return tuple(SIGMA_MAX * (steps - i) / steps for i in range(steps))
+
+
+class Upscaler:
+    """x4 super-resolution with a trained GTASR model."""
+
+    def __init__(self, denoiser: TorchDenoiser | OnnxDenoiser, source: str = "") -> None:
+        self.denoiser = denoiser
+        self.source = source
+        self.scale = denoiser.scale
+        self.stride = denoiser.stride
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+        backend: str = "torch",
+    ) -> Upscaler:
+        """Load a model file (``.safetensors``; ``.onnx`` with ``backend="onnx"``).
+
+        Without ``path``, the bundled default model. With ``backend="onnx"`` a
+        ``.safetensors`` file is exported to ONNX on the fly.
+        """
+        if path is None:
+            path = bundled_model_path()
+            if path is None:
+                raise GtasrError(
+                    "no trained model is bundled with gtasr yet: pass a model file "
+                    "(--model PATH, or Upscaler.from_pretrained(path))"
+                )
+        file = Path(path)
+        resolved = resolve_device(device)
+        if backend == "onnx":
+            return cls(_onnx_denoiser(file, resolved, precision), source=str(file))
+        if backend != "torch":
+            raise GtasrError(f"unknown backend {backend!r} (torch or onnx)")
+        if file.suffix.lower() == ".onnx":
+            raise GtasrError(f"{file}: ONNX models run with --backend onnx")
+        from gtasr.checkpoint import load_model
+
+        model, _ = load_model(file, device=resolved)
+        return cls(TorchDenoiser(model, resolved, precision), source=str(file))
+
+    def upscale_tensor(
+        self,
+        y: Tensor,
+        *,
+        seed: int = 0,
+        tile: int | None = None,
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        steps: int = 1,
+    ) -> Tensor:
+        """LR Tensor[1, 3, h, w] in [-1, 1] -> SR Tensor[1, 3, 4h, 4w] in [-1, 1] (CPU, float32)."""
+        if y.dim() != 4 or y.shape[0] != 1 or y.shape[1] != 3:
+            raise ValueError(f"expected a Tensor[1, 3, h, w], got {tuple(y.shape)}")
+        etas = multistep_etas(steps)
+        noise = NoiseField(seed, channels=3)
+        denoiser = self.denoiser
+
+        def sample(y_tile: Tensor, y0_tile: Tensor, top: int, left: int) -> Tensor:
+            height, width = y0_tile.shape[-2:]
+
+            def eps(step: int) -> Tensor:
+                return noise.crop(top, left, height, width, step).to(y0_tile.device)
+
+            return _sample(denoiser, y_tile, y0_tile, eps, etas)
+
+        device = getattr(denoiser, "device", torch.device("cpu"))
+        return tiled_upscale(
+            sample,
+            y.float().to(device),
+            scale=self.scale,
+            stride=self.stride,
+            tile=tile,
+            overlap=tile_overlap,
+        )
+
+    def upscale_rgb(self, rgb: np.ndarray, **options: Any) -> np.ndarray:
+        """H x W x 3 float [0, 1] -> 4H x 4W x 3 float32 [0, 1] (options as :meth:`upscale`)."""
+        return to_numpy(self.upscale_tensor(to_tensor(rgb), **options))
+
+    def upscale(
+        self,
+        image: PIL.Image.Image | np.ndarray,
+        seed: int = 0,
+        tile: int | None = None,
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        steps: int = 1,
+    ) -> PIL.Image.Image | np.ndarray:
+        """Upscale a PIL image or an H x W [x C] array; returns the same kind.
+
+        Arrays may be uint8, uint16 (full 16-bit range) or float ([0, 1]),
+        grayscale (H x W or H x W x 1), RGB or RGBA; the result has the same
+        dtype and channels. Alpha is upscaled separately (bicubic). PIL images
+        come back in their mode (palette images as RGB/RGBA).
+        """
+        options = {"seed": seed, "tile": tile, "tile_overlap": tile_overlap, "steps": steps}
+        if isinstance(image, PIL.Image.Image):
+            return _upscale_pil(self, image, options)
+        if isinstance(image, np.ndarray):
+            return _upscale_array(self, image, options)
+        raise TypeError(f"expected a PIL image or a numpy array, not {type(image).__name__}")
+
+
+def _sample(denoiser: Any, y: Tensor, y0: Tensor, eps: Any, etas: tuple[float, ...]) -> Tensor:
+    """One tile: the one-step sampler, then optional re-noise-and-denoise steps."""
+    x0_hat = sample_one_step(denoiser, y, eps(0), sigma_max=etas[0], y0=y0)
+    for step, eta in enumerate(etas[1:], start=1):
+        state = bridge(x0_hat, y0, eps(step), eta)
+        x0_hat = denoiser(state, eta, y).clamp(-1.0, 1.0)
+    return x0_hat
+
+
+def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    """H x W alpha in [0, 1] -> bicubic x``scale``, clipped to [0, 1]."""
+    from gtasr.method.schedule import upsample_lr
+
+    tensor = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))[None, None]
+    return upsample_lr(tensor * 2 - 1, scale)[0, 0].add(1).mul(0.5).clamp(0, 1).numpy()
+
+
+def _array_to_float(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if np.issubdtype(array.dtype, np.floating):
+        return np.clip(array.astype(np.float32), 0.0, 1.0)
+    raise TypeError(f"unsupported array dtype {array.dtype} (uint8, uint16 or float)")
+
+
+def _float_to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.uint8:
+        return quantize(values, 8)
+    if dtype == np.uint16:
+        return quantize(values, 16)
+    return values.astype(dtype)
+
+
+def _upscale_array(up: Upscaler, array: np.ndarray, options: dict[str, Any]) -> np.ndarray:
+    squeeze = array.ndim == 2
+    data = array[..., None] if squeeze else array
+    if data.ndim != 3 or data.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"expected H x W, H x W x 1, x 3 or x 4, got {array.shape}")
+    values = _array_to_float(data)
+    channels = data.shape[-1]
+    color = np.repeat(values[..., :1], 3, axis=-1) if channels == 1 else values[..., :3]
+    sr = up.upscale_rgb(color, **options)
+    if channels == 1:
+        sr = sr.mean(axis=-1, keepdims=True)
+    elif channels == 4:
+        alpha = upscale_alpha(values[..., 3], up.scale)
+        sr = np.concatenate([sr, alpha[..., None]], axis=-1)
+    out = _float_to_dtype(sr, array.dtype)
+    return out[..., 0] if squeeze else out
+
+
+def _upscale_pil(up: Upscaler, image: PIL.Image.Image, options: dict[str, Any]) -> PIL.Image.Image:
+    mode = image.mode
+    if mode.startswith("I;16"):
+        array = np.asarray(image).astype(np.uint16)
+        return PIL.Image.fromarray(_upscale_array(up, array, options))
+    target = {"L": "L", "LA": "RGBA", "RGB": "RGB", "RGBA": "RGBA"}.get(mode)
+    if target is None:
+        has_alpha = "A" in mode or "transparency" in image.info
+        target = "RGBA" if has_alpha else "RGB"
+    array = np.asarray(image.convert(target))
+    result = PIL.Image.fromarray(_upscale_array(up, array, options))
+    return result.convert("LA") if mode == "LA" else result
+
+
+def _onnx_denoiser(file: Path, device: torch.device, precision: str) -> OnnxDenoiser:
+    if precision != "fp32":
+        raise GtasrError("--backend onnx runs in fp32 only")
+    if file.suffix.lower() == ".onnx":
+        return OnnxDenoiser(file, device)
+    import tempfile
+
+    from gtasr.infer.onnx_export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="gtasr-onnx-") as folder:
+        exported = Path(folder) / "model.onnx"
+        export_onnx(file, exported)
+        return OnnxDenoiser(exported, device)

@@ -1,0 +1,70 @@
+"""ONNX export: dynamic sizes, metadata, and onnxruntime matching PyTorch for the same noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gtasr.cli import main
+from gtasr.errors import GtasrError
+from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
+from gtasr.infer.upscaler import Upscaler
+from gtasr.method.precond import ConsistencyModel
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Exported once through the command line."""
+    target = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    assert main(["export-onnx", "--model", str(tiny_model_file), "-o", str(target)]) == 0
+    return target
+
+
+def test_onnxruntime_matches_torch_at_other_sizes(
+    onnx_file: Path, tiny_model: ConsistencyModel
+) -> None:
+    ort = OnnxDenoiser(onnx_file, torch.device("cpu"))
+    assert (ort.stride, ort.scale) == (tiny_model.backbone.stride, 4)
+    reference = TorchDenoiser(tiny_model, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    # sizes unlike the export example: windows that need padding and ones that do not
+    for height, width in [(12, 20), (32, 32)]:
+        y = torch.rand((1, 3, height, width), generator=generator) * 2 - 1
+        x = torch.randn((1, 3, 4 * height, 4 * width), generator=generator)
+        for sigma in (1.0, 0.5):
+            difference = (ort(x, sigma, y) - reference(x, sigma, y)).abs().max()
+            assert float(difference) < 1e-3
+
+
+def test_onnx_backend_upscales_like_torch(onnx_file: Path, tiny_model_file: Path) -> None:
+    rgb = np.random.default_rng(0).random((10, 14, 3)).astype(np.float32)
+    torch_result = Upscaler.from_pretrained(tiny_model_file, device="cpu").upscale(rgb, seed=2)
+    onnx_result = Upscaler.from_pretrained(onnx_file, device="cpu", backend="onnx").upscale(
+        rgb, seed=2
+    )
+    assert np.abs(onnx_result - torch_result).max() < 1e-3
+
+
+def test_onnx_model_refused_by_torch_backend(onnx_file: Path) -> None:
+    with pytest.raises(GtasrError, match="--backend onnx"):
+        Upscaler.from_pretrained(onnx_file, device="cpu")
+
+
+def test_exported_graph_is_dynamic_and_not_overwritten(
+    onnx_file: Path, tiny_model_file: Path
+) -> None:
+    import onnx
+
+    graph = onnx.load(str(onnx_file))
+    meta = {entry.key: entry.value for entry in graph.metadata_props}
+    assert meta["gtasr.scale"] == "4"
+    dims = [d.dim_param or d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
+    assert isinstance(dims[2], str) and isinstance(dims[3], str)  # dynamic height and width
+    before = onnx_file.stat().st_mtime_ns
+    assert main(["export-onnx", "--model", str(tiny_model_file), "-o", str(onnx_file)]) == 2
+    assert onnx_file.stat().st_mtime_ns == before

@@ -1,0 +1,116 @@
+"""The Python API: loading, kinds of images in and out, seeds, threads, steps, precision."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from gtasr.errors import GtasrError
+from gtasr.infer.upscaler import Upscaler, bundled_model_path, multistep_etas
+
+
+@pytest.fixture(scope="module")
+def upscaler(tiny_model_file: Path) -> Upscaler:
+    return Upscaler.from_pretrained(tiny_model_file, device="cpu")
+
+
+def _rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((height, width, 3)).astype(np.float32)
+
+
+def test_no_bundled_model_is_a_clear_error() -> None:
+    if bundled_model_path() is not None:
+        pytest.skip("a default model is bundled")
+    with pytest.raises(GtasrError, match="no trained model is bundled"):
+        Upscaler.from_pretrained()
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    with pytest.raises(GtasrError, match="model file not found"):
+        Upscaler.from_pretrained(tmp_path / "none.safetensors", device="cpu")
+
+
+def test_numpy_kinds_round_trip(upscaler: Upscaler) -> None:
+    rgb8 = (_rgb(8, 12) * 255).astype(np.uint8)
+    out8 = upscaler.upscale(rgb8)
+    assert out8.dtype == np.uint8 and out8.shape == (32, 48, 3)
+    out16 = upscaler.upscale(rgb8.astype(np.uint16) * 257)
+    assert out16.dtype == np.uint16 and out16.shape == (32, 48, 3)
+    # the same picture at 16 bits gives the 8-bit result within a level
+    assert np.abs(out16 / 257.0 - out8).max() <= 1.0
+    outf = upscaler.upscale(rgb8.astype(np.float64) / 255)
+    assert outf.dtype == np.float64 and outf.min() >= 0 and outf.max() <= 1
+    np.testing.assert_allclose(outf * 255, out8, atol=0.51)
+    gray = upscaler.upscale(rgb8[..., 0])
+    assert gray.shape == (32, 48) and gray.dtype == np.uint8
+    rgba = np.concatenate([rgb8, np.full((8, 12, 1), 200, np.uint8)], axis=-1)
+    out_rgba = upscaler.upscale(rgba)
+    assert out_rgba.shape == (32, 48, 4)
+    np.testing.assert_array_equal(out_rgba[..., :3], out8)
+    assert np.all(out_rgba[..., 3] == 200)
+
+
+def test_pil_modes_round_trip(upscaler: Upscaler) -> None:
+    rgb = PIL.Image.fromarray((_rgb(8, 8, 1) * 255).astype(np.uint8))
+    for mode in ("RGB", "L", "RGBA", "LA", "P"):
+        out = upscaler.upscale(rgb.convert(mode))
+        assert out.size == (32, 32)
+        assert out.mode == {"P": "RGB"}.get(mode, mode)
+    sixteen = PIL.Image.fromarray(np.full((8, 8), 40000, dtype=np.uint16))
+    assert upscaler.upscale(sixteen).mode.startswith("I;16")
+
+
+def test_seed_makes_the_output_reproducible(upscaler: Upscaler) -> None:
+    rgb = _rgb(8, 8, 2)
+    first = upscaler.upscale(rgb, seed=3)
+    np.testing.assert_array_equal(upscaler.upscale(rgb, seed=3), first)
+    assert np.abs(upscaler.upscale(rgb, seed=4) - first).max() > 1e-3
+
+
+def test_one_upscaler_serves_several_threads(upscaler: Upscaler) -> None:
+    images = [_rgb(8, 12, seed) for seed in range(3)]
+    serial = [upscaler.upscale(image, seed=i) for i, image in enumerate(images)]
+    results: dict[int, np.ndarray] = {}
+
+    def work(index: int) -> None:
+        results[index] = upscaler.upscale(images[index], seed=index)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, expected in enumerate(serial):
+        np.testing.assert_array_equal(results[index], expected)
+
+
+def test_multistep_sampling(upscaler: Upscaler) -> None:
+    assert multistep_etas(1) == (1.0,)
+    assert multistep_etas(4) == (1.0, 0.75, 0.5, 0.25)
+    rgb = _rgb(8, 8, 5)
+    one = upscaler.upscale(rgb, steps=1)
+    four = upscaler.upscale(rgb, steps=4)
+    assert four.shape == one.shape and np.abs(four - one).max() > 1e-3
+    np.testing.assert_array_equal(upscaler.upscale(rgb, steps=4), four)
+    with pytest.raises(GtasrError, match="steps"):
+        upscaler.upscale(rgb, steps=0)
+
+
+def test_bf16_is_close_to_fp32(tiny_model_file: Path, upscaler: Upscaler) -> None:
+    rgb = _rgb(8, 8, 6)
+    bf16 = Upscaler.from_pretrained(tiny_model_file, device="cpu", precision="bf16")
+    reference = upscaler.upscale(rgb)
+    reduced = bf16.upscale(rgb)
+    assert reduced.dtype == np.float32
+    psnr = 10 * np.log10(1.0 / np.mean((reduced - reference) ** 2))
+    assert 30 < psnr < 200
+
+
+def test_tensor_api_checks_shape(upscaler: Upscaler) -> None:
+    with pytest.raises(ValueError, match="Tensor"):
+        upscaler.upscale_tensor(torch.zeros(3, 8, 8))
