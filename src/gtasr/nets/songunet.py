@@ -36,20 +36,23 @@ NORM_EPS = 1e-6
 
 @dataclass(frozen=True)
 class SongUNetConfig:
-    """Every number that shapes the backbone; ``asdict`` of it rebuilds the network."""
+    """Every number that shapes the backbone (defaults: the ``paper`` preset).
 
-    base_channels: int = 192
-    channel_mults: tuple[int, ...] = (1, 2, 2, 2)
-    blocks_per_level: int = 4
-    attention_levels: tuple[int, ...] = (0, 1, 2, 3)
-    dropout: float = 0.13
-    emb_channels: int = 768
-    swin_dim: int = 192
+    ``to_dict`` gives the JSON form stored in model files; ``from_dict`` reads it back.
+    """
+
+    base_channels: int = 192  # width of level 0; level i has base * channel_mults[i]
+    channel_mults: tuple[int, ...] = (1, 2, 2, 2)  # one entry per resolution level
+    blocks_per_level: int = 4  # residual blocks per encoder level (decoder: one more)
+    attention_levels: tuple[int, ...] = (0, 1, 2, 3)  # levels whose blocks carry Swin
+    dropout: float = 0.13  # inside every residual block, training only
+    emb_channels: int = 768  # width of the noise-label MLP added into every block
+    swin_dim: int = 192  # embedding width of every Swin block
     swin_heads: int = 6
-    swin_window: int = 8
+    swin_window: int = 8  # square window side, in feature-map pixels
     swin_mlp_ratio: float = 4.0
     swin_qkv_bias: bool = True
-    head_channels: int = 192
+    head_channels: int = 192  # width of the x4 upsampling head
     image_channels: int = 3
 
     def __post_init__(self) -> None:
@@ -251,6 +254,7 @@ class SongUNetSR(nn.Module):
         if c_noise.dim() == 0:
             c_noise = c_noise.expand(batch)
         emb = noise_embedding(c_noise.reshape(-1), self.cfg.base_channels)
+        emb = emb.to(self.map0.weight.dtype)
         return F.silu(self.map1(F.silu(self.map0(emb))))
 
     def _check_shapes(self, x: Tensor, y: Tensor) -> None:
