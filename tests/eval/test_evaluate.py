@@ -120,3 +120,15 @@ def test_two_files_with_one_stem_are_rejected(tmp_path, caplog):
     _save(tmp_path / "sr/a.jpg", _noise_image(0, 16, 16))
     code, errors = _run(["evaluate", "--sr", str(tmp_path / "sr")], caplog)
     assert code == 2 and "same stem" in errors[0]
+
+
+def test_image_too_small_for_lpips_is_reported_and_psnr_still_scored(tmp_path, caplog):
+    _save(tmp_path / "gt/a.png", _noise_image(0, 16, 16))
+    _save(tmp_path / "sr/a.png", _noise_image(1, 16, 16))
+    out = tmp_path / "scores.json"
+    argv = ["evaluate", "--sr", str(tmp_path / "sr"), "--gt", str(tmp_path / "gt")]
+    code, errors = _run([*argv, "--metrics", "psnr,lpips", "--json", str(out)], caplog)
+    assert code == 2
+    assert any("a.png: lpips: needs images of at least 31x31" in e for e in errors)
+    scores = json.loads(out.read_text())["per_image"]["a"]
+    assert scores["lpips"] == "nan" and 0 < scores["psnr"] < 20

@@ -58,3 +58,8 @@ def test_degraded_image_scores_worse(shared_data):
 def test_image_with_fewer_than_two_blocks_is_rejected():
     with pytest.raises(ValueError, match="at least two 96x96 blocks"):
         niqe(np.zeros((160, 160, 3)))
+
+
+def test_flat_image_is_rejected_rather_than_scored():
+    with pytest.raises(ValueError, match="undefined"):
+        niqe(np.full((192, 192, 3), 128.0))

@@ -98,7 +98,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
         write_json(args.json, document)
     if result.errors:
-        log.error("%d of %d images could not be scored", len(result.errors), len(pairs))
+        log.error(
+            "%d problem(s) with %d images; see the messages above", len(result.errors), len(pairs)
+        )
         return 2
     return 0
 

@@ -136,12 +136,20 @@ def to_255(image: Image) -> np.ndarray:
 Scorer = Callable[[Image, Image | None], float]
 
 
-def _network_scorer(module: torch.nn.Module, device: torch.device) -> Scorer:
+MIN_SIDE = {"lpips": 31, "lpips-vgg": 16, "dists": 1}
+"""Smallest height/width the trunks accept: AlexNet's stride-4 conv and two 3x3/2 max-pools
+need 31 pixels; VGG16 reaches its last LPIPS layer after four 2x2 pools (16 pixels)."""
+
+
+def _network_scorer(name: str, module: torch.nn.Module, device: torch.device) -> Scorer:
     """Wrap a perceptual distance network as an image-pair scorer."""
     module = module.to(device).eval()
 
     def score(sr: Image, gt: Image | None) -> float:
-        assert gt is not None
+        if gt is None:
+            raise ValueError(f"{name} needs a ground-truth image")
+        if min(sr.height, sr.width) < MIN_SIDE[name]:
+            raise ValueError(f"needs images of at least {MIN_SIDE[name]}x{MIN_SIDE[name]} pixels")
         with torch.no_grad():
             a = to_tensor(sr.rgb).to(device)
             b = to_tensor(gt.rgb).to(device)
@@ -163,11 +171,11 @@ def build_scorers(
         elif name == "ssim":
             scorers[name] = lambda s, g: ssim_y(to_255(s), to_255(g), crop_border)
         elif name == "lpips":
-            scorers[name] = _network_scorer(LPIPS(net="alex"), device)
+            scorers[name] = _network_scorer(name, LPIPS(net="alex"), device)
         elif name == "lpips-vgg":
-            scorers[name] = _network_scorer(LPIPS(net="vgg"), device)
+            scorers[name] = _network_scorer(name, LPIPS(net="vgg"), device)
         elif name == "dists":
-            scorers[name] = _network_scorer(DISTS(), device)
+            scorers[name] = _network_scorer(name, DISTS(), device)
         elif name == "niqe":
             scorers[name] = lambda s, g: niqe(to_255(s), crop_border)
         else:

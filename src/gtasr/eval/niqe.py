@@ -123,15 +123,19 @@ def _shape_ratio_table() -> np.ndarray:
     return gammas[:, 1] ** 2 / (gammas[:, 0] * gammas[:, 2])
 
 
+def _side_std(side: np.ndarray) -> float:
+    """Root mean square of one side of the distribution; NaN when that side is empty."""
+    return float(np.sqrt(np.mean(side**2))) if side.size else math.nan
+
+
 def aggd_fit(values: np.ndarray) -> tuple[float, float, float]:
     """Moment-matching fit of an asymmetric generalised Gaussian: (shape, left scale, right scale).
 
     The shape is picked on the grid 0.2:0.001:10, as in the MATLAB release.
     """
     values = values.ravel()
+    left_std, right_std = _side_std(values[values < 0]), _side_std(values[values > 0])
     with np.errstate(invalid="ignore", divide="ignore"):
-        left_std = np.sqrt(np.mean(values[values < 0] ** 2))
-        right_std = np.sqrt(np.mean(values[values > 0] ** 2))
         gamma_hat = left_std / right_std
         r_hat = np.mean(np.abs(values)) ** 2 / np.mean(values**2)
         r_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
@@ -183,11 +187,16 @@ def niqe_luma(luma: np.ndarray) -> float:
     cropped = np.round(luma[: blocks_h * BLOCK_SIZE, : blocks_w * BLOCK_SIZE].astype(np.float64))
     features = niqe_features(cropped)
     mu_pristine, cov_pristine = pristine_model()
-    mu_image = np.nanmean(features, axis=0)
     complete = features[~np.isnan(features).any(axis=1)]
+    if complete.shape[0] < 2:
+        raise ValueError("NIQE is undefined: fewer than two 96x96 blocks have texture to fit")
+    mu_image = np.nanmean(features, axis=0)
     cov_image = np.cov(complete, rowvar=False)
     difference = mu_pristine - mu_image
-    distance = difference @ np.linalg.pinv((cov_pristine + cov_image) / 2.0) @ difference
+    try:
+        distance = difference @ np.linalg.pinv((cov_pristine + cov_image) / 2.0) @ difference
+    except np.linalg.LinAlgError as error:
+        raise ValueError(f"NIQE is undefined: {error}") from error
     return float(np.sqrt(distance))
 
 
