@@ -66,7 +66,7 @@ class EvaluationResult:
     seconds: dict[str, list[float]] = field(default_factory=dict)
 
     def means(self) -> dict[str, float]:
-        """Mean of each metric over the images where it is finite or +inf (PSNR of equal images)."""
+        """Mean of each metric over the images where it was computed (NaN left out, +inf kept)."""
         out = {}
         for name in self.metrics:
             values = [s[name] for s in self.per_image.values() if not math.isnan(s[name])]
