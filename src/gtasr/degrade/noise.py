@@ -33,13 +33,17 @@ def add_gaussian_noise(
     generator: torch.Generator,
 ) -> torch.Tensor:
     """Add N(0, sigma^2) noise, sigma drawn per sample in ``sigma_range`` (8-bit units); clip."""
-    b, _, h, w = images.shape
-    sigma = _uniform(b, *sigma_range, generator, images).view(b, 1, 1, 1) / 255.0
-    gray = _gray_mask(b, gray_prob, generator, images)
-    colour = torch.randn(images.shape, generator=generator, device=images.device)
-    mono = torch.randn((b, 1, h, w), generator=generator, device=images.device)
-    noise = colour * (1 - gray) + mono * gray
-    return torch.clamp(images + noise.to(images.dtype) * sigma, 0, 1)
+    b, c, h, w = images.shape
+    sigma = _uniform(b, *sigma_range, generator, images) / 255.0
+    gray = _gray_mask(b, gray_prob, generator, images).view(b).tolist()
+    out = torch.empty_like(images)
+    for i in range(b):
+        # Gray noise: one field shared by the channels; colour noise: one per channel.
+        field = torch.randn(
+            (1 if gray[i] else c, h, w), generator=generator, device=images.device
+        ).to(images.dtype)
+        torch.add(images[i], field, alpha=float(sigma[i]), out=out[i])
+    return out.clamp_(0, 1)
 
 
 def _shot_noise(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -195,7 +195,7 @@ def blur(images: torch.Tensor, kernels: list[np.ndarray]) -> torch.Tensor:
     spectrum = torch.fft.rfft2(torch.from_numpy(stack).to(images.device, torch.float32))
     product = torch.fft.rfft2(padded.float(), s=(fh, fw)) * spectrum.unsqueeze(1)
     out = torch.fft.irfft2(product, s=(fh, fw))[..., pad : pad + h, pad : pad + w]
-    return out.to(images.dtype).contiguous()
+    return out.to(images.dtype)
 
 
 def _random_factor(rng: np.random.Generator, settings: ResizeSettings) -> float:
