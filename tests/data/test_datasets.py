@@ -67,7 +67,7 @@ def test_crop_window_and_flip_match_the_source(tmp_path, image_tools):
     rows, cols = np.mgrid[0:70, 0:90]
     source = np.dstack([cols, rows, (rows + cols) % 256]).astype(np.uint8)  # position-coded
     image_tools.write_png(tmp_path / "coded.png", source)
-    dataset = HRCropDataset([tmp_path], crop_size=32)
+    dataset = HRCropDataset(tmp_path, crop_size=32)  # a single folder, not a list
     reference = torch.from_numpy(source.astype(np.float32) / 255).permute(2, 0, 1) * 2 - 1
     flips, corners = 0, set()
     for seed in range(20):

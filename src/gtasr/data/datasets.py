@@ -89,6 +89,8 @@ class HRCropDataset(Dataset):
         max_pixels: int | None = None,
         seed: int = 0,
     ) -> None:
+        if isinstance(folders, (str, os.PathLike)):
+            folders = [folders]
         self.crop_size = int(crop_size)
         self.hflip = hflip
         self.seed = int(seed)

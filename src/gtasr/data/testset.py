@@ -110,6 +110,8 @@ def make_testset(
         raise GtasrError(f"--size must be a multiple of 4 and at least 16, got {size}")
     if count is not None and count < 1:
         raise GtasrError(f"--count must be positive, got {count}")
+    if isinstance(hr_inputs, (str, os.PathLike)):
+        hr_inputs = [hr_inputs]
     config = DegradationConfig.preset(preset)
     paths = sorted(list_images(hr_inputs, recursive=True))
     if not paths:
