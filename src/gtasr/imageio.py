@@ -272,7 +272,10 @@ def quantize(values: np.ndarray, bit_depth: int) -> np.ndarray:
     """Float [0, 1] -> uint8 or uint16 with rounding (values outside are clipped)."""
     peak = 65535 if bit_depth == 16 else 255
     dtype = np.uint16 if bit_depth == 16 else np.uint8
-    return np.round(np.clip(values, 0.0, 1.0) * peak).astype(dtype)
+    scaled = np.clip(values, 0.0, 1.0)  # the only float copy: large outputs stay affordable
+    scaled *= peak
+    np.rint(scaled, out=scaled)
+    return scaled.astype(dtype)
 
 
 def write_image(

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from gtasr.errors import GtasrError
-from gtasr.imageio import quantize, to_numpy, to_tensor
+from gtasr.imageio import quantize, to_tensor
 from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser, resolve_device
 from gtasr.infer.noise import NoiseField
 from gtasr.infer.tiling import tiled_upscale
@@ -136,7 +136,9 @@ class Upscaler:
 
     def upscale_rgb(self, rgb: np.ndarray, **options: Any) -> np.ndarray:
         """H x W x 3 float [0, 1] -> 4H x 4W x 3 float32 [0, 1] (options as :meth:`upscale`)."""
-        return to_numpy(self.upscale_tensor(to_tensor(rgb), **options))
+        sr = self.upscale_tensor(to_tensor(rgb), **options)[0]
+        sr.add_(1.0).mul_(0.5).clamp_(0.0, 1.0)  # in place: the canvas is ours alone
+        return sr.permute(1, 2, 0).contiguous().numpy()
 
     def upscale(
         self,
@@ -162,7 +164,12 @@ class Upscaler:
 
 
 def _sample(denoiser: Any, y: Tensor, y0: Tensor, eps: Any, etas: tuple[float, ...]) -> Tensor:
-    """One tile: the one-step sampler, then optional re-noise-and-denoise steps."""
+    """One tile: the one-step sampler, then optional re-noise-and-denoise steps.
+
+    This is :func:`~gtasr.method.sampling.sample_multistep`'s recursion with the
+    fresh noise of each step cut from the canvas noise field instead of drawn
+    from a generator for this tensor alone, so tiles agree where they overlap.
+    """
     x0_hat = sample_one_step(denoiser, y, eps(0), sigma_max=etas[0], y0=y0)
     for step, eta in enumerate(etas[1:], start=1):
         state = bridge(x0_hat, y0, eps(step), eta)
