@@ -54,15 +54,17 @@ def _tree(root: Path) -> Path:
     return root
 
 
-def test_verify_and_copy_puts_photos_by_split(tmp_path):
+def test_verify_and_copy_keeps_test_photos_out_of_the_training_folder(tmp_path):
     root = _tree(tmp_path / "root")
-    written = verify_and_copy(MANIFEST.photos, root, tmp_path / "out")
-    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == [
-        "test/Hill.jpg",
-        "train/lake.jpg",
+    written = verify_and_copy(MANIFEST.photos, root, tmp_path / "photos")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
+        "photos-test/Hill.jpg",
+        "photos/lake.jpg",
     ]
-    assert (tmp_path / "out" / "test" / "Hill.jpg").read_bytes() == b"hill photo"
-    assert not (tmp_path / "out" / "train" / "logo.png").exists()
+    assert (tmp_path / "photos-test" / "Hill.jpg").read_bytes() == b"hill photo"
+    assert [p.name for p in (tmp_path / "photos").iterdir()] == ["lake.jpg"]
+    elsewhere = verify_and_copy(MANIFEST.photos, root, tmp_path / "a", tmp_path / "held")
+    assert {p.parent.name for p in elsewhere} == {"a", "held"}
 
 
 def test_checksum_mismatch_fails_loudly_before_copying(tmp_path):
@@ -119,10 +121,11 @@ def fake_download(tmp_path):
 
 
 def test_fetch_unpacks_real_debs_and_copies(tmp_path, fake_download):
-    written = fetch_photos(tmp_path / "photos", MANIFEST, download=fake_download)
+    written = fetch_photos(tmp_path / "photos", manifest=MANIFEST, download=fake_download)
     assert fake_download.requested == ["pkg-one", "pkg-two"]
     assert {p.name for p in written} == {"lake.jpg", "Hill.jpg"}
-    assert (tmp_path / "photos" / "train" / "lake.jpg").read_bytes() == b"lake photo bytes"
+    assert (tmp_path / "photos" / "lake.jpg").read_bytes() == b"lake photo bytes"
+    assert (tmp_path / "photos-test" / "Hill.jpg").read_bytes() == b"hill photo"
 
 
 def test_cli_reports_a_mismatch_on_one_line(tmp_path, fake_download, monkeypatch, caplog):
@@ -138,6 +141,11 @@ def test_cli_reports_a_mismatch_on_one_line(tmp_path, fake_download, monkeypatch
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "does not match the list" in errors[0]
     assert not (tmp_path / "photos").exists()
+
+
+def test_unknown_split_is_rejected():
+    with pytest.raises(GtasrError, match="not train/test"):
+        Photo("a.jpg", "pkg", "a.jpg", "0" * 64, 1, "validation")
 
 
 def test_shipped_list_is_consistent():

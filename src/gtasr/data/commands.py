@@ -40,10 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="download the training photos from Debian wallpaper packages",
         description=(
             "apt-get download the wallpaper packages into a temporary folder, unpack them, check "
-            "each listed photo's SHA-256 and copy it to OUT/train or OUT/test."
+            "each listed photo's SHA-256 and copy the training photos to OUT and the held-out "
+            "test photos to --test-out."
         ),
     )
-    photos.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    photos.add_argument("--out", required=True, metavar="DIR", help="training photos folder")
+    photos.add_argument(
+        "--test-out", default=None, metavar="DIR", help="held-out photos folder (default OUT-test)"
+    )
     photos.set_defaults(func=run_fetch_photos)
 
 
@@ -71,8 +75,8 @@ def run_make_testset(args: argparse.Namespace) -> int:
 def run_fetch_photos(args: argparse.Namespace) -> int:
     from gtasr.data.photos import fetch_photos
 
-    written = fetch_photos(args.out)
-    splits = sorted({path.parent.name for path in written})
-    counts = ", ".join(f"{sum(p.parent.name == s for p in written)} {s}" for s in splits)
-    log.info("copied %d photos to %s (%s)", len(written), args.out, counts)
+    written = fetch_photos(args.out, test_out=args.test_out)
+    for folder in sorted({path.parent for path in written}):
+        count = sum(path.parent == folder for path in written)
+        log.info("copied %d photos to %s", count, folder)
     return 0

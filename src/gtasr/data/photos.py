@@ -5,8 +5,10 @@ path inside the package, with its SHA-256 and byte size; photos were chosen by
 eye (no drawings, renders or abstract graphics). Fetching downloads the
 packages with ``apt-get download`` into a temporary folder (nothing is
 installed), unpacks them with ``dpkg-deb -x``, checks every listed file and
-copies it to ``OUT/<split>/<name>`` (``split`` is ``train`` or ``test``; the
-test photos are held out for ``gtasr make-testset``). A missing file or a
+copies the training photos to ``OUT/<name>`` and the held-out test photos
+(``"split": "test"``, for ``gtasr make-testset``) to a separate folder,
+``OUT-test`` by default, so that a training run reading ``OUT`` recursively
+never sees them. A missing file or a
 checksum mismatch stops with an error naming it: a changed package must not
 silently change the training data.
 """
@@ -43,6 +45,11 @@ class Photo:
     sha256: str
     size: int
     split: str
+    """``"train"`` or ``"test"`` (held out)."""
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "test"):
+            raise GtasrError(f"photo list: {self.name} has split {self.split!r}, not train/test")
 
 
 @dataclass(frozen=True)
@@ -98,9 +105,19 @@ def unpack_debs(debs: Path, root: Path) -> None:
         _run(["dpkg-deb", "-x", str(deb), str(target)], cwd=debs)
 
 
-def verify_and_copy(photos: Sequence[Photo], root: Path, out: Path) -> list[Path]:
-    """Check each photo under ``root/PACKAGE/PATH`` and copy it to ``out/SPLIT/NAME``.
+def default_test_folder(out: str | os.PathLike[str]) -> Path:
+    """Where the held-out photos go unless told: beside ``out``, named ``<out>-test``."""
+    path = Path(out)
+    return path.with_name(f"{path.name}-test")
 
+
+def verify_and_copy(
+    photos: Sequence[Photo], root: Path, out: Path, test_out: Path | None = None
+) -> list[Path]:
+    """Check each photo under ``root/PACKAGE/PATH``; copy it to ``out/NAME`` or ``test_out/NAME``.
+
+    Training photos go to ``out``, held-out ones to ``test_out`` (default
+    :func:`default_test_folder`).
     Raises :class:`GtasrError` naming the first missing or mismatching file
     before anything is copied.
     """
@@ -120,7 +137,8 @@ def verify_and_copy(photos: Sequence[Photo], root: Path, out: Path) -> list[Path
         sources.append(source)
     written = []
     for photo, source in zip(photos, sources, strict=True):
-        target = out / photo.split / photo.name
+        folder = out if photo.split == "train" else (test_out or default_test_folder(out))
+        target = folder / photo.name
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
         written.append(target)
@@ -129,11 +147,14 @@ def verify_and_copy(photos: Sequence[Photo], root: Path, out: Path) -> list[Path
 
 def fetch_photos(
     out: str | os.PathLike[str],
+    test_out: str | os.PathLike[str] | None = None,
     manifest: Manifest | None = None,
     download: Callable[[Sequence[str], Path], None] | None = None,
 ) -> list[Path]:
-    """Download, unpack, verify and copy the listed photos to ``out``; returns the copies.
+    """Download, unpack, verify and copy the listed photos; returns the copies.
 
+    Training photos go to ``out``, held-out test photos to ``test_out``
+    (default ``<out>-test``).
     ``download(packages, folder)`` puts the packages' .deb files in ``folder``
     (default :func:`apt_download`).
     """
@@ -153,4 +174,5 @@ def fetch_photos(
         missing = [p for p in packages if not (root / p).is_dir()]
         if missing:
             raise GtasrError(f"packages not downloaded: {', '.join(missing)}")
-        return verify_and_copy(manifest.photos, root, Path(out))
+        test_folder = Path(test_out) if test_out is not None else None
+        return verify_and_copy(manifest.photos, root, Path(out), test_folder)
