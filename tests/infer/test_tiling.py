@@ -91,14 +91,18 @@ def test_tile_y0_equals_the_full_image_y0() -> None:
 def test_pointwise_sampler_is_identical_tiled_and_untiled() -> None:
     """With no spatial context in the sampler, tiling must change nothing at all."""
     noise = NoiseField(seed=3)
+    seen: list[tuple[int, int]] = []
 
     def sample(y_tile: torch.Tensor, y0: torch.Tensor, top: int, left: int) -> torch.Tensor:
+        seen.append((y_tile.shape[-2], y_tile.shape[-1]))
         eps = noise.crop(top, left, y0.shape[-2], y0.shape[-1])
         return torch.tanh(y0 + 0.5 * eps)
 
     y = torch.rand(1, 3, 37, 50, generator=torch.Generator().manual_seed(1)) * 2 - 1
     whole = tiled_upscale(sample, y, scale=4, stride=4)
+    seen.clear()
     tiled = tiled_upscale(sample, y, scale=4, stride=4, tile=16, overlap=4)
+    assert len(seen) == 12 and set(seen) == {(16, 16)}  # memory bounded by the tile
     assert whole.shape == tiled.shape == (1, 3, 148, 200)
     torch.testing.assert_close(tiled, whole, atol=2e-6, rtol=0)
 

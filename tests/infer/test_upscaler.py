@@ -30,9 +30,11 @@ def test_no_bundled_model_is_a_clear_error() -> None:
         Upscaler.from_pretrained()
 
 
-def test_missing_model_file(tmp_path: Path) -> None:
+def test_missing_model_file_and_bad_device(tmp_path: Path, tiny_model_file: Path) -> None:
     with pytest.raises(GtasrError, match="model file not found"):
         Upscaler.from_pretrained(tmp_path / "none.safetensors", device="cpu")
+    with pytest.raises(GtasrError, match="unknown device 'gpu0'"):
+        Upscaler.from_pretrained(tiny_model_file, device="gpu0")
 
 
 def test_numpy_kinds_round_trip(upscaler: Upscaler) -> None:

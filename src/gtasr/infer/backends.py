@@ -33,7 +33,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise GtasrError(f"unknown device {device!r} (auto, cpu, cuda or cuda:N)") from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise GtasrError("--device cuda was requested but PyTorch sees no CUDA device")
     return resolved
