@@ -1,9 +1,138 @@
-"""Subcommands of this area (see gtasr.cli)."""
+"""``gtasr train`` and ``gtasr info`` (see gtasr.cli)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+from gtasr.errors import GtasrError
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this area's subcommands to ``subparsers``."""
+    """Add ``train`` and ``info``."""
+    train = subparsers.add_parser(
+        "train",
+        help="train Stage I or Stage II from a YAML config",
+        description="Train GTASR from a YAML config. Under torchrun the same command runs "
+        "data-parallel (gloo on CPU, nccl on GPU).",
+    )
+    train.add_argument("config", type=Path, help="YAML config, e.g. configs/cpu_tiny_stage1.yaml")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a dotted config key; the value is YAML (repeatable)",
+    )
+    train.add_argument("--out", type=Path, help="run directory (default: runs/CONFIG_NAME)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue from the run directory's latest checkpoint"
+    )
+    train.add_argument(
+        "--max-steps",
+        type=int,
+        metavar="K",
+        help="stop after K iterations of this invocation (checkpointed; --resume continues)",
+    )
+    train.set_defaults(func=run_train)
+
+    info = subparsers.add_parser("info", help="describe a model file or training checkpoint")
+    info.add_argument(
+        "--model", required=True, type=Path, help="model file, checkpoint folder or run folder"
+    )
+    info.set_defaults(func=run_info)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Entry of ``gtasr train``."""
+    from gtasr.train.config import load_config
+    from gtasr.train.distributed import setup, teardown
+    from gtasr.train.run import train
+
+    config = load_config(args.config, args.overrides)
+    run_dir = args.out or Path("runs") / args.config.stem
+    env = setup(config.train.device)
+    if not env.is_main:
+        logging.getLogger("gtasr").setLevel(logging.WARNING)
+    try:
+        summary = train(config, run_dir, env, resume=args.resume, max_steps=args.max_steps)
+    finally:
+        teardown()
+    if env.is_main:
+        rate = f"{summary.steps_per_s:.3g} it/s" if summary.steps_done else "no steps run"
+        val = " ".join(f"{k} {v:.4g}" for k, v in summary.validation.items()) or "none"
+        log.info(
+            "%s at step %d: %d steps in %.1f s (%s); validation: %s; NaN/Inf steps skipped: %d",
+            f"stopped by {summary.stopped_by}" if summary.stopped_by else "finished",
+            summary.final_step,
+            summary.steps_done,
+            summary.wall_s,
+            rate,
+            val,
+            summary.nonfinite_total,
+        )
+        log.info("run directory: %s", run_dir)
+    return 0
+
+
+def _model_files(path: Path) -> list[Path]:
+    """A model file itself, or the raw and EMA files of a checkpoint / run folder."""
+    from gtasr.train.checkpoints import EMA_FILE, RAW_FILE, resolve_checkpoint
+
+    if path.is_file():
+        return [path]
+    if (path / "model.safetensors").is_file() and not (path / "checkpoints").is_dir():
+        return [path / "model.safetensors"]
+    folder = resolve_checkpoint(path)
+    return [folder / RAW_FILE, folder / EMA_FILE]
+
+
+def count_parameters(path: Path) -> int:
+    """Number of scalars stored in a safetensors file (read from its header)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return sum(math.prod(handle.get_slice(k).get_shape()) for k in handle.keys())  # noqa: SIM118
+
+
+def preset_name(network: dict) -> str:
+    """The preset whose architecture ``network`` is, or "custom architecture"."""
+    from gtasr.nets import PRESETS, preset_config
+
+    for name in PRESETS:
+        if json.loads(json.dumps(preset_config(name))) == network:
+            return f"{name} preset"
+    return "custom architecture"
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Entry of ``gtasr info``: print what a model file (or checkpoint) is."""
+    from gtasr.checkpoint import file_sha256, read_info
+
+    for file in _model_files(args.model):
+        info = read_info(file)
+        try:
+            parameters = count_parameters(file)
+        except Exception as error:  # damaged tensor data behind a readable header
+            raise GtasrError(f"{file}: cannot read tensors ({error})") from error
+        preset = preset_name(info.network)
+        lines = [
+            f"file        {file}",
+            f"network     {preset}",
+            f"parameters  {parameters:,}",
+            f"scale       x{info.scale}",
+            f"stage       {info.stage}",
+            f"steps       {info.iteration}",
+            f"weights     {info.weights}",
+            f"precond     {info.precond}",
+            f"sha256      {file_sha256(file)}",
+        ]
+        sys.stdout.write("\n".join(lines) + "\n\n")
+    return 0

@@ -1,0 +1,151 @@
+"""A whole run: run directory, progress bar, logs, validation, checkpoints, signals.
+
+Run directory::
+
+    RUN/config.yaml        the resolved config (what --resume reads back)
+    RUN/metrics.jsonl      one JSON line per log step, validation and the summary
+    RUN/tensorboard/       the same scalars, when TensorBoard is installed
+    RUN/samples/           validation grids (bicubic | SR | GT per row)
+    RUN/checkpoints/       see gtasr.train.checkpoints
+    RUN/model.safetensors  the final EMA weights (what `gtasr upscale --model` takes)
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from gtasr.fileio import atomic_write_bytes
+from gtasr.train.checkpoints import EMA_FILE
+from gtasr.train.config import Config, dump_config
+from gtasr.train.distributed import DistEnv, all_reduce_max
+from gtasr.train.monitor import MetricsLog, StopRequest
+from gtasr.train.trainer import Trainer
+from gtasr.train.validation import Validator, load_pairs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    """How a run ended."""
+
+    steps_done: int
+    final_step: int
+    wall_s: float
+    steps_per_s: float
+    stopped_by: str | None
+    validation: dict[str, float]
+    nonfinite_total: int
+
+
+def _validator(trainer: Trainer) -> Validator | None:
+    """Build the validator on rank 0 when data.val_dir is set."""
+    config = trainer.config
+    if not config.data.val_dir or not trainer.env.is_main:
+        return None
+    pairs = load_pairs(config.data.val_dir, trainer.model.backbone.stride, config.val.max_images)
+    lpips = None
+    if config.val.lpips:
+        from gtasr.perceptual import LPIPS
+
+        lpips = LPIPS(net="alex").to(trainer.env.device).eval()
+    return Validator(pairs, trainer.env.device, config.val.seed, lpips, config.val.grid_images)
+
+
+def _validate(
+    validator: Validator, trainer: Trainer, metrics: MetricsLog | None, run_dir: Path
+) -> dict[str, float]:
+    """Validate the EMA model, log the metrics and write the sample grid."""
+    step = trainer.step
+    values = validator.run(trainer.ema.module, run_dir / "samples" / f"val-{step:08d}.png")
+    if metrics is not None:
+        metrics.write(step, "val", values)
+    log.info("validation at step %d: %s", step, _fmt(values))
+    return values
+
+
+def _fmt(values: dict[str, float]) -> str:
+    return " ".join(f"{k} {v:.4g}" for k, v in values.items())
+
+
+def train(
+    config: Config,
+    run_dir: Path,
+    env: DistEnv,
+    resume: bool = False,
+    max_steps: int | None = None,
+) -> Summary:
+    """Train ``config`` into ``run_dir`` (rank 0 writes; every rank computes).
+
+    ``max_steps`` ends this invocation after that many iterations with a
+    checkpoint (``--resume`` continues), e.g. to train in time slices.
+    """
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(run_dir / "config.yaml", dump_config(config).encode("utf-8"))
+    trainer = Trainer(config, run_dir, env, resume=resume)
+    metrics = MetricsLog(run_dir, config.log.tensorboard) if env.is_main else None
+    if metrics is not None:
+        metrics.truncate_after(trainer.step)
+    validator = _validator(trainer)
+    total = config.train.iterations
+    first_step, start = trainer.step, time.perf_counter()
+    stop_at = total if max_steps is None else min(total, first_step + max_steps)
+    stopped_by = None
+    val_values: dict[str, float] = {}
+    bar = tqdm(
+        total=total,
+        initial=trainer.step,
+        desc=f"stage {config.stage}",
+        unit="it",
+        disable=not (env.is_main and config.log.progress),
+        dynamic_ncols=True,
+    )
+    if validator is not None and trainer.step == 0:
+        val_values = _validate(validator, trainer, metrics, run_dir)
+    try:
+        with StopRequest() as stop:
+            batches = trainer.batches()
+            while trainer.step < stop_at:
+                values = trainer.train_step(batches)
+                step = trainer.step
+                bar.update(1)
+                bar.set_postfix(loss=f"{values['loss']:.4f}")
+                if metrics is not None and (step % config.log.every == 0 or step == total):
+                    metrics.write(step, "train", values)
+                    log.info("step %d/%d %s", step, total, _fmt(values))
+                if validator is not None and (step % config.val.every == 0 or step == total):
+                    val_values = _validate(validator, trainer, metrics, run_dir)
+                if step % config.train.checkpoint_every == 0 or step == stop_at:
+                    trainer.save_checkpoint()
+                if all_reduce_max(float(stop.requested is not None), env) > 0:
+                    stopped_by = stop.requested or "a signal on another rank"
+                    trainer.save_checkpoint()
+                    break
+    finally:
+        bar.close()
+    wall = time.perf_counter() - start
+    done = trainer.step - first_step
+    summary = Summary(
+        steps_done=done,
+        final_step=trainer.step,
+        wall_s=wall,
+        steps_per_s=done / wall if wall > 0 else 0.0,
+        stopped_by=stopped_by,
+        validation=val_values,
+        nonfinite_total=trainer.nonfinite_total,
+    )
+    if env.is_main:
+        if trainer.step == total and trainer.last_checkpoint is not None:
+            shutil.copyfile(trainer.last_checkpoint / EMA_FILE, run_dir / ".model.tmp")
+            (run_dir / ".model.tmp").replace(run_dir / "model.safetensors")
+        assert metrics is not None
+        metrics.write(trainer.step, "summary", summary.__dict__)
+        metrics.close()
+    return summary

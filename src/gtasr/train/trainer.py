@@ -1,0 +1,294 @@
+"""The training loop of Stage I and Stage II: one readable class, no framework.
+
+One iteration: draw the (micro-)batches, run the stage objective under
+autocast, back-propagate (DDP averages the gradients), skip the update when
+the loss or the gradient is not finite, clip, step AdamW and MultiStepLR,
+update the EMA and (Stage II) re-sync the reference network psi every
+``train.reference_sync_every`` iterations. Every random draw (data, noise,
+dropout) is seeded by the run seed and the run-wide micro-batch number
+(step, micro-batch, rank), so ``--resume`` continues bit for bit and K
+processes reproduce one process that accumulates K micro-batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gtasr.checkpoint import read_info
+from gtasr.data.datasets import HRCropDataset, worker_init_fn
+from gtasr.errors import GtasrError
+from gtasr.method.objectives import (
+    Stage1Config,
+    Stage2Config,
+    frozen_copy,
+    stage1_objective,
+    stage2_objective,
+)
+from gtasr.train import builders
+from gtasr.train.batches import StepBatches, global_micro_batch, make_degrader
+from gtasr.train.checkpoints import (
+    EMA_FILE,
+    RAW_FILE,
+    CheckpointStore,
+    ModelMeta,
+    read_state,
+    resolve_checkpoint,
+)
+from gtasr.train.config import Config
+from gtasr.train.distributed import DistEnv, all_reduce_max, all_reduce_mean, barrier
+from gtasr.train.ema import EMA
+from gtasr.train.seeding import derive_seed, generator
+from gtasr.train.state import capture_rng_state, restore_rng_state
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(GtasrError):
+    """The loss stayed NaN/Inf for ``train.max_nonfinite`` iterations in a row."""
+
+
+def _load_backbone(path: Path, target: nn.Module) -> None:
+    """Copy the backbone weights of model file ``path`` into ``target`` (same architecture)."""
+    from safetensors.torch import load_file
+
+    read_info(path)  # a gtasr model file, or a clear error
+    try:
+        target.load_state_dict(load_file(str(path)))
+    except RuntimeError as error:
+        raise GtasrError(f"{path}: weights do not fit the configured network") from error
+
+
+class Trainer:
+    """Owns the model, optimiser, EMA and data of one process of a run."""
+
+    def __init__(self, config: Config, run_dir: Path, env: DistEnv, resume: bool = False) -> None:
+        self.config, self.run_dir, self.env = config, run_dir, env
+        train = config.train
+        torch.manual_seed(derive_seed(train.seed, "init"))
+        self.model = builders.build_model(config.model).to(env.device)
+        self.model.train()
+        self.meta = ModelMeta(
+            network=self.model.backbone.config,
+            precond=self.model.precond_config(),
+            stage=config.stage,
+        )
+        self.ema = EMA(self.model, decay=train.ema_decay)
+        self.reference = frozen_copy(self.model) if config.stage == 2 else None
+        self.optimizer, self.scheduler = builders.build_optimizer(self.model, train)
+        self.amp_dtype = builders.autocast_dtype(train.autocast, env.device)
+        self.scaler = (
+            torch.amp.GradScaler(env.device.type) if self.amp_dtype == torch.float16 else None
+        )
+        self.distances = builders.build_distances(config.loss, config.stage, env.device)
+        self.store = CheckpointStore(run_dir, keep=train.keep_checkpoints)
+        self.step = 0
+        self.nonfinite_total = 0
+        self.nonfinite_run = 0
+        self.last_checkpoint: Path | None = None
+        if resume:
+            self._resume()
+        elif config.stage == 2:
+            self._init_stage2(config.init_from or "")
+        self.net: nn.Module = self.model
+        if env.distributed:
+            ids = [env.device.index] if env.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.degrader = make_degrader(config.data.degradation)
+
+    # ------------------------------------------------------------------ state
+    def _init_stage2(self, source: str) -> None:
+        """Stage II starts theta from Stage I's raw weights, EMA and psi from its EMA."""
+        folder = resolve_checkpoint(source)
+        _load_backbone(folder / RAW_FILE, self.model.backbone)
+        _load_backbone(folder / EMA_FILE, self.ema.module.backbone)
+        assert self.reference is not None
+        self.reference.load_state_dict(self.ema.module.state_dict())
+        log.info("Stage II initialised from %s", folder)
+
+    def state(self) -> dict[str, Any]:
+        """Everything besides the model files that a bit-exact resume needs."""
+        state: dict[str, Any] = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema_decay": self.ema.decay,
+            "rng": capture_rng_state(),
+            "nonfinite_total": self.nonfinite_total,
+            "nonfinite_run": self.nonfinite_run,
+            "stage": self.config.stage,
+            "network": self.meta.network,
+        }
+        if self.reference is not None:
+            state["reference"] = self.reference.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def save_checkpoint(self) -> Path | None:
+        """Rank 0 writes the checkpoint of the current step; every rank waits for it."""
+        path = None
+        if self.env.is_main:
+            path = self.store.save(
+                self.step,
+                self.meta,
+                raw=self.model.backbone.state_dict(),
+                ema=self.ema.module.backbone.state_dict(),
+                state=self.state(),
+            )
+            self.last_checkpoint = path
+        barrier(self.env)
+        return path
+
+    def _resume(self) -> None:
+        """Continue from the newest complete checkpoint of the run directory."""
+        folder = self.store.latest()
+        if folder is None:
+            raise GtasrError(f"{self.run_dir}: --resume given but no checkpoint found")
+        state = read_state(folder, device=self.env.device)
+        if state["stage"] != self.config.stage or state["network"] != self.meta.network:
+            raise GtasrError(f"{folder}: checkpoint is of another stage or network than the config")
+        _load_backbone(folder / RAW_FILE, self.model.backbone)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        _load_backbone(folder / EMA_FILE, self.ema.module.backbone)
+        self.ema.decay = float(state["ema_decay"])
+        if self.reference is not None:
+            self.reference.load_state_dict(state["reference"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state({k: v for k, v in state["rng"].items()})
+        self.step = int(state["step"])
+        self.nonfinite_total = int(state["nonfinite_total"])
+        self.nonfinite_run = int(state["nonfinite_run"])
+        self.last_checkpoint = folder
+        log.info("resumed from %s (step %d)", folder, self.step)
+
+    # ------------------------------------------------------------------ data
+    def batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """Micro-batches from the current step on (loader workers or degraded on the device)."""
+        data, train = self.config.data, self.config.train
+        on_device = data.degrade_on == "device"
+        dataset = StepBatches(
+            photos=HRCropDataset(data.hr_dirs, crop_size=data.crop_size, hflip=data.hflip),
+            batch_size=train.batch_size,
+            seed=train.seed,
+            rank=self.env.rank,
+            world_size=self.env.world_size,
+            degrader=None if on_device else self.degrader,
+        )
+        first = self.step * train.grad_accumulation
+        last = train.iterations * train.grad_accumulation
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=None,
+            sampler=range(first, last),
+            num_workers=data.workers,
+            worker_init_fn=worker_init_fn,
+            prefetch_factor=2 if data.workers else None,
+        )
+        for index, batch in zip(range(first, last), loader, strict=False):
+            batch = {k: v.to(self.env.device, non_blocking=True) for k, v in batch.items()}
+            if on_device:
+                micro_batch = global_micro_batch(index, self.env.rank, self.env.world_size)
+                seed = derive_seed(train.seed, "degrade", micro_batch)
+                batch["y"], batch["y0"] = self.degrader(
+                    batch["x0"], generator(seed, self.env.device)
+                )
+            yield batch
+
+    # ------------------------------------------------------------------ step
+    def compute_loss(
+        self, batch: dict[str, torch.Tensor], gen: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The stage objective on one micro-batch."""
+        loss = self.config.loss
+        grid = builders.bridge_grid(self.config, self.step)
+        x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
+        if self.config.stage == 1:
+            weights = Stage1Config(ta_weight=loss.ta_weight)
+            return stage1_objective(self.net, x0, y, y0, grid, self.distances.d, gen, weights)
+        assert self.reference is not None and self.distances.lpips is not None
+        weights2 = Stage2Config(
+            dtm_weight=loss.dtm_weight,
+            stab_weight=loss.stab_weight,
+            rect_weight=loss.rect_weight,
+            dtm_index=loss.stage2_eta_index,
+            rect_gradient=loss.rect_gradient,
+        )
+        lpips = self.distances.lpips
+        return stage2_objective(
+            self.net, self.reference, x0, y, y0, grid, self.distances.d, lpips, lpips, gen, weights2
+        )
+
+    def train_step(self, batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """One iteration (with gradient accumulation); returns the logged values."""
+        train, env = self.config.train, self.env
+        self.optimizer.zero_grad(set_to_none=True)
+        parts_sum: dict[str, torch.Tensor] = {}
+        total_sum = torch.zeros((), device=env.device)
+        for micro in range(train.grad_accumulation):
+            batch = next(batches)
+            micro_batch = global_micro_batch(
+                self.step * train.grad_accumulation + micro, env.rank, env.world_size
+            )
+            torch.manual_seed(derive_seed(train.seed, "dropout", micro_batch))
+            gen = generator(derive_seed(train.seed, "objective", micro_batch), env.device)
+            last = micro == train.grad_accumulation - 1
+            sync = contextlib.nullcontext() if last or not env.distributed else self.net.no_sync()
+            with sync:
+                with builders.autocast(env.device, self.amp_dtype):
+                    total, parts = self.compute_loss(batch, gen)
+                scaled = total.float() / train.grad_accumulation
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            total_sum += scaled.detach()
+            for key, value in parts.items():
+                parts_sum[key] = (
+                    parts_sum.get(key, 0) + value.detach().float() / train.grad_accumulation
+                )
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = train.grad_clip if train.grad_clip else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        bad = not (math.isfinite(float(total_sum)) and math.isfinite(grad_norm))
+        values = {"loss": float(all_reduce_mean(total_sum, env))}
+        values |= {k: float(all_reduce_mean(v, env)) for k, v in parts_sum.items()}
+        values |= {"grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0]}
+        if all_reduce_max(float(bad), env) > 0:
+            self._skip_update()
+        else:
+            self.nonfinite_run = 0
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.ema.update(self.model)
+        self.scheduler.step()
+        self.step += 1
+        if self.reference is not None and self.step % train.reference_sync_every == 0:
+            self.reference.load_state_dict(self.model.state_dict())
+        return values
+
+    def _skip_update(self) -> None:
+        """Count a NaN/Inf iteration; abort after ``train.max_nonfinite`` in a row."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.update()
+        self.nonfinite_total += 1
+        self.nonfinite_run += 1
+        log.warning("step %d: loss or gradient is NaN/Inf, update skipped", self.step + 1)
+        if self.nonfinite_run >= self.config.train.max_nonfinite:
+            kept = self.last_checkpoint or "none written yet"
+            raise TrainingDiverged(
+                f"loss or gradient NaN/Inf for {self.nonfinite_run} iterations in a row "
+                f"(up to step {self.step + 1}); stopped. Last good checkpoint: {kept}"
+            )
