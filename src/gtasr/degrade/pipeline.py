@@ -78,7 +78,8 @@ class DegradationConfig:
 
     ``second_resize`` factors are relative to the final LR size (H/scale). The
     final JPEG (``final_jpeg_range``) and the final resize + sinc happen whether
-    or not the second order does.
+    or not the second order does. Kernel sizes follow the GTASR/CTMSR release
+    (``range(3, 21, 2)``, then ``range(3, 15, 2)``), not Real-ESRGAN's 7..21.
     """
 
     scale: int = 4
@@ -154,8 +155,11 @@ def _replace(instance: Any, values: Mapping[str, Any]) -> Any:
 
 
 def _fft_size(n: int) -> int:
-    """The smallest 5-smooth length >= n (fast FFT sizes); zero-extension beyond the
-    padded image never reaches the cropped output, so any length >= n is exact."""
+    """The smallest 5-smooth length >= ``n`` (a fast FFT size).
+
+    Zero-extension beyond the padded image never reaches the cropped output,
+    so any length >= ``n`` gives the exact result.
+    """
     size = n
     while True:
         m = size
