@@ -42,3 +42,27 @@ def test_stage1_resume_is_bit_exact(small_config, tmp_path: Path) -> None:
     assert state_a["scheduler"]["_last_lr"] == [config.train.lr * 0.5]
     # The EMA really moved away from the raw weights (decay 0.9 over 6 updates).
     assert any(not torch.equal(raw_a[k], ema_a[k]) for k in raw_a)
+
+
+def test_stage2_resume_restores_the_reference_network(small_config, tmp_path: Path) -> None:
+    env = setup("cpu")
+    train(small_config(train={"iterations": 2, "checkpoint_every": 2}), tmp_path / "one", env)
+    config = small_config(
+        stage=2,
+        init_from=str(tmp_path / "one"),
+        schedule={"power": 1.0, "num_intervals": [3]},
+        loss={"lpips_weight": 0.5, "charbonnier_weight": 0.5},
+        train={"iterations": 4, "checkpoint_every": 1, "reference_sync_every": 2},
+    )
+    train(config, tmp_path / "whole", env)
+    train(config, tmp_path / "split", env, max_steps=3)  # psi re-synced at step 2
+    train(config, tmp_path / "split", env, resume=True)
+    raw_a, ema_a, state_a = _final(tmp_path / "whole")
+    raw_b, ema_b, state_b = _final(tmp_path / "split")
+    for key in raw_a:
+        assert torch.equal(raw_a[key], raw_b[key]), key
+        assert torch.equal(ema_a[key], ema_b[key]), key
+    for key, value in state_a["reference"].items():
+        assert torch.equal(value, state_b["reference"][key]), key
+    # psi was re-synced to the raw weights at step 4 (the last step).
+    assert all(torch.equal(state_a["reference"][f"backbone.{k}"], v) for k, v in raw_a.items())

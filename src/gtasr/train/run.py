@@ -98,6 +98,7 @@ def train(
     first_step, start = trainer.step, time.perf_counter()
     stop_at = total if max_steps is None else min(total, first_step + max_steps)
     stopped_by = None
+    due = False
     val_values: dict[str, float] = {}
     bar = tqdm(
         total=total,
@@ -122,8 +123,12 @@ def train(
                     log.info("step %d/%d %s", step, total, _fmt(values))
                 if validator is not None and (step % config.val.every == 0 or step == total):
                     val_values = _validate(validator, trainer, metrics, run_dir)
-                if step % config.train.checkpoint_every == 0 or step == stop_at:
+                # A checkpoint due during a NaN/Inf streak waits for the next good step, so
+                # `latest` always follows a finite update.
+                due = due or step % config.train.checkpoint_every == 0
+                if (due and trainer.nonfinite_run == 0) or step == stop_at:
                     trainer.save_checkpoint()
+                    due = False
                 if all_reduce_max(float(stop.requested is not None), env) > 0:
                     stopped_by = stop.requested or "a signal on another rank"
                     trainer.save_checkpoint()

@@ -1,0 +1,72 @@
+"""`gtasr train` and `gtasr info` at the command line: one-line errors, model description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from gtasr.checkpoint import file_sha256
+from gtasr.cli import main
+from gtasr.train.config import config_to_dict
+
+
+def _config_file(config, tmp_path: Path) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config_to_dict(config)))
+    return path
+
+
+def test_train_then_info_describes_the_model(
+    small_config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_file = _config_file(small_config(train={"iterations": 2}), tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", str(config_file), "--out", str(run), "--set", "train.lr=2e-4"]) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["lr"] == 2e-4
+    capsys.readouterr()
+    assert main(["info", "--model", str(run / "model.safetensors")]) == 0
+    out = capsys.readouterr().out
+    count = sum(t.numel() for t in load_file(str(run / "model.safetensors")).values())
+    assert "tiny preset" in out and f"{count:,}" in out
+    assert "stage       1" in out and "steps       2" in out and "weights     ema" in out
+    assert file_sha256(run / "model.safetensors") in out
+    assert main(["info", "--model", str(run)]) == 0  # the latest checkpoint: raw and EMA
+    out = capsys.readouterr().out
+    assert "weights     raw" in out and "weights     ema" in out
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["--set", "train.bogus=1"], "unknown config key 'train.bogus'"),
+        (["--set", "train.batch_size=[2]"], "'train.batch_size': expected an integer"),
+        (["--set", "data.hr_dirs=[/nonexistent/photos]"], "/nonexistent/photos"),
+        (["--resume"], "no checkpoint found"),
+    ],
+)
+def test_train_errors_are_one_line(
+    small_config,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    overrides: list[str],
+    message: str,
+) -> None:
+    config_file = _config_file(small_config(), tmp_path)
+    assert main(["train", str(config_file), "--out", str(tmp_path / "r"), *overrides]) == 2
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    text = errors[0].getMessage()
+    assert message in text and "\n" not in text
+
+
+def test_info_on_a_file_that_is_not_a_model(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bogus = tmp_path / "x.safetensors"
+    bogus.write_bytes(b"not a model")
+    assert main(["info", "--model", str(bogus)]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and str(bogus) in errors[0]
