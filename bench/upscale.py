@@ -12,9 +12,9 @@ Measured, with seeded random weights (speed does not depend on training):
   (4096 x 4096 out) with ``--tile 256`` on the tiny preset (goal <= 1.5 GB),
   measured on a child process with ``os.wait4``.
 
-Timings are the best of ``--repeats`` runs after one warm-up run. Usage::
+Timings are the best of ``--repeats`` interleaved runs after one warm-up run. Usage::
 
-    python bench/upscale.py [--lr 128] [--repeats 2] [--rss-lr 1024] [--json FILE]
+    python bench/upscale.py [--lr 128] [--repeats 3] [--rss-lr 1024] [--json FILE]
 """
 
 from __future__ import annotations
@@ -68,15 +68,23 @@ def random_model_file(preset: str, folder: Path, seed: int = 0) -> Path:
     return path
 
 
-def best_time(run: Callable[[], object], repeats: int) -> float:
-    """Seconds of the fastest of ``repeats`` calls, after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def best_times(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Seconds of the fastest of ``repeats`` calls of each run, after one warm-up call each.
+
+    The runs are interleaved round by round (in rotating order), so a change in
+    the machine's load hits every variant alike instead of one of them.
+    """
+    names = list(runs)
+    for name in names:
+        runs[name]()
+    best = dict.fromkeys(names, float("inf"))
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            runs[name]()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -97,35 +105,36 @@ def _resized(rgb: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(big, dtype=np.float32) / 255.0
 
 
-def latency(model: Path, rgb: np.ndarray, repeats: int, **load: str) -> tuple[float, Upscaler]:
-    up = Upscaler.from_pretrained(model, device="cpu", **load)
-    seconds = best_time(lambda: up.upscale_rgb(rgb, seed=0), repeats)
-    return seconds, up
-
-
 def bench_preset(preset: str, model: Path, rgb: np.ndarray, repeats: int) -> dict[str, object]:
-    """All latency comparisons for one preset."""
+    """All latency comparisons for one preset, measured interleaved."""
     megapixels = rgb.shape[0] * rgb.shape[1] * 16 / 1e6
-    fp32_s, up = latency(model, rgb, repeats)
-    four_s = best_time(lambda: up.upscale_rgb(rgb, seed=0, steps=4), repeats)
-    bf16_s, bf16_up = latency(model, rgb, repeats, precision="bf16")
-    reference = up.upscale_rgb(rgb, seed=0)
-    bf16_psnr = psnr(bf16_up.upscale_rgb(rgb, seed=0), reference)
-    onnx_s, onnx_up = latency(model, rgb, repeats, backend="onnx")
-    onnx_diff = float(np.abs(onnx_up.upscale_rgb(rgb, seed=0) - reference).max())
+    ups = {
+        "fp32": Upscaler.from_pretrained(model, device="cpu"),
+        "bf16": Upscaler.from_pretrained(model, device="cpu", precision="bf16"),
+        "onnx": Upscaler.from_pretrained(model, device="cpu", backend="onnx"),
+    }
+    runs: dict[str, Callable[[], object]] = {
+        name: (lambda up=up: up.upscale_rgb(rgb, seed=0)) for name, up in ups.items()
+    }
+    runs["four_step"] = lambda: ups["fp32"].upscale_rgb(rgb, seed=0, steps=4)
+    seconds = best_times(runs, repeats)
+    reference = ups["fp32"].upscale_rgb(rgb, seed=0)
+    fp32_s = seconds["fp32"]
     return {
         "lr_size": list(rgb.shape[:2]),
         "output_megapixels": round(megapixels, 4),
         "torch_fp32_s": round(fp32_s, 3),
         "torch_fp32_s_per_mp": round(fp32_s / megapixels, 3),
-        "four_step_s": round(four_s, 3),
-        "four_step_over_one_step": round(four_s / fp32_s, 2),
-        "bf16_s": round(bf16_s, 3),
-        "bf16_speedup": round(fp32_s / bf16_s, 2),
-        "bf16_psnr_vs_fp32_db": round(bf16_psnr, 2),
-        "onnxruntime_s": round(onnx_s, 3),
-        "onnxruntime_speedup": round(fp32_s / onnx_s, 2),
-        "onnxruntime_max_abs_diff": onnx_diff,
+        "four_step_s": round(seconds["four_step"], 3),
+        "four_step_over_one_step": round(seconds["four_step"] / fp32_s, 2),
+        "bf16_s": round(seconds["bf16"], 3),
+        "bf16_speedup": round(fp32_s / seconds["bf16"], 2),
+        "bf16_psnr_vs_fp32_db": round(psnr(ups["bf16"].upscale_rgb(rgb, seed=0), reference), 2),
+        "onnxruntime_s": round(seconds["onnx"], 3),
+        "onnxruntime_speedup": round(fp32_s / seconds["onnx"], 2),
+        "onnxruntime_max_abs_diff": float(
+            np.abs(ups["onnx"].upscale_rgb(rgb, seed=0) - reference).max()
+        ),
     }
 
 
@@ -184,7 +193,7 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lr", type=int, default=128, help="LR side for latency (128)")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--presets", default="tiny,small")
     parser.add_argument("--rss-lr", type=int, default=1024, help="LR side, 0 to skip (1024)")
     parser.add_argument("--rss-tile", type=int, default=256)
