@@ -158,9 +158,9 @@ class ResBlock(nn.Module):
         skip = self._resample(x)
         if self.skip is not None:
             skip = self.skip(skip)
-        x = (h + skip) * SKIP_SCALE
+        x = torch.add(h, skip).mul_(SKIP_SCALE)
         if self.attention is not None:
-            x = self.attention(x) * SKIP_SCALE
+            x = self.attention(x).mul_(SKIP_SCALE)
         return x
 
 
@@ -281,6 +281,9 @@ class SongUNetSR(nn.Module):
                 h = torch.cat([h, skips.pop()], dim=1)
             h = block(h, emb)
         h = self.head_conv(F.silu(self.head_norm(h)))
-        h = F.leaky_relu(self.up1(F.interpolate(h, scale_factor=2.0, mode="nearest")), 0.2)
-        h = F.leaky_relu(self.up2(F.interpolate(h, scale_factor=2.0, mode="nearest")), 0.2)
+        # In place: LeakyReLU's gradient is recoverable from its output, and the
+        # conv outputs it overwrites are not needed by the conv's backward pass.
+        for conv in (self.up1, self.up2):
+            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            h = F.leaky_relu(conv(h), 0.2, inplace=True)
         return self.conv_out(h)
