@@ -38,15 +38,10 @@ class PerceptualDistance:
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         from gtasr.perceptual import charbonnier
 
-        value = self.charbonnier_weight * per_sample_mean(charbonnier(a, b))
+        value = self.charbonnier_weight * charbonnier(a, b)
         if self.lpips is not None and self.lpips_weight:
             value = value + self.lpips_weight * self.lpips(a, b).reshape(a.shape[0])
         return value
-
-
-def per_sample_mean(values: torch.Tensor) -> torch.Tensor:
-    """Average everything but the batch dimension."""
-    return values.reshape(values.shape[0], -1).mean(dim=1)
 
 
 @dataclass

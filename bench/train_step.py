@@ -1,0 +1,141 @@
+"""Seconds per training iteration of the tiny preset; prints one JSON object.
+
+Times ``Trainer.train_step`` (objective, backward, AdamW, EMA) for Stage I
+with CT only, Stage I with CT + TA (N = 4, the first half of training: three
+interior points through LPIPS as one batch), and Stage II, at batch 4 with
+128x128 HR crops, d = 0.5 LPIPS-VGG + 0.5 Charbonnier as in the paper. The
+batches are prepared beforehand (bicubic degradation) so only the step is
+timed; ``degrade_s`` is the separate cost of the release's training
+degradation for one such batch (what the step would pay if it degraded on the
+device instead of in a loader worker). The variants are timed in alternation
+(``--rounds`` rounds of ``--steps`` steps each) and the median per variant is
+reported, so a changing load on a shared machine affects all of them alike.
+Peak RSS is the process's maximum resident set size.
+
+    python bench/train_step.py --threads 2 --autocast none
+    python bench/train_step.py --threads 2 --autocast bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gtasr.degrade import DegradationConfig, degrade_batch
+from gtasr.train.batches import bicubic_degrade
+from gtasr.train.config import config_from_dict
+from gtasr.train.distributed import setup
+from gtasr.train.trainer import Trainer
+
+BATCH, CROP = 4, 128
+
+
+def _config(stage: int, ta_weight: float, photos: Path, autocast: str, init: Path | None):
+    raw = {
+        "stage": stage,
+        "init_from": str(init) if init else None,
+        "model": {"preset": "tiny"},
+        "data": {"hr_dirs": [str(photos)], "crop_size": CROP, "degradation": "bicubic"},
+        "loss": {"ta_weight": ta_weight},
+        "train": {
+            "batch_size": BATCH,
+            "iterations": 1_000_000,
+            "device": "cpu",
+            "autocast": autocast,
+            "checkpoint_every": 1_000_000,
+        },
+        "log": {"progress": False, "tensorboard": False},
+    }
+    if stage == 2:
+        raw["schedule"] = {"power": 1.0, "num_intervals": [3]}
+    return config_from_dict(raw)
+
+
+def _batches(count: int) -> list[dict[str, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(count):
+        x0 = torch.rand(BATCH, 3, CROP, CROP, generator=gen) * 2 - 1
+        x0 = torch.nn.functional.avg_pool2d(x0, 5, stride=1, padding=2)  # some structure
+        y, y0 = bicubic_degrade(x0, gen)
+        out.append({"x0": x0, "y": y, "y0": y0})
+    return out
+
+
+def _time_steps(trainer: Trainer, batches: list[dict[str, torch.Tensor]]) -> float:
+    """Mean seconds per iteration over ``batches``."""
+    start = time.perf_counter()
+    for batch in batches:
+        trainer.train_step(iter([batch]))
+    return (time.perf_counter() - start) / len(batches)
+
+
+def _degrade_seconds(repeats: int = 3) -> float:
+    config = DegradationConfig.preset("train")
+    hr = torch.rand(BATCH, 3, CROP, CROP) * 2 - 1
+    times = []
+    for seed in range(repeats):
+        start = time.perf_counter()
+        degrade_batch(hr, config, torch.Generator().manual_seed(seed))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--autocast", choices=("none", "bf16"), default="none")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    env = setup("cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "photos").mkdir()
+        pixels = np.random.default_rng(0).integers(0, 256, (CROP, CROP, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / "photos" / "p.png")
+        stage1 = Trainer(_config(1, 0.5, root / "photos", args.autocast, None), root / "s1", env)
+        stage1.save_checkpoint()
+        trainers = {
+            "stage1_ct_only": Trainer(
+                _config(1, 0.0, root / "photos", args.autocast, None), root / "ct", env
+            ),
+            "stage1_ct_ta": stage1,
+            "stage2": Trainer(
+                _config(2, 0.5, root / "photos", args.autocast, root / "s1"), root / "s2", env
+            ),
+        }
+        batches = _batches(args.steps)
+        for trainer in trainers.values():
+            _time_steps(trainer, batches[:1])  # warm-up
+        samples: dict[str, list[float]] = {name: [] for name in trainers}
+        for _ in range(args.rounds):
+            for name, trainer in trainers.items():
+                samples[name].append(_time_steps(trainer, batches))
+    result = {
+        "preset": "tiny",
+        "batch": BATCH,
+        "crop": CROP,
+        "threads": args.threads,
+        "autocast": args.autocast,
+        "stage1_intervals": 4,
+        **{f"{name}_s_per_it": statistics.median(v) for name, v in samples.items()},
+        "degrade_s_per_batch": _degrade_seconds(),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    result["ta_over_ct_only"] = result["stage1_ct_ta_s_per_it"] / result["stage1_ct_only_s_per_it"]
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
