@@ -152,13 +152,14 @@ class ResBlock(nn.Module):
         return x
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        # In-place updates only touch fresh conv outputs, which no backward pass needs.
         h = self.conv0(self._resample(F.silu(self.norm0(x))))
-        h = F.silu(self.norm1(h + self.affine(emb)[:, :, None, None]))
+        h = F.silu(self.norm1(h.add_(self.affine(emb)[:, :, None, None])))
         h = self.conv1(F.dropout(h, p=self.dropout, training=self.training))
         skip = self._resample(x)
         if self.skip is not None:
             skip = self.skip(skip)
-        x = torch.add(h, skip).mul_(SKIP_SCALE)
+        x = h.add_(skip).mul_(SKIP_SCALE)
         if self.attention is not None:
             x = self.attention(x).mul_(SKIP_SCALE)
         return x

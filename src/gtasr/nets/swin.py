@@ -128,7 +128,7 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.attend(self.norm1(x))
-        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+        return self.fc2(F.gelu(self.fc1(self.norm2(x)))).add_(x)
 
 
 class SwinAttention(nn.Module):
@@ -150,4 +150,4 @@ class SwinAttention(nn.Module):
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv(self.unembed(self.block(self.embed(x))))
+        return self.conv(self.unembed(self.block(self.embed(x)))).add_(x)
