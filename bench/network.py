@@ -10,7 +10,11 @@ also times the network share of a Stage I step: forward + backward of the
 online network and a no-grad forward of the target, at the given batch.
 
     python bench/network.py --presets paper small tiny --threads 2
-    python bench/network.py --presets tiny --train-step --lr-size 64
+    python bench/network.py --presets tiny --train-step
+
+On a shared, busy machine run it with ``OMP_WAIT_POLICY=PASSIVE``: spinning
+OpenMP workers that wait for a descheduled sibling make every one of the
+network's many small parallel regions slow (up to 50x for ``tiny``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -116,6 +121,7 @@ def bench_preset(name: str, args: argparse.Namespace) -> dict[str, object]:
         f"gmac_{args.lr_size}": round(macs / 1e9, 3),
         "dtype": "bf16-autocast" if args.bf16 else "fp32",
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "forward_latency_s": round(latency, 4),
         "achieved_gflops": round(achieved, 1),
         "matmul_fp32_gflops": round(reference, 1),

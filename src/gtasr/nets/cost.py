@@ -25,8 +25,9 @@ def count_macs(net: nn.Module, lr_size: int | tuple[int, int]) -> int:
     param = next(net.parameters())
     kwargs = {"device": param.device, "dtype": param.dtype}
     scale = int(getattr(net, "scale", 4))
-    x = torch.zeros(1, 3, scale * h, scale * w, **kwargs)
-    y = torch.zeros(1, 3, h, w, **kwargs)
+    channels = int(getattr(net, "config", {}).get("image_channels", 3))
+    x = torch.zeros(1, channels, scale * h, scale * w, **kwargs)
+    y = torch.zeros(1, channels, h, w, **kwargs)
     c_noise = torch.zeros(1, **kwargs)
     mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
     was_training = net.training

@@ -4,8 +4,9 @@ Data flow for a noisy HR state ``x`` (B, 3, 4h, 4w), noise label ``c_noise``
 (B,) and LR image ``y`` (B, 3, h, w):
 
 1. PixelUnshuffle(4) of ``x`` concatenated with ``y`` (51 channels), 3x3 conv.
-2. Encoder: per level ``blocks_per_level`` residual blocks; a downsampling
-   residual block between levels. Every block output is kept as a skip.
+2. Encoder: per level ``blocks_per_level`` residual blocks (each followed by
+   a Swin slot at the ``attention_levels``); a downsampling residual block
+   between levels. Every block output is kept as a skip.
 3. Decoder: the lowest level starts with two residual blocks (the first with
    attention); every other level starts with an upsampling residual block.
    Then ``blocks_per_level + 1`` residual blocks per level, each consuming one
@@ -65,6 +66,8 @@ class SongUNetConfig:
             raise ValueError(f"attention_levels {bad} outside 0..{len(self.channel_mults) - 1}")
         if self.blocks_per_level < 1 or self.base_channels < 4:
             raise ValueError("need blocks_per_level >= 1 and base_channels >= 4")
+        if not 0.0 <= self.dropout < 1.0 or self.swin_window < 1:
+            raise ValueError("need 0 <= dropout < 1 and swin_window >= 1")
         if self.swin_dim % self.swin_heads:
             raise ValueError(f"swin_dim {self.swin_dim} not divisible by {self.swin_heads} heads")
 
