@@ -79,17 +79,26 @@ def build_optimizer(
     return optimizer, scheduler
 
 
-AUTO_CPU_AUTOCAST = "none"
-"""What train.autocast=auto means on CPU (see bench/train_step.py for the measurement)."""
+def cpu_bf16_supported() -> bool:
+    """Whether oneDNN has native bf16 kernels here (e.g. AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``train.autocast`` on ``device`` (None: full precision)."""
+    """The autocast dtype for ``train.autocast`` on ``device`` (None: full precision).
+
+    ``auto`` picks bf16 on CUDA (fp16 where bf16 is missing) and bf16 on CPUs with native
+    bf16 kernels: on this project's AVX512-BF16 machine a tiny-preset training step's
+    LPIPS-VGG share runs 1.8x faster in bf16 (bench/train_step.py); elsewhere full fp32.
+    """
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            name = AUTO_CPU_AUTOCAST
+            name = "bf16" if cpu_bf16_supported() else "none"
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 

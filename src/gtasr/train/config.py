@@ -88,6 +88,7 @@ class TrainConfig:
     grad_accumulation: int = 1
     autocast: str = "auto"  # auto | none | bf16 | fp16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # intra-op CPU threads; None keeps torch's default
     seed: int = 0
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
@@ -249,6 +250,8 @@ def _check(config: Config) -> None:
     for key, value in positive.items():
         if value < 1:
             raise GtasrError(f"config key '{key}': must be at least 1, got {value}")
+    if config.train.threads is not None and config.train.threads < 1:
+        raise GtasrError("config key 'train.threads': must be at least 1 (or null)")
     if config.train.lr <= 0:
         raise GtasrError(f"config key 'train.lr': must be positive, got {config.train.lr}")
     if len(config.train.betas) != 2:

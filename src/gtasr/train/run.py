@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from gtasr.fileio import atomic_write_bytes
@@ -86,6 +87,8 @@ def train(
     ``max_steps`` ends this invocation after that many iterations with a
     checkpoint (``--resume`` continues), e.g. to train in time slices.
     """
+    if config.train.threads is not None:
+        torch.set_num_threads(config.train.threads)
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(run_dir / "config.yaml", dump_config(config).encode("utf-8"))
