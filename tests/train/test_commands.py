@@ -36,6 +36,8 @@ def test_train_then_info_describes_the_model(
     assert main(["info", "--model", str(run)]) == 0  # the latest checkpoint: raw and EMA
     out = capsys.readouterr().out
     assert "weights     raw" in out and "weights     ema" in out
+    # A second fresh run into the same folder would mix two runs' checkpoints: refused.
+    assert main(["train", str(config_file), "--out", str(run)]) == 2
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_write_bytes
-from gtasr.train.checkpoints import EMA_FILE
+from gtasr.train.checkpoints import EMA_FILE, CheckpointStore
 from gtasr.train.config import Config, dump_config
 from gtasr.train.distributed import DistEnv, all_reduce_max
 from gtasr.train.monitor import MetricsLog, StopRequest
@@ -89,6 +90,8 @@ def train(
     """
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
+    if not resume and CheckpointStore(run_dir).latest() is not None:
+        raise GtasrError(f"{run_dir}: already holds checkpoints; add --resume or choose --out")
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(run_dir / "config.yaml", dump_config(config).encode("utf-8"))
