@@ -176,7 +176,7 @@ class Trainer:
         folder = self.store.latest()
         if folder is None:
             raise GtasrError(f"{self.run_dir}: --resume given but no checkpoint found")
-        state = read_state(folder, device=self.env.device)
+        state = read_state(folder)  # on the CPU: RNG states must be CPU tensors
         if state["stage"] != self.config.stage or state["network"] != self.meta.network:
             raise GtasrError(f"{folder}: checkpoint is of another stage or network than the config")
         _load_backbone(folder / RAW_FILE, self.model.backbone)
@@ -188,7 +188,7 @@ class Trainer:
             self.reference.load_state_dict(state["reference"])
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
-        restore_rng_state({k: v for k, v in state["rng"].items()})
+        restore_rng_state(state["rng"])
         self.step = int(state["step"])
         self.nonfinite_total = int(state["nonfinite_total"])
         self.nonfinite_run = int(state["nonfinite_run"])
