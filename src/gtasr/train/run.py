@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_write_bytes
@@ -117,7 +118,7 @@ def train(
     if validator is not None and trainer.step == 0:
         val_values = _validate(validator, trainer, metrics, run_dir)
     try:
-        with StopRequest() as stop:
+        with StopRequest() as stop, logging_redirect_tqdm():
             batches = trainer.batches()
             while trainer.step < stop_at:
                 values = trainer.train_step(batches)

@@ -13,6 +13,7 @@ processes reproduce one process that accumulates K micro-batches.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 from collections.abc import Iterator
@@ -177,7 +178,8 @@ class Trainer:
         if folder is None:
             raise GtasrError(f"{self.run_dir}: --resume given but no checkpoint found")
         state = read_state(folder)  # on the CPU: RNG states must be CPU tensors
-        if state["stage"] != self.config.stage or state["network"] != self.meta.network:
+        same_network = state["network"] == json.loads(json.dumps(self.meta.network))
+        if state["stage"] != self.config.stage or not same_network:
             raise GtasrError(f"{folder}: checkpoint is of another stage or network than the config")
         _load_backbone(folder / RAW_FILE, self.model.backbone)
         self.optimizer.load_state_dict(state["optimizer"])
