@@ -132,6 +132,8 @@ class Trainer:
     def _init_stage2(self, source: str) -> None:
         """Stage II starts theta from Stage I's raw weights, EMA and psi from its EMA."""
         folder = resolve_checkpoint(source)
+        if read_info(folder / RAW_FILE).stage != 1:
+            log.warning("%s: init_from is not a Stage I checkpoint", folder)
         _load_backbone(folder / RAW_FILE, self.model.backbone)
         _load_backbone(folder / EMA_FILE, self.ema.module.backbone)
         assert self.reference is not None
