@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -40,6 +41,10 @@ def test_stage1_resume_is_bit_exact(small_config, tmp_path: Path) -> None:
         assert torch.equal(moments_a[index]["exp_avg_sq"], moments_b[index]["exp_avg_sq"])
     assert state_a["scheduler"] == state_b["scheduler"]
     assert state_a["scheduler"]["_last_lr"] == [config.train.lr * 0.5]
+    # The metrics log holds each step once although steps 3-4 ran after a checkpoint at 2.
+    lines = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in lines if '"train"' in line]
+    assert steps == [1, 2, 3, 4, 5, 6]
     # The EMA really moved away from the raw weights (decay 0.9 over 6 updates).
     assert any(not torch.equal(raw_a[k], ema_a[k]) for k in raw_a)
 
