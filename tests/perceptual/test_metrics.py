@@ -126,3 +126,20 @@ def test_sobel_diagonal_edge_and_gradient():
     assert s[0, 0, 1, 1].item() == pytest.approx(2.0**0.5)
     sobel_magnitude(x).sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_constant_target_side_gives_the_same_value_and_gradient(lpips_alex):
+    """A target without grad takes the no-autograd path; results equal the joint pass."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(2, 3, 40, 40, generator=g) * 2 - 1
+    b = torch.rand(2, 3, 40, 40, generator=g) * 2 - 1
+    a_split = a.clone().requires_grad_(True)
+    split = lpips_alex(a_split, b)
+    split.sum().backward()
+    a_joint = a.clone().requires_grad_(True)
+    b_joint = b.clone().requires_grad_(True)
+    joint = lpips_alex(a_joint, b_joint)
+    joint.sum().backward()
+    torch.testing.assert_close(split, joint, rtol=0, atol=1e-6)
+    torch.testing.assert_close(a_split.grad, a_joint.grad, rtol=1e-5, atol=1e-8)
+    assert split.grad_fn is not None

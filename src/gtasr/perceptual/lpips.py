@@ -60,14 +60,30 @@ class LPIPS(FrozenMetric):
         self.heads.copy_(torch.cat([heads_state[str(i)] for i in range(len(self.channels))]))
         self.eval()
 
+    def _taps(self, x: torch.Tensor, track: bool = True) -> list[torch.Tensor]:
+        """Channel-normalised float32 activations of the five tapped layers.
+
+        ``track=False`` computes them without autograd (for a constant input).
+        """
+        with torch.set_grad_enabled(track and torch.is_grad_enabled()):
+            return [unit_channels(f.float()) for f in self.trunk((x - self.shift) / self.scale)]
+
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Per-sample LPIPS distance between two batches in [-1, 1]."""
+        """Per-sample LPIPS distance between two batches in [-1, 1].
+
+        Both batches go through the trunk together, except in training, where
+        one side is a constant target: its activations are then computed
+        without autograd, so the backward pass does not run through them.
+        """
         check_pair(a, b)
-        both = (torch.cat([a, b]) - self.shift) / self.scale
+        if torch.is_grad_enabled() and a.requires_grad != b.requires_grad:
+            taps_a, taps_b = self._taps(a, a.requires_grad), self._taps(b, b.requires_grad)
+        else:
+            pairs = [t.chunk(2) for t in self._taps(torch.cat([a, b]))]
+            taps_a, taps_b = ([p[0] for p in pairs], [p[1] for p in pairs])
         total = a.new_zeros(a.shape[0], dtype=torch.float32)
         heads = torch.split(self.heads, self.channels)
-        for features, weight in zip(self.trunk(both), heads, strict=True):
-            f_a, f_b = unit_channels(features.float()).chunk(2)
+        for f_a, f_b, weight in zip(taps_a, taps_b, heads, strict=True):
             per_channel = (f_a - f_b).pow(2).mean(dim=(2, 3))
             total = total + (per_channel * weight).sum(dim=1)
         return total
