@@ -61,8 +61,14 @@ def test_nonfinite_in_a_row_aborts_and_keeps_the_last_good_checkpoint(
     assert read_state(latest)["step"] == 2  # step 4 fell inside the NaN streak: not written
 
 
-def test_sigterm_writes_a_checkpoint_and_exits_cleanly(small_config, tmp_path: Path) -> None:
-    config = small_config(train={"iterations": 100000, "checkpoint_every": 100000})
+@pytest.mark.parametrize("to_group", [False, True], ids=["process", "process-group"])
+def test_sigterm_writes_a_checkpoint_and_exits_cleanly(
+    small_config, tmp_path: Path, to_group: bool
+) -> None:
+    """SIGTERM to the trainer, or to its whole process group with a loader worker in it
+    (as Ctrl-C and job schedulers do), writes a checkpoint and exits 0."""
+    data = {"workers": 1, "degrade_on": "loader"} if to_group else {}
+    config = small_config(train={"iterations": 100000, "checkpoint_every": 100000}, data=data)
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump(config_to_dict(config)))
     run = tmp_path / "run"
@@ -71,6 +77,7 @@ def test_sigterm_writes_a_checkpoint_and_exits_cleanly(small_config, tmp_path: P
         env=dict(os.environ, OMP_NUM_THREADS="1"),
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 120
     metrics = run / "metrics.jsonl"
@@ -78,7 +85,10 @@ def test_sigterm_writes_a_checkpoint_and_exits_cleanly(small_config, tmp_path: P
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert "stopped by SIGTERM" in stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,7 +211,13 @@ def worker_init_fn(worker_id: int) -> None:
 
     The datasets here take no random state from globals (see the module
     docstring); the global seeding only keeps third-party code reproducible.
+    Workers ignore SIGINT and SIGTERM: Ctrl-C or a job scheduler signals the
+    whole process group, and the main process must stay in charge of stopping
+    (it writes a checkpoint, then shuts its workers down); a worker killed by
+    the signal would instead abort the main process mid-step.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     torch.set_num_threads(1)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
