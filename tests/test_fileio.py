@@ -22,6 +22,21 @@ def test_atomic_write_creates_file_with_umask_mode(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["out.bin"]
 
 
+def test_mode_is_set_even_when_the_writer_recreates_the_file(tmp_path):
+    """Some writers (safetensors) replace the temporary file with a private one."""
+    target = tmp_path / "model.safetensors"
+    old = os.umask(0o022)
+    try:
+        with atomic_path(target) as tmp:
+            tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, b"x")
+            os.close(fd)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
 def test_failed_write_leaves_nothing_and_keeps_old_file(tmp_path):
     target = tmp_path / "out.png"
     target.write_bytes(b"old")
