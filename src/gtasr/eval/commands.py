@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_write_bytes
 
@@ -22,19 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_drift(subparsers)
     _register_decoupling(subparsers)
     _register_compare_grid(subparsers)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise GtasrError(f"unknown device {name!r}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GtasrError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 def write_json(path: Path, document: dict) -> None:

@@ -25,23 +25,6 @@ log = logging.getLogger(__name__)
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; other names are checked."""
-    if str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as error:
-        raise GtasrError(f"unknown device {device!r} (auto, cpu, cuda or cuda:N)") from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise GtasrError("--device cuda was requested but PyTorch sees no CUDA device")
-    return resolved
-
-
 class TorchDenoiser:
     """A :class:`~gtasr.method.precond.ConsistencyModel` in eval mode on one device.
 

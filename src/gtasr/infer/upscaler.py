@@ -26,9 +26,10 @@ import PIL.Image
 import torch
 from torch import Tensor
 
+from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
 from gtasr.imageio import quantize, to_tensor
-from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser, resolve_device
+from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
 from gtasr.infer.noise import NoiseField
 from gtasr.infer.tiling import tiled_upscale
 from gtasr.method.sampling import sample_one_step
