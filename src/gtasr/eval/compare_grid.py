@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image as PILImage
 
 from gtasr.errors import GtasrError, InputError
 from gtasr.eval.diagnostics import SCALE, new_figure, save_figure
 from gtasr.eval.evaluate import images_by_stem
 from gtasr.eval.metrics import psnr_y
 from gtasr.imageio import read_image
+from gtasr.infer.resample import resize
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,6 @@ def _find(folder: Path, stem: str) -> Path:
     return files[stem]
 
 
-def _bicubic(lr_rgb: np.ndarray) -> np.ndarray:
-    """Pillow bicubic x4 of the 8-bit version of an LR image, back to float [0, 1]."""
-    pil = PILImage.fromarray(np.round(lr_rgb * 255).astype(np.uint8))
-    pil = pil.resize((pil.width * SCALE, pil.height * SCALE), PILImage.BICUBIC)
-    return np.asarray(pil, dtype=np.float32) / 255.0
-
-
 def image_columns(
     stem: str, lq_dir: Path, gt_dir: Path, sr_dirs: Sequence[tuple[str, Path]], box: Box
 ) -> list[tuple[str, np.ndarray]]:
@@ -87,7 +80,8 @@ def image_columns(
     if not box.fits(gt.width, gt.height):
         raise InputError(gt_path, f"box {box} does not fit in {gt.width}x{gt.height}")
     nearest = np.repeat(np.repeat(lr.rgb, SCALE, axis=0), SCALE, axis=1)
-    columns = [("LR (nearest x4)", nearest), ("bicubic", _bicubic(lr.rgb))]
+    bicubic = resize(lr.rgb, SCALE * lr.width, SCALE * lr.height, "bicubic", 8)
+    columns = [("LR (nearest x4)", nearest), ("bicubic", bicubic)]
     for name, folder in sr_dirs:
         path = _find(folder, stem)
         sr = read_image(path)
