@@ -17,7 +17,6 @@ Files are written atomically (temporary file, then rename).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -129,12 +128,3 @@ def load_model(
         )
     model = ConsistencyModel(backbone, **info.precond)
     return model.to(device).eval(), info
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

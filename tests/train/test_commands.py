@@ -8,8 +8,8 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from gtasr.checkpoint import file_sha256
 from gtasr.cli import main
+from gtasr.fileio import file_sha256
 from gtasr.train.config import config_to_dict
 
 

@@ -15,7 +15,6 @@ silently change the training data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from gtasr.errors import GtasrError
-from gtasr.fileio import atomic_path
+from gtasr.fileio import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +68,6 @@ def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
     fields = Photo.__dataclass_fields__
     photos = [Photo(**{key: entry[key] for key in fields}) for entry in data["photos"]]
     return Manifest(packages=dict(data["packages"]), photos=photos)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _run(command: Sequence[str], cwd: Path) -> None:
@@ -127,7 +118,7 @@ def verify_and_copy(
         if not source.is_file():
             raise GtasrError(f"{photo.package}: {photo.path} is missing from the package")
         size = source.stat().st_size
-        digest = sha256_of(source)
+        digest = file_sha256(source)
         if size != photo.size or digest != photo.sha256:
             raise GtasrError(
                 f"{photo.package}: {photo.path} does not match the list "

@@ -114,7 +114,8 @@ def preset_name(network: dict) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     """Entry of ``gtasr info``: print what a model file (or checkpoint) is."""
-    from gtasr.checkpoint import file_sha256, read_info
+    from gtasr.checkpoint import read_info
+    from gtasr.fileio import file_sha256
 
     for file in _model_files(args.model):
         info = read_info(file)
