@@ -234,3 +234,32 @@ def test_onnx_export_has_dynamic_size_and_pads_windows(tmp_path):
     (out,) = session.run(None, feed)
     assert out.shape == expected.shape
     assert abs(out - expected).max() < 1e-4
+
+
+def test_lr_skip_adds_bicubic_of_the_lr_image():
+    plain = build_network(MICRO).eval()
+    randomize_(plain)
+    skipped = build_network({**MICRO, "lr_skip": True}).eval()
+    skipped.load_state_dict(plain.state_dict())
+    x, c_noise, y = inputs(16, 16)
+    with torch.no_grad():
+        difference = skipped(x, c_noise, y) - plain(x, c_noise, y)
+    bicubic = torch.nn.functional.interpolate(y, scale_factor=4, mode="bicubic")
+    torch.testing.assert_close(difference, bicubic, atol=1e-5, rtol=0)
+
+
+def test_untrained_tiny_starts_near_bicubic():
+    # The head starts near zero, so only the output conv's bias separates the two.
+    net = build_network("tiny").eval()
+    assert net.config["lr_skip"] is True
+    x, c_noise, y = inputs(16, 16)
+    with torch.no_grad():
+        out = net(x, c_noise, y)
+    bicubic = torch.nn.functional.interpolate(y, scale_factor=4, mode="bicubic")
+    offset = net.conv_out.bias.detach().reshape(1, 3, 1, 1)
+    torch.testing.assert_close(out - offset, bicubic, atol=0.05, rtol=0)
+
+
+def test_configs_without_lr_skip_build_the_plain_network():
+    # Model files written before the option existed store no lr_skip key.
+    assert build_network(MICRO).config["lr_skip"] is False

@@ -7,6 +7,10 @@
 - ``tiny``: three levels, one block per level, Swin only on the two lower
   levels, no dropout and a 16-channel upsampling head, so that a Stage I
   training step runs on two CPU cores: 1,483,469 parameters, 1.64 GMAC. Stride 4.
+  It adds the bicubic upsampling of the LR image to its output (``lr_skip``):
+  trained for 700 steps to regress x0 from y0 + eps at sigma 1, the plain
+  network's MSE on imagenet-test-sample was still twice bicubic's (0.058 vs
+  0.031); with the skip it starts at bicubic's.
 
 (GMAC for a 64x64 LR input, from :func:`gtasr.nets.count_macs`.)
 """
@@ -41,6 +45,7 @@ _PRESET_CONFIGS: dict[str, SongUNetConfig] = {
         swin_heads=2,
         swin_mlp_ratio=2.0,
         head_channels=16,
+        lr_skip=True,
     ),
 }
 

@@ -13,6 +13,11 @@ Data flow for a noisy HR state ``x`` (B, 3, 4h, 4w), noise label ``c_noise``
    skip by concatenation; the last of them carries attention.
 4. Head: GroupNorm, SiLU, 3x3 conv at LR resolution, then twice
    (nearest x2, 3x3 conv, LeakyReLU 0.2), then a 3x3 conv to 3 channels.
+5. With ``lr_skip`` (not in the release), the bicubic x4 upsampling of ``y``
+   is added to that output. The head starts near zero, so an untrained
+   network then predicts bicubic instead of grey, and it only has to learn
+   what bicubic misses: small networks trained for a few thousand steps
+   otherwise spend them learning to copy the LR image.
 
 The noise label enters every residual block through a sinusoidal embedding
 and a two-layer MLP. Attention slots are Swin blocks (:mod:`gtasr.nets.swin`).
@@ -55,6 +60,7 @@ class SongUNetConfig:
     swin_qkv_bias: bool = True
     head_channels: int = 192  # width of the x4 upsampling head
     image_channels: int = 3
+    lr_skip: bool = False  # add bicubic x4 of y to the output: the head learns only the detail
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
@@ -290,4 +296,7 @@ class SongUNetSR(nn.Module):
         for conv in (self.up1, self.up2):
             h = F.interpolate(h, scale_factor=2.0, mode="nearest")
             h = F.leaky_relu(conv(h), 0.2, inplace=True)
-        return self.conv_out(h)
+        out = self.conv_out(h)
+        if self.cfg.lr_skip:
+            out = out + F.interpolate(y.to(out.dtype), scale_factor=SCALE, mode="bicubic")
+        return out
