@@ -247,3 +247,24 @@ def test_default_edge_map_is_the_perceptual_sobel(make_backbone, batch) -> None:
     default, _ = stage2_objective(*args, gen(8))
     explicit, _ = stage2_objective(*args, gen(8), edge_map=sobel_magnitude)
     assert torch.equal(default, explicit)
+
+
+def test_dtm_only_stage2_skips_rect_and_keeps_the_rest(make_backbone, batch) -> None:
+    # CTMSR's Stage II (rect_weight 0): L_Rect's distance is never called and the other
+    # parts equal those of the full objective with the same draws.
+    model, reference = stage2_setup(make_backbone)
+    calls = []
+
+    def rect_distance(a: Tensor, b: Tensor) -> Tensor:
+        calls.append(a.shape)
+        return l1(a, b)
+
+    args = (model, reference, batch["x0"], batch["y"], batch["y0"], STAGE2, l1, l1)
+    full_total, full = stage2_objective(*args, rect_distance, gen(5), edge_map=sobel)
+    assert len(calls) == 1
+    dtm_only = Stage2Config(rect_weight=0.0)
+    total, parts = stage2_objective(*args, rect_distance, gen(5), dtm_only, edge_map=sobel)
+    assert len(calls) == 1
+    assert parts["rect"].item() == 0.0
+    assert torch.equal(parts["ct"], full["ct"]) and torch.equal(parts["dtm_stab"], full["dtm_stab"])
+    assert total.item() == pytest.approx((full_total - full["rect"]).item(), rel=1e-6)

@@ -260,6 +260,9 @@ def stage2_objective(
     dtm = config.dtm_weight * dtm_stab_loss(
         x_hat, x0, real, fake.detach(), edges, dtm_distance, config.stab_weight
     )
-    rect = config.rect_weight * rectification_loss(fake, x0, edges, rect_distance)
+    if config.rect_weight:
+        rect = config.rect_weight * rectification_loss(fake, x0, edges, rect_distance)
+    else:  # CTMSR's DTM-only Stage II: no LPIPS pass for a term that counts for nothing
+        rect = x_hat.new_zeros(())
     total = ct + dtm + rect
     return total, {"ct": ct.detach(), "dtm_stab": dtm.detach(), "rect": rect.detach()}
