@@ -3,7 +3,8 @@
 Times ``Trainer.train_step`` (objective, backward, AdamW, EMA) for Stage I
 with CT only, Stage I with CT + TA (N = 4, the first half of training: three
 interior points through LPIPS as one batch), and Stage II, at batch 4 with
-128x128 HR crops, d = 0.5 LPIPS-VGG + 0.5 Charbonnier as in the paper. The
+128x128 HR crops unless ``--batch``/``--crop`` say otherwise, d = 0.5 LPIPS-VGG
++ 0.5 Charbonnier as in the paper. The
 batches are prepared beforehand (bicubic degradation) so only the step is
 timed; ``degrade_s`` is the separate cost of the release's training
 degradation for one such batch (what the step would pay if it degraded on the
@@ -14,6 +15,7 @@ Peak RSS is the process's maximum resident set size.
 
     python bench/train_step.py --threads 2 --autocast none
     python bench/train_step.py --threads 2 --autocast bf16
+    python bench/train_step.py --autocast bf16 --batch 8 --crop 64
 """
 
 from __future__ import annotations
@@ -36,18 +38,18 @@ from gtasr.train.config import config_from_dict
 from gtasr.train.distributed import setup
 from gtasr.train.trainer import Trainer
 
-BATCH, CROP = 4, 128
 
-
-def _config(stage: int, ta_weight: float, photos: Path, autocast: str, init: Path | None):
+def _config(
+    stage: int, ta_weight: float, photos: Path, autocast: str, init: Path | None, batch: int
+):
     raw = {
         "stage": stage,
         "init_from": str(init) if init else None,
         "model": {"preset": "tiny"},
-        "data": {"hr_dirs": [str(photos)], "crop_size": CROP, "degradation": "bicubic"},
+        "data": {"hr_dirs": [str(photos)], "crop_size": 64, "degradation": "bicubic"},
         "loss": {"ta_weight": ta_weight},
         "train": {
-            "batch_size": BATCH,
+            "batch_size": batch,
             "iterations": 1_000_000,
             "device": "cpu",
             "autocast": autocast,
@@ -60,11 +62,11 @@ def _config(stage: int, ta_weight: float, photos: Path, autocast: str, init: Pat
     return config_from_dict(raw)
 
 
-def _batches(count: int) -> list[dict[str, torch.Tensor]]:
+def _batches(count: int, batch: int, crop: int) -> list[dict[str, torch.Tensor]]:
     gen = torch.Generator().manual_seed(0)
     out = []
     for _ in range(count):
-        x0 = torch.rand(BATCH, 3, CROP, CROP, generator=gen) * 2 - 1
+        x0 = torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1
         x0 = torch.nn.functional.avg_pool2d(x0, 5, stride=1, padding=2)  # some structure
         y, y0 = bicubic_degrade(x0, gen)
         out.append({"x0": x0, "y": y, "y0": y0})
@@ -79,9 +81,9 @@ def _time_steps(trainer: Trainer, batches: list[dict[str, torch.Tensor]]) -> flo
     return (time.perf_counter() - start) / len(batches)
 
 
-def _degrade_seconds(repeats: int = 3) -> float:
+def _degrade_seconds(batch: int, crop: int, repeats: int = 3) -> float:
     config = DegradationConfig.preset("train")
-    hr = torch.rand(BATCH, 3, CROP, CROP) * 2 - 1
+    hr = torch.rand(batch, 3, crop, crop) * 2 - 1
     times = []
     for seed in range(repeats):
         start = time.perf_counter()
@@ -96,26 +98,32 @@ def main() -> None:
     parser.add_argument("--autocast", choices=("none", "bf16"), default="none")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--crop", type=int, default=128, help="HR crop side (multiple of 16)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     env = setup("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "photos").mkdir()
-        pixels = np.random.default_rng(0).integers(0, 256, (CROP, CROP, 3), dtype=np.uint8)
+        pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(root / "photos" / "p.png")
-        stage1 = Trainer(_config(1, 0.5, root / "photos", args.autocast, None), root / "s1", env)
+        stage1 = Trainer(
+            _config(1, 0.5, root / "photos", args.autocast, None, args.batch), root / "s1", env
+        )
         stage1.save_checkpoint()
         trainers = {
             "stage1_ct_only": Trainer(
-                _config(1, 0.0, root / "photos", args.autocast, None), root / "ct", env
+                _config(1, 0.0, root / "photos", args.autocast, None, args.batch), root / "ct", env
             ),
             "stage1_ct_ta": stage1,
             "stage2": Trainer(
-                _config(2, 0.5, root / "photos", args.autocast, root / "s1"), root / "s2", env
+                _config(2, 0.5, root / "photos", args.autocast, root / "s1", args.batch),
+                root / "s2",
+                env,
             ),
         }
-        batches = _batches(args.steps)
+        batches = _batches(args.steps, args.batch, args.crop)
         for trainer in trainers.values():
             _time_steps(trainer, batches[:1])  # warm-up
         samples: dict[str, list[float]] = {name: [] for name in trainers}
@@ -124,13 +132,13 @@ def main() -> None:
                 samples[name].append(_time_steps(trainer, batches))
     result = {
         "preset": "tiny",
-        "batch": BATCH,
-        "crop": CROP,
+        "batch": args.batch,
+        "crop": args.crop,
         "threads": args.threads,
         "autocast": args.autocast,
         "stage1_intervals": 4,
         **{f"{name}_s_per_it": statistics.median(v) for name, v in samples.items()},
-        "degrade_s_per_batch": _degrade_seconds(),
+        "degrade_s_per_batch": _degrade_seconds(args.batch, args.crop),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     result["ta_over_ct_only"] = result["stage1_ct_ta_s_per_it"] / result["stage1_ct_only_s_per_it"]
