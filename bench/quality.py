@@ -97,16 +97,17 @@ def main() -> None:
     parser.add_argument("--no-reference", type=Path, help="LR photos without GT, scored by NIQE")
     parser.add_argument("--out", type=Path, default=Path("out/quality"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-bicubic", action="store_true", help="only the --model methods")
     args = parser.parse_args()
-    methods: list[tuple[str, str | None]] = [("bicubic", None)]
+    methods: list[tuple[str, str | None]] = [] if args.no_bicubic else [("bicubic", None)]
     for item in args.model:
         name, sep, path = item.partition("=")
         if not sep:
             raise SystemExit(f"--model {item!r}: expected NAME=PATH")
         methods.append((name, path))
     data = None if args.data == "none" else Path(args.data)
-    if data is None and args.no_reference is None:
-        raise SystemExit("nothing to do: --data none and no --no-reference")
+    if (data is None and args.no_reference is None) or not methods:
+        raise SystemExit("nothing to do: no test set or no method")
     rows = [
         run_method(name, path, data, args.no_reference, args.out, args.seed)
         for name, path in methods

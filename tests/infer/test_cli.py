@@ -12,7 +12,7 @@ import torch
 
 from gtasr.cli import main
 from gtasr.imageio import read_image
-from gtasr.infer.upscaler import Upscaler, bundled_model_path
+from gtasr.infer.upscaler import Upscaler
 
 
 @pytest.fixture(autouse=True)
@@ -159,17 +159,25 @@ def test_out_of_memory_suggests_tiling(
     assert (out / "b.png").is_file() and not (out / "a.png").exists()
 
 
-def test_no_model_is_a_one_line_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    if bundled_model_path() is not None:
-        pytest.skip("a default model is bundled")
+def _without_bundled_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Act as an install that ships no default model."""
+    monkeypatch.setattr("gtasr.infer.upscaler.bundled_model_path", lambda: None)
+    monkeypatch.setattr("gtasr.infer.commands.bundled_model_path", lambda: None)
+
+
+def test_no_model_is_a_one_line_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without_bundled_model(monkeypatch)
     source = _save(tmp_path / "a.png")
     assert main(["upscale", str(source), "-o", str(tmp_path / "out")]) == 2
     assert "no trained model is bundled with gtasr yet" in caplog.text
 
 
-def test_demo_upscales_the_bundled_sample(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    if bundled_model_path() is not None:
-        pytest.skip("a default model is bundled (the demo would run it)")
+def test_demo_without_a_model_uses_bicubic(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without_bundled_model(monkeypatch)
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out)]) == 0
     assert PIL.Image.open(out / "sample.png").size == (512, 600)

@@ -101,3 +101,43 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.yaml")
     with pytest.raises(GtasrError, match="not valid YAML"):
         load_config(_write(tmp_path, "stage: [1\n"))
+
+
+def _script_runs() -> dict[str, tuple[str, list[str]]]:
+    """Run name -> (config file, --set values) as scripts/train_cpu_tiny.sh trains it."""
+    import re
+    import shlex
+
+    script = (CONFIGS.parent / "scripts" / "train_cpu_tiny.sh").read_text()
+    body = script.split("case $1 in", 1)[1].split("esac", 1)[0]
+    runs = {}
+    for entry in body.split(";;"):
+        match = re.match(r"\s*(\w+)\)", entry)
+        if not match or match.group(1) == "_":
+            continue
+        words = shlex.split(entry[match.end() :].replace("\\\n", " "))
+        config = next(w for w in words if w.endswith(".yaml"))
+        sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+        runs[match.group(1)] = (config, sets)
+    return runs
+
+
+def test_ablation_runs_of_the_training_script() -> None:
+    runs = _script_runs()
+    assert set(runs) == {"ct_s1", "ct_s2", "ta_s1", "gtasr_s2", "release_s2"}
+    configs = {
+        name: load_config(CONFIGS.parent / config, [s.replace("$RUNS", "runs") for s in sets])
+        for name, (config, sets) in runs.items()
+    }
+    ct1, ta1 = configs["ct_s1"], configs["ta_s1"]
+    assert (ct1.loss.ta_weight, ta1.loss.ta_weight) == (0.0, 0.5)
+    assert ct1.train == ta1.train and ct1.data == ta1.data  # equal compute: same steps, data, seed
+    ct2, full, release = configs["ct_s2"], configs["gtasr_s2"], configs["release_s2"]
+    assert (ct2.init_from, full.init_from, release.init_from) == (
+        "runs/ct_s1",
+        "runs/ta_s1",
+        "runs/ta_s1",
+    )
+    assert (ct2.loss.stab_weight, ct2.loss.rect_weight) == (0.0, 0.0)
+    assert (full.loss.rect_gradient, release.loss.rect_gradient) == (True, False)
+    assert ct2.train == full.train == release.train

@@ -112,6 +112,13 @@ def preset_name(network: dict) -> str:
     return "custom architecture"
 
 
+def _extra_line(key: str, value: str) -> str:
+    """One line for a free-form metadata entry; long texts are only counted."""
+    if "\n" in value.strip():
+        return f"{key:<11} {value.count(chr(10)) + 1} lines in the file's metadata"
+    return f"{key:<11} {value}"
+
+
 def run_info(args: argparse.Namespace) -> int:
     """Entry of ``gtasr info``: print what a model file (or checkpoint) is."""
     from gtasr.checkpoint import read_info
@@ -135,5 +142,6 @@ def run_info(args: argparse.Namespace) -> int:
             f"precond     {info.precond}",
             f"sha256      {file_sha256(file)}",
         ]
+        lines += [_extra_line(key, value) for key, value in sorted(info.extra.items())]
         sys.stdout.write("\n".join(lines) + "\n\n")
     return 0

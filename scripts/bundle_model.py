@@ -1,0 +1,48 @@
+"""Copy a run's final EMA model into the package as the bundled default model.
+
+    python scripts/bundle_model.py runs/gtasr_s2 --description "GTASR-tiny, ..."
+
+The weights are unchanged; the file gains the run's resolved config and a
+description in its metadata (``gtasr info --model`` prints them), and is written
+atomically to ``src/gtasr/weights/gtasr-default.safetensors``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from gtasr.checkpoint import read_info, save_model
+
+TARGET = Path(__file__).resolve().parents[1] / "src/gtasr/weights/gtasr-default.safetensors"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="finished run folder (holds model.safetensors)")
+    parser.add_argument("--description", required=True)
+    parser.add_argument("--out", type=Path, default=TARGET)
+    args = parser.parse_args()
+    source = args.run / "model.safetensors"
+    info = read_info(source)
+    extra = dict(info.extra)
+    extra["description"] = args.description
+    extra["training_config"] = (args.run / "config.yaml").read_text(encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(
+        args.out,
+        load_file(str(source)),
+        network=info.network,
+        precond=info.precond,
+        stage=info.stage,
+        iteration=info.iteration,
+        weights=info.weights,
+        scale=info.scale,
+        extra=extra,
+    )
+
+
+if __name__ == "__main__":
+    main()
