@@ -1,0 +1,86 @@
+"""Markdown tables of the README's results, from what the two scripts wrote.
+
+    python scripts/results_table.py            # after scripts/train_cpu_tiny.sh and
+                                               # scripts/evaluate_cpu_tiny.sh
+
+Reads the scores under ``out/results/`` (bench/quality.py's JSON) and each run's
+``metrics.jsonl`` (steps and wall time), and prints one table per test set.
+CPU-hours are the runs' wall time times their intra-op threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+METHODS = {  # name in out/results -> (runs that produced it, in training order)
+    "bicubic": (),
+    "CT-only-stage1": ("ct_s1",),
+    "CT-only": ("ct_s1", "ct_s2"),
+    "CT+TA": ("ta_s1",),
+    "GTASR": ("ta_s1", "gtasr_s2"),
+    "GTASR-release-rect": ("ta_s1", "release_s2"),
+}
+PAIRED = (("psnr", "PSNR-Y"), ("ssim", "SSIM-Y"), ("lpips", "LPIPS-alex"), ("dists", "DISTS"))
+PAIRED += (("lpips-vgg", "LPIPS-vgg"),)
+
+
+def run_cost(run: Path) -> tuple[int, float]:
+    """(iterations, CPU-hours) of one run folder, over all its invocations."""
+    threads = yaml.safe_load((run / "config.yaml").read_text())["train"]["threads"] or 2
+    steps, seconds = 0, 0.0
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("kind") == "summary":
+            steps = record["final_step"]
+            seconds += record["wall_s"]
+    return steps, seconds * threads / 3600
+
+
+def training_cells(runs: tuple[str, ...], root: Path) -> tuple[str, str]:
+    """'Stage I 3000 + Stage II 600' and the summed CPU-hours, or 'none'."""
+    if not runs:
+        return "none", "0"
+    costs = [run_cost(root / name) for name in runs]
+    stages = " + ".join(
+        f"{'Stage II' if name.endswith('_s2') else 'Stage I'} {steps}"
+        for name, (steps, _) in zip(runs, costs, strict=True)
+    )
+    return stages, f"{sum(hours for _, hours in costs):.2f}"
+
+
+def table(results: Path, runs: Path, folder: str, columns: tuple[tuple[str, str], ...]) -> str:
+    """One Markdown table: a row per method that has scores in ``results/folder``."""
+    suffix = "-no-reference" if folder == "realset65" else ""
+    head = "| method | training steps | CPU-hours | " + " | ".join(t for _, t in columns) + " |"
+    lines = [head, "|" + "---|" * (len(columns) + 3)]
+    for name, producing in METHODS.items():
+        report = results / folder / f"{name}{suffix}.json"
+        if not report.is_file():
+            continue
+        means = json.loads(report.read_text())["mean"]
+        stages, hours = training_cells(producing, runs)
+        cells = " | ".join(f"{means[key]:.4f}" for key, _ in columns)
+        lines.append(f"| {name} | {stages} | {hours} | {cells} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=Path("out/results"))
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    args = parser.parse_args()
+    sets = (
+        ("imagenet-test-sample", PAIRED),
+        ("held-out-photos", PAIRED),
+        ("realset65", (("niqe", "NIQE"),)),
+    )
+    for folder, columns in sets:
+        print(f"{folder}:\n\n{table(args.results, args.runs, folder, columns)}\n")
+
+
+if __name__ == "__main__":
+    main()
