@@ -1,4 +1,4 @@
-"""A tiny model overfits two images on CPU: the validation error falls by at least 2.5x."""
+"""A tiny model overfits two images on CPU: the validation error falls by at least 2x."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 from gtasr.train.distributed import setup
 from gtasr.train.run import train
 
-FALL_FACTOR = 2.5
-"""Measured: mean |SR - GT| 0.46 at step 0 -> about 0.15 after 200-300 steps (3x)."""
+FALL_FACTOR = 2.0
+"""Measured: mean |SR - GT| 0.066 at step 0 (the tiny preset starts at bicubic) -> 0.025 after
+200 steps (2.6x); PSNR-Y 37.0 -> 40.7 dB."""
 
 
 def test_tiny_model_overfits_two_images(small_config, photos: Path, tmp_path: Path) -> None:
@@ -27,7 +28,7 @@ def test_tiny_model_overfits_two_images(small_config, photos: Path, tmp_path: Pa
     val = {r["step"]: r for r in records if r["kind"] == "val"}
     assert sorted(val) == [0, 200]
     assert val[0]["l1"] / val[200]["l1"] >= FALL_FACTOR
-    assert val[200]["psnr_y"] > val[0]["psnr_y"] + 6
+    assert val[200]["psnr_y"] > val[0]["psnr_y"] + 3
     train_losses = [r["loss"] for r in records if r["kind"] == "train"]
     assert train_losses[-1] < train_losses[0]
     assert summary.validation == {k: val[200][k] for k in ("psnr_y", "l1")}
