@@ -1,0 +1,72 @@
+"""The default model shipped in the package: found offline, described, and better than bicubic."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from gtasr.checkpoint import read_info
+from gtasr.cli import main
+from gtasr.imageio import read_image, to_tensor
+from gtasr.infer.upscaler import Upscaler, bundled_model_path
+from gtasr.perceptual import LPIPS
+
+IMAGES = 8  # the first 8 pairs of imagenet-test-sample, by name
+
+
+@pytest.fixture
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_bundled_model_ships_in_the_package() -> None:
+    path = bundled_model_path()
+    assert path is not None, "src/gtasr/weights/gtasr-default.safetensors is missing"
+    assert path.parent == Path(__import__("gtasr").__file__).parent / "weights"
+    assert path.stat().st_size < 8 * 2**20
+    info = read_info(path)
+    assert (info.scale, info.weights) == (4, "ema")
+    assert info.network["lr_skip"] is True and info.iteration > 0
+    assert "GTASR-tiny" in info.extra["description"]
+    assert "stage: " in info.extra["training_config"]
+
+
+def test_info_describes_the_bundled_model(capsys: pytest.CaptureFixture[str]) -> None:
+    path = bundled_model_path()
+    assert main(["info", "--model", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny preset" in out and "description GTASR-tiny" in out
+    assert "training_config" in out and "lines in the file's metadata" in out
+
+
+def test_bundled_model_beats_bicubic_on_lpips(shared_data: Path, one_thread) -> None:
+    sample = shared_data / "imagenet-test-sample"
+    names = sorted(p.name for p in (sample / "lq").glob("*.png"))[:IMAGES]
+    upscaler = Upscaler.from_pretrained(device="cpu")
+    lpips = LPIPS(net="alex").eval()
+    ours, bicubic = [], []
+    for name in names:
+        lq = PIL.Image.open(sample / "lq" / name).convert("RGB")
+        gt = to_tensor(read_image(sample / "gt" / name).rgb)
+        sr = np.asarray(upscaler.upscale(lq, seed=0), dtype=np.float32) / 255
+        cubic = lq.resize((lq.width * 4, lq.height * 4), PIL.Image.BICUBIC)
+        with torch.no_grad():
+            ours.append(lpips(to_tensor(sr), gt).item())
+            bicubic.append(lpips(to_tensor(np.asarray(cubic, dtype=np.float32) / 255), gt).item())
+    assert np.mean(ours) < np.mean(bicubic)
+
+
+def test_demo_runs_the_bundled_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out)]) == 0
+    assert PIL.Image.open(out / "sample.png").size == (512, 600)
+    assert "with model" in caplog.text and "gtasr-default.safetensors" in caplog.text
