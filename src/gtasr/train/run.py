@@ -8,10 +8,13 @@ Run directory::
     RUN/samples/           validation grids (bicubic | SR | GT per row)
     RUN/checkpoints/       see gtasr.train.checkpoints
     RUN/model.safetensors  the final EMA weights (what `gtasr upscale --model` takes)
+    RUN/best.safetensors   the EMA weights of the best validation so far (LPIPS, else L1),
+    RUN/best.json          and its step, metric and value
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -22,6 +25,7 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from gtasr.checkpoint import save_model
 from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_write_bytes
 from gtasr.train.checkpoints import EMA_FILE, CheckpointStore
@@ -70,7 +74,34 @@ def _validate(
     if metrics is not None:
         metrics.write(step, "val", values)
     log.info("validation at step %d: %s", step, _fmt(values))
+    _keep_best(trainer, values, run_dir)
     return values
+
+
+def _keep_best(trainer: Trainer, values: dict[str, float], run_dir: Path) -> None:
+    """Write the EMA model to RUN/best.safetensors when this validation is the best so far.
+
+    Lower LPIPS is better (L1 when LPIPS is off). Short runs can peak before their last
+    step, and the rotating checkpoints would lose that model.
+    """
+    metric = "lpips" if "lpips" in values else "l1"
+    record = run_dir / "best.json"
+    if record.is_file():
+        best = json.loads(record.read_text(encoding="utf-8"))
+        if best["metric"] == metric and best["value"] <= values[metric]:
+            return
+    meta = trainer.meta
+    save_model(
+        run_dir / "best.safetensors",
+        trainer.ema.module.backbone.state_dict(),
+        network=meta.network,
+        precond=meta.precond,
+        stage=meta.stage,
+        iteration=trainer.step,
+        weights="ema",
+    )
+    entry = {"step": trainer.step, "metric": metric, "value": values[metric]}
+    atomic_write_bytes(record, json.dumps(entry).encode("utf-8"))
 
 
 def _fmt(values: dict[str, float]) -> str:
