@@ -1,8 +1,9 @@
 """Copy a run's final EMA model into the package as the bundled default model.
 
-    python scripts/bundle_model.py runs/gtasr_s2 --description "GTASR-tiny, ..."
+    python scripts/bundle_model.py runs/ta_s1_1000 --file best --description "GTASR-tiny, ..."
 
-The weights are unchanged; the file gains the run's resolved config and a
+``--file best`` takes the run's best-validation model instead of its final one. The
+weights are unchanged; the file gains the run's resolved config and a
 description in its metadata (``gtasr info --model`` prints them), and is written
 atomically to ``src/gtasr/weights/gtasr-default.safetensors``.
 """
@@ -22,10 +23,11 @@ TARGET = Path(__file__).resolve().parents[1] / "src/gtasr/weights/gtasr-default.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="finished run folder (holds model.safetensors)")
+    parser.add_argument("--file", choices=("model", "best"), default="model")
     parser.add_argument("--description", required=True)
     parser.add_argument("--out", type=Path, default=TARGET)
     args = parser.parse_args()
-    source = args.run / "model.safetensors"
+    source = args.run / f"{args.file}.safetensors"
     info = read_info(source)
     extra = dict(info.extra)
     extra["description"] = args.description

@@ -20,6 +20,7 @@ models=(
     "CT-only-stage1=$RUNS/ct_s1/model.safetensors"
     "CT-only=$RUNS/ct_s2/model.safetensors"
     "CT+TA=$RUNS/ta_s1/model.safetensors"
+    "CT+TA-step1000=$RUNS/ta_s1_1000/best.safetensors"
     "GTASR=$RUNS/gtasr_s2/model.safetensors"
     "GTASR-release-rect=$RUNS/release_s2/model.safetensors"
 )

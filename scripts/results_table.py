@@ -21,6 +21,7 @@ METHODS = {  # name in out/results -> (runs that produced it, in training order)
     "CT-only-stage1": ("ct_s1",),
     "CT-only": ("ct_s1", "ct_s2"),
     "CT+TA": ("ta_s1",),
+    "CT+TA-step1000": ("ta_s1_1000",),
     "GTASR": ("ta_s1", "gtasr_s2"),
     "GTASR-release-rect": ("ta_s1", "release_s2"),
 }

@@ -10,6 +10,7 @@
 #   ct_s1       Stage I, L_CT only                     (ablation a, first stage)
 #   ct_s2       Stage II from ct_s1, DTM only (CTMSR)  (ablation a)
 #   ta_s1       Stage I, L_CT + L_TA                   (ablation b)
+#   ta_s1_1000  ta_s1 stopped after step 1000; its best.safetensors is the bundled model
 #   gtasr_s2    Stage II from ta_s1, L_Rect with gradient (ablation c: full GTASR)
 #   release_s2  Stage II from ta_s1, L_Rect without gradient, as released (ablation d)
 #
@@ -34,6 +35,9 @@ run() {
     case $1 in
         ct_s1) train "$RUNS/ct_s1" configs/cpu_tiny_stage1.yaml --set loss.ta_weight=0 ;;
         ta_s1) train "$RUNS/ta_s1" configs/cpu_tiny_stage1.yaml ;;
+        ta_s1_1000)
+            [[ -e $RUNS/ta_s1_1000/best.json ]] && return 0  # done: --max-steps would go on
+            train "$RUNS/ta_s1_1000" configs/cpu_tiny_stage1.yaml --max-steps 1000 ;;
         ct_s2)
             train "$RUNS/ct_s2" configs/cpu_tiny_stage2.yaml --set "init_from=$RUNS/ct_s1" \
                 --set loss.stab_weight=0 --set loss.rect_weight=0 --set loss.rect_gradient=false ;;
@@ -41,12 +45,12 @@ run() {
         release_s2)
             train "$RUNS/release_s2" configs/cpu_tiny_stage2.yaml --set "init_from=$RUNS/ta_s1" \
                 --set loss.rect_gradient=false ;;
-        *) echo "unknown run '$1' (ct_s1 ct_s2 ta_s1 gtasr_s2 release_s2)" >&2; exit 2 ;;
+        *) echo "unknown run '$1' (ct_s1 ct_s2 ta_s1 ta_s1_1000 gtasr_s2 release_s2)" >&2; exit 2 ;;
     esac
 }
 
 if (($# == 0)); then
-    set -- ct_s1 ct_s2 ta_s1 gtasr_s2 release_s2
+    set -- ct_s1 ct_s2 ta_s1_1000 ta_s1 gtasr_s2 release_s2
 fi
 for name in "$@"; do
     run "$name"

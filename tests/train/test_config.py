@@ -124,7 +124,7 @@ def _script_runs() -> dict[str, tuple[str, list[str]]]:
 
 def test_ablation_runs_of_the_training_script() -> None:
     runs = _script_runs()
-    assert set(runs) == {"ct_s1", "ct_s2", "ta_s1", "gtasr_s2", "release_s2"}
+    assert set(runs) == {"ct_s1", "ct_s2", "ta_s1", "ta_s1_1000", "gtasr_s2", "release_s2"}
     configs = {
         name: load_config(CONFIGS.parent / config, [s.replace("$RUNS", "runs") for s in sets])
         for name, (config, sets) in runs.items()
@@ -132,6 +132,7 @@ def test_ablation_runs_of_the_training_script() -> None:
     ct1, ta1 = configs["ct_s1"], configs["ta_s1"]
     assert (ct1.loss.ta_weight, ta1.loss.ta_weight) == (0.0, 0.5)
     assert ct1.train == ta1.train and ct1.data == ta1.data  # equal compute: same steps, data, seed
+    assert configs["ta_s1_1000"] == ta1  # the same run, stopped early
     ct2, full, release = configs["ct_s2"], configs["gtasr_s2"], configs["release_s2"]
     assert (ct2.init_from, full.init_from, release.init_from) == (
         "runs/ct_s1",
