@@ -44,7 +44,7 @@ cp "$OUT/decoupling/decoupling.png" "$FIGURES/decoupling.png"
 
 sr=$OUT/imagenet-test-sample
 "$GTASR" compare-grid --lq "$DATA/imagenet-test-sample/lq" --gt "$DATA/imagenet-test-sample/gt" \
-    --sr "CT-only=$sr/CT-only" --sr "GTASR=$sr/GTASR" \
+    --sr "CT-only=$sr/CT-only" --sr "GTASR=$sr/GTASR" --sr "bundled=$sr/CT+TA-step1000" \
     --images "${GRID_IMAGES:-ILSVRC2012_val_00000067,ILSVRC2012_val_00000104}" \
     --box "${GRID_BOX:-64,64,128,128}" --out "$FIGURES/comparison.png"
 
