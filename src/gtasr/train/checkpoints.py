@@ -52,6 +52,20 @@ class ModelMeta:
     precond: Mapping[str, float]
     stage: int
 
+    def save(
+        self, path: Path, tensors: Mapping[str, torch.Tensor], iteration: int, weights: str
+    ) -> None:
+        """Write ``tensors`` as a model file of this network at ``iteration`` (atomic)."""
+        save_model(
+            path,
+            tensors,
+            network=self.network,
+            precond=self.precond,
+            stage=self.stage,
+            iteration=iteration,
+            weights=weights,
+        )
+
 
 def _fsync_dir(path: Path) -> None:
     """Make a rename inside ``path`` durable (no-op where directories cannot be opened)."""
@@ -117,15 +131,7 @@ class CheckpointStore:
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir()
             for file, tensors, kind in ((RAW_FILE, raw, "raw"), (EMA_FILE, ema, "ema")):
-                save_model(
-                    partial / file,
-                    tensors,
-                    network=meta.network,
-                    precond=meta.precond,
-                    stage=meta.stage,
-                    iteration=step,
-                    weights=kind,
-                )
+                meta.save(partial / file, tensors, step, kind)
             write_state(partial, state)
             _fsync_dir(partial)
             os.replace(partial, final)

@@ -25,7 +25,6 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from gtasr.checkpoint import save_model
 from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_write_bytes
 from gtasr.train.checkpoints import EMA_FILE, CheckpointStore
@@ -90,16 +89,8 @@ def _keep_best(trainer: Trainer, values: dict[str, float], run_dir: Path) -> Non
         best = json.loads(record.read_text(encoding="utf-8"))
         if best["metric"] == metric and best["value"] <= values[metric]:
             return
-    meta = trainer.meta
-    save_model(
-        run_dir / "best.safetensors",
-        trainer.ema.module.backbone.state_dict(),
-        network=meta.network,
-        precond=meta.precond,
-        stage=meta.stage,
-        iteration=trainer.step,
-        weights="ema",
-    )
+    ema = trainer.ema.module.backbone.state_dict()
+    trainer.meta.save(run_dir / "best.safetensors", ema, trainer.step, "ema")
     entry = {"step": trainer.step, "metric": metric, "value": values[metric]}
     atomic_write_bytes(record, json.dumps(entry).encode("utf-8"))
 
