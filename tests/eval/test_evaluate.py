@@ -7,7 +7,6 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gtasr.cli import main
@@ -28,15 +27,6 @@ def _run(argv, caplog) -> tuple[int, list[str]]:
     with caplog.at_level(logging.ERROR):
         code = main(argv)
     return code, [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: LPIPS on small images is faster so on busy shared cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_bicubic_baseline_matches_reference_numbers(shared_data, tmp_path, one_thread):

@@ -7,7 +7,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import torch
 
 from gtasr.perceptual import DISTS, LPIPS, WeightsNotFoundError
 
@@ -50,13 +49,5 @@ def dists() -> DISTS:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Run these tests single-threaded and restore the setting afterwards.
-
-    The inputs are tiny, so intra-op threads cost more in synchronisation than
-    they save, and on a shared, busy machine they stall badly.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _single_threaded(one_thread: None) -> None:
+    """Every perceptual test runs with one intra-op thread (tests/conftest.py)."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gtasr.train.config import Config, config_from_dict
@@ -46,12 +45,8 @@ def synthetic_photo(seed: int, size: int = 64) -> np.ndarray:
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_threaded(one_thread: None) -> None:
+    """Every training test runs with one intra-op thread (tests/conftest.py)."""
 
 
 @pytest.fixture
