@@ -40,13 +40,19 @@ from gtasr.train.trainer import Trainer
 
 
 def _config(
-    stage: int, ta_weight: float, photos: Path, autocast: str, init: Path | None, batch: int
+    stage: int,
+    ta_weight: float,
+    photos: Path,
+    autocast: str,
+    init: Path | None,
+    batch: int,
+    crop: int,
 ):
     raw = {
         "stage": stage,
         "init_from": str(init) if init else None,
         "model": {"preset": "tiny"},
-        "data": {"hr_dirs": [str(photos)], "crop_size": 64, "degradation": "bicubic"},
+        "data": {"hr_dirs": [str(photos)], "crop_size": crop, "degradation": "bicubic"},
         "loss": {"ta_weight": ta_weight},
         "train": {
             "batch_size": batch,
@@ -106,19 +112,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "photos").mkdir()
-        pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        size = (args.crop, args.crop, 3)
+        pixels = np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8)
         Image.fromarray(pixels).save(root / "photos" / "p.png")
         stage1 = Trainer(
-            _config(1, 0.5, root / "photos", args.autocast, None, args.batch), root / "s1", env
+            _config(1, 0.5, root / "photos", args.autocast, None, args.batch, args.crop),
+            root / "s1",
+            env,
         )
         stage1.save_checkpoint()
         trainers = {
             "stage1_ct_only": Trainer(
-                _config(1, 0.0, root / "photos", args.autocast, None, args.batch), root / "ct", env
+                _config(1, 0.0, root / "photos", args.autocast, None, args.batch, args.crop),
+                root / "ct",
+                env,
             ),
             "stage1_ct_ta": stage1,
             "stage2": Trainer(
-                _config(2, 0.5, root / "photos", args.autocast, root / "s1", args.batch),
+                _config(2, 0.5, root / "photos", args.autocast, root / "s1", args.batch, args.crop),
                 root / "s2",
                 env,
             ),

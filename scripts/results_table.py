@@ -5,13 +5,15 @@
 
 Reads the scores under ``out/results/`` (bench/quality.py's JSON) and each run's
 ``metrics.jsonl`` (steps and wall time), and prints one table per test set.
-CPU-hours are the runs' wall time times their intra-op threads.
+CPU-hours are the runs' wall time times their intra-op threads (a run without
+``train.threads`` counts every core of this machine, torch's default).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -31,7 +33,9 @@ PAIRED += (("lpips-vgg", "LPIPS-vgg"),)
 
 def run_cost(run: Path) -> tuple[int, float]:
     """(iterations, CPU-hours) of one run folder, over all its invocations."""
-    threads = yaml.safe_load((run / "config.yaml").read_text())["train"]["threads"] or 2
+    threads = (
+        yaml.safe_load((run / "config.yaml").read_text())["train"]["threads"] or os.cpu_count()
+    )
     steps, seconds = 0, 0.0
     for line in (run / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
