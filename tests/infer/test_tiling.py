@@ -107,6 +107,26 @@ def test_pointwise_sampler_is_identical_tiled_and_untiled() -> None:
     torch.testing.assert_close(tiled, whole, atol=2e-6, rtol=0)
 
 
+def test_on_tile_reports_each_tile_after_it_is_done() -> None:
+    calls: list[tuple[int, int]] = []
+    done_before_call: list[int] = []
+
+    def sample(y_tile: torch.Tensor, y0: torch.Tensor, top: int, left: int) -> torch.Tensor:
+        done_before_call.append(len(calls))
+        return y0
+
+    def on_tile(done: int, total: int) -> None:
+        calls.append((done, total))
+
+    y = torch.zeros(1, 3, 37, 50)
+    tiled_upscale(sample, y, scale=4, stride=4, tile=16, overlap=4, on_tile=on_tile)
+    assert calls == [(i, 12) for i in range(1, 13)]
+    assert done_before_call == list(range(12))
+    calls.clear()
+    tiled_upscale(sample, y, scale=4, stride=4, on_tile=on_tile)
+    assert calls == [(1, 1)]
+
+
 def test_tiled_network_output_matches_untiled_to_40db(tiny_model: ConsistencyModel) -> None:
     """A random tiny network on a natural image crop: 2 x 2 tiles vs the whole image."""
     up = Upscaler(TorchDenoiser(tiny_model, torch.device("cpu")))

@@ -7,7 +7,7 @@ the batch goes on; the caller turns the failure count into the exit code.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from gtasr.errors import GtasrError, InputError
 from gtasr.imageio import Image, read_image, write_image
 from gtasr.infer.resample import resize
+from gtasr.infer.tiling import TileProgress
 from gtasr.infer.upscaler import DEFAULT_TILE_OVERLAP, Upscaler, upscale_alpha
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,12 @@ class UpscaleOptions:
 
 @dataclass
 class BatchResult:
-    """Counts of one batch run."""
+    """Counts of one batch run, and the one-line error of each failed file."""
 
     written: int = 0
     skipped: int = 0
     failed: int = 0
+    errors: list[str] = field(default_factory=list)
 
 
 def output_path(source: Path, options: UpscaleOptions, has_alpha: bool = False) -> Path:
@@ -78,8 +80,16 @@ def output_path(source: Path, options: UpscaleOptions, has_alpha: bool = False) 
     return options.out_dir / f"{source.stem}{options.suffix}.{ext}"
 
 
-def upscale_image(image: Image, options: UpscaleOptions, upscaler: Upscaler | None) -> Image:
-    """The x4 (or ``outscale``) version of ``image`` by the chosen method."""
+def upscale_image(
+    image: Image,
+    options: UpscaleOptions,
+    upscaler: Upscaler | None,
+    on_tile: TileProgress | None = None,
+) -> Image:
+    """The x4 (or ``outscale``) version of ``image`` by the chosen method.
+
+    ``on_tile(done, total)`` follows the model's tiles (the baselines have none).
+    """
     width = max(1, round(image.width * options.outscale))
     height = max(1, round(image.height * options.outscale))
     if options.method != "model":
@@ -96,6 +106,7 @@ def upscale_image(image: Image, options: UpscaleOptions, upscaler: Upscaler | No
             tile=options.tile or None,
             tile_overlap=options.tile_overlap,
             steps=options.steps,
+            on_tile=on_tile,
         )
         alpha = None if image.alpha is None else upscale_alpha(image.alpha, SCALE)
         if (width, height) != (rgb.shape[1], rgb.shape[0]):
@@ -111,7 +122,8 @@ def upscale_image(image: Image, options: UpscaleOptions, upscaler: Upscaler | No
     )
 
 
-def _is_out_of_memory(error: BaseException) -> bool:
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for the errors PyTorch and Python raise when an image does not fit in memory."""
     if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
         return True
     text = str(error).lower()
@@ -144,19 +156,23 @@ def process_one(
     if target != planned and _already_there(source, target, options, claimed):
         return "skipped"
     claimed[target] = source
-    result = upscale_image(image, options, upscaler)
+    save_image(target, upscale_image(image, options, upscaler), options.quality)
+    return "written"
+
+
+def save_image(target: Path, image: Image, quality: int = 95) -> None:
+    """Write ``image`` atomically, keeping alpha, grayscale and 16 bits where the format can."""
     try:
         write_image(
             target,
-            result.rgb,
-            alpha=result.alpha,
-            grayscale=result.grayscale,
-            bit_depth=result.bit_depth,
-            quality=options.quality,
+            image.rgb,
+            alpha=image.alpha,
+            grayscale=image.grayscale,
+            bit_depth=image.bit_depth,
+            quality=quality,
         )
     except OSError as error:
         raise InputError(target, f"cannot write output ({error})") from error
-    return "written"
 
 
 def process_files(
@@ -170,22 +186,25 @@ def process_files(
             try:
                 outcome = process_one(source, options, upscaler, claimed)
             except GtasrError as error:
-                log.error("%s", error if isinstance(error, InputError) else f"{source}: {error}")
-                result.failed += 1
+                _fail(result, str(error) if isinstance(error, InputError) else f"{source}: {error}")
                 continue
             except (RuntimeError, MemoryError) as error:
-                if not _is_out_of_memory(error):
+                if not is_out_of_memory(error):
                     raise
-                log.error(
-                    "%s: out of memory; try a smaller --tile (for example --tile 256)", source
-                )
-                result.failed += 1
+                tip = "try a smaller --tile (for example --tile 256)"
+                _fail(result, f"{source}: out of memory; {tip}")
                 continue
             if outcome == "written":
                 result.written += 1
             else:
                 result.skipped += 1
     return result
+
+
+def _fail(result: BatchResult, message: str) -> None:
+    log.error("%s", message)
+    result.failed += 1
+    result.errors.append(message)
 
 
 def image_size(values: np.ndarray) -> str:

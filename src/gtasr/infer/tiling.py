@@ -38,6 +38,9 @@ TileFunction = Callable[[Tensor, Tensor, int, int], Tensor]
 ``top_hr``/``left_hr`` locate the tile on the HR canvas (to crop the noise field).
 """
 
+TileProgress = Callable[[int, int], None]
+"""``on_tile(done, total)``: called after each tile, e.g. to drive a progress bar."""
+
 Y0_CONTEXT = 4
 """LR pixels of context used when upsampling a tile (bicubic reads two on each side)."""
 
@@ -148,13 +151,15 @@ def tiled_upscale(
     stride: int,
     tile: int | None = None,
     overlap: int = 32,
+    on_tile: TileProgress | None = None,
 ) -> Tensor:
     """Run ``fn`` over tiles of LR ``y`` (Tensor[1, C, H, W]) and blend to Tensor[1, C, sH, sW].
 
     The result is a float32 CPU tensor (the canvas never lives on the
     accelerator). With ``tile`` None or at least the padded size, ``fn`` sees
-    the whole image once.
+    the whole image once. ``on_tile(done, total)`` is called after every tile.
     """
+    report = on_tile or _no_progress
     height, width = y.shape[-2:]
     padded = pad_to_multiple(y, stride)
     full_h, full_w = padded.shape[-2:]
@@ -162,6 +167,7 @@ def tiled_upscale(
     if grid.count == 1:
         y0 = upsample_lr(padded, scale)
         out = fn(padded, y0, 0, 0).float().cpu()
+        report(1, 1)
         return out[..., : height * scale, : width * scale]
     channels = y.shape[1]
     canvas = torch.zeros((1, channels, full_h * scale, full_w * scale), dtype=torch.float32)
@@ -171,6 +177,7 @@ def tiled_upscale(
     col_weights = {left: feather(full_w, left, tw, grid.overlap, scale) for left in grid.lefts}
     for left, weight in col_weights.items():
         norm_cols[left * scale : (left + tw) * scale] += weight
+    done = 0
     for top in grid.tops:
         row_weight = feather(full_h, top, th, grid.overlap, scale)
         norm_rows[top * scale : (top + th) * scale] += row_weight
@@ -182,5 +189,11 @@ def tiled_upscale(
             rows = slice(top * scale, (top + th) * scale)
             cols = slice(left * scale, (left + tw) * scale)
             canvas[..., rows, cols].addcmul_(out, weight)
+            done += 1
+            report(done, grid.count)
     canvas /= norm_rows[:, None] * norm_cols[None, :]
     return canvas[..., : height * scale, : width * scale]
+
+
+def _no_progress(done: int, total: int) -> None:
+    """The default ``on_tile``: nobody is watching."""

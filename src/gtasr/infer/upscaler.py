@@ -31,7 +31,7 @@ from gtasr.errors import GtasrError
 from gtasr.imageio import quantize, to_tensor
 from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
 from gtasr.infer.noise import NoiseField
-from gtasr.infer.tiling import tiled_upscale
+from gtasr.infer.tiling import TileProgress, tiled_upscale
 from gtasr.method.sampling import sample_one_step
 from gtasr.method.schedule import bridge
 
@@ -109,8 +109,12 @@ class Upscaler:
         tile: int | None = None,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         steps: int = 1,
+        on_tile: TileProgress | None = None,
     ) -> Tensor:
-        """LR Tensor[1, 3, h, w] in [-1, 1] -> SR Tensor[1, 3, 4h, 4w] in [-1, 1] (CPU, float32)."""
+        """LR Tensor[1, 3, h, w] in [-1, 1] -> SR Tensor[1, 3, 4h, 4w] in [-1, 1] (CPU, float32).
+
+        ``on_tile(done, total)`` is called after each tile (progress reporting).
+        """
         if y.dim() != 4 or y.shape[0] != 1 or y.shape[1] != 3:
             raise ValueError(f"expected a Tensor[1, 3, h, w], got {tuple(y.shape)}")
         etas = multistep_etas(steps)
@@ -133,6 +137,7 @@ class Upscaler:
             stride=self.stride,
             tile=tile,
             overlap=tile_overlap,
+            on_tile=on_tile,
         )
 
     def upscale_rgb(self, rgb: np.ndarray, **options: Any) -> np.ndarray:
