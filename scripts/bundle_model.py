@@ -11,11 +11,12 @@ atomically to ``src/gtasr/weights/gtasr-default.safetensors``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from safetensors.torch import load_file
 
-from gtasr.checkpoint import read_info, save_model
+from gtasr.checkpoint import read_info, save_described
 
 TARGET = Path(__file__).resolve().parents[1] / "src/gtasr/weights/gtasr-default.safetensors"
 
@@ -33,17 +34,7 @@ def main() -> None:
     extra["description"] = args.description
     extra["training_config"] = (args.run / "config.yaml").read_text(encoding="utf-8")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_model(
-        args.out,
-        load_file(str(source)),
-        network=info.network,
-        precond=info.precond,
-        stage=info.stage,
-        iteration=info.iteration,
-        weights=info.weights,
-        scale=info.scale,
-        extra=extra,
-    )
+    save_described(args.out, load_file(str(source)), dataclasses.replace(info, extra=extra))
 
 
 if __name__ == "__main__":

@@ -5,10 +5,34 @@ Importing the package is cheap: heavy modules load on first use.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 __version__ = "0.1.0"
-__all__ = ["Upscaler", "__version__"]
+__all__ = ["Upscaler", "__version__", "load_model"]
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    *,
+    weights: str | None = None,
+    res_con: bool = False,
+) -> torch.nn.Module:
+    """The consistency model ``f(x, sigma, y)`` of a model file, in eval mode on ``device``.
+
+    Reads gtasr ``.safetensors`` files and the authors' GTASR/CTMSR checkpoints
+    (``.pth``/``.ckpt``; ``weights`` "ema", the default, or "raw" picks
+    ``params_ema`` or ``params``; ``res_con=True`` for a network trained with
+    the release's ``res_con``, which its file cannot tell). ``x`` is the noisy
+    HR state (B, 3, 4h, 4w) and ``y`` the LR image (B, 3, h, w), both in [-1, 1].
+    """
+    from gtasr.checkpoint import load_model as load
+
+    return load(path, device=device, weights=weights, res_con=res_con)[0]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,9 @@ config file::
     iteration        training iteration that produced the weights
     weights          "ema" or "raw"
 
-Files are written atomically (temporary file, then rename).
+Files are written atomically (temporary file, then rename). :func:`read_weights`
+is where every model file is opened: gtasr files and the authors' released
+checkpoints (:mod:`gtasr.release`) alike.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class CheckpointInfo:
     iteration: int
     weights: str
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        """``"gtasr"``, or ``"release"`` for the authors' weights (their test-time conventions)."""
+        return self.extra.get("family", "gtasr")
 
 
 def save_model(
@@ -79,6 +86,23 @@ def save_model(
         save_file(tensors, str(tmp), metadata=metadata)
 
 
+def save_described(
+    path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], info: CheckpointInfo
+) -> None:
+    """Write tensors as a model file that ``info`` describes (its ``extra`` included)."""
+    save_model(
+        path,
+        state_dict,
+        network=info.network,
+        precond=info.precond,
+        stage=info.stage,
+        iteration=info.iteration,
+        weights=info.weights,
+        scale=info.scale,
+        extra=info.extra,
+    )
+
+
 def read_info(path: str | os.PathLike[str]) -> CheckpointInfo:
     """Read a model file's metadata without loading its tensors."""
     from safetensors import safe_open
@@ -108,18 +132,42 @@ def read_info(path: str | os.PathLike[str]) -> CheckpointInfo:
         raise GtasrError(f"{file}: damaged gtasr metadata ({error})") from error
 
 
-def load_model(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, CheckpointInfo]:
-    """Rebuild the consistency model stored in ``path`` (eval mode, on ``device``)."""
+def read_weights(
+    path: str | os.PathLike[str], weights: str | None = None, *, res_con: bool = False
+) -> tuple[dict[str, torch.Tensor], CheckpointInfo]:
+    """Backbone tensors (gtasr names) and description of any model file gtasr reads.
+
+    ``weights`` ("ema" or "raw") picks ``params_ema`` (the default) or
+    ``params`` of a release checkpoint; a gtasr file holds one kind, so there
+    it may only name that kind. ``res_con`` applies to release checkpoints only
+    (their files cannot tell it).
+    """
+    from gtasr import release
+
+    file = Path(path)
+    if file.is_file() and release.is_release_file(file):
+        return release.read_release_model(file, weights or "ema", res_con=res_con)
     from safetensors.torch import load_file
 
+    info = read_info(file)
+    if weights is not None and weights != info.weights:
+        raise GtasrError(f"{file}: holds {info.weights} weights only, not {weights}")
+    return load_file(str(info.path), device="cpu"), info
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    *,
+    weights: str | None = None,
+    res_con: bool = False,
+) -> tuple[torch.nn.Module, CheckpointInfo]:
+    """Rebuild the consistency model stored in ``path`` (eval mode, on ``device``)."""
     from gtasr.method.precond import ConsistencyModel
     from gtasr.nets import build_network
 
-    info = read_info(path)
+    state, info = read_weights(path, weights, res_con=res_con)
     backbone = build_network(info.network)
-    state = load_file(str(info.path), device="cpu")
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise GtasrError(

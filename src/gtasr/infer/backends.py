@@ -87,6 +87,7 @@ class OnnxDenoiser:
         self.stride = int(meta["gtasr.stride"])
         self.scale = int(meta["gtasr.scale"])
         self.network = json.loads(meta.get("gtasr.network", "{}"))
+        self.family = meta.get("gtasr.family", "gtasr")
         self.device = torch.device("cpu")
         self.precision = "fp32"
 

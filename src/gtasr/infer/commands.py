@@ -1,4 +1,4 @@
-"""``gtasr upscale``, ``gtasr export-onnx`` and ``gtasr demo`` (see gtasr.cli)."""
+"""``gtasr upscale``, ``export-onnx``, ``convert`` and ``demo`` (see gtasr.cli)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gtasr.imageio import list_images, read_image
 from gtasr.infer.backends import PRECISIONS
 from gtasr.infer.batch import EXTENSIONS, METHODS, UpscaleOptions, image_size, process_files
 from gtasr.infer.upscaler import DEFAULT_TILE_OVERLAP, Upscaler, bundled_model_path
+from gtasr.release import WEIGHT_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +21,30 @@ DEMO_SAMPLE = "sample.png"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``upscale``, ``export-onnx`` and ``demo``."""
+    """Add ``upscale``, ``export-onnx``, ``convert`` and ``demo``."""
     _register_upscale(subparsers)
     _register_export(subparsers)
+    _register_convert(subparsers)
     _register_demo(subparsers)
 
 
+def add_weights_option(parser: argparse.ArgumentParser) -> None:
+    """``--weights ema|raw``: which state dict of an authors' checkpoint to use."""
+    parser.add_argument(
+        "--weights",
+        choices=tuple(WEIGHT_KEYS),
+        default=None,
+        help="authors' checkpoints: params_ema (ema, the default) or params (raw)",
+    )
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, help="model file (default: the bundled model)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="model file: gtasr .safetensors or the authors' .pth (default: the bundled model)",
+    )
+    add_weights_option(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
@@ -69,10 +86,35 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
         help="export a model file to ONNX",
         description="Export f(x, sigma, y) with dynamic batch, height and width.",
     )
-    parser.add_argument("--model", type=Path, required=True, help="model file (.safetensors)")
+    parser.add_argument(
+        "--model", type=Path, required=True, help="model file (.safetensors or the authors' .pth)"
+    )
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.onnx")
     parser.add_argument("--overwrite", action="store_true")
+    add_weights_option(parser)
     parser.set_defaults(func=run_export_onnx)
+
+
+def _register_convert(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert the authors' checkpoint to a gtasr model file",
+        description="Write a model file gtasr reads (the authors' GTASR/CTMSR .pth, or a "
+        "gtasr file) as a self-describing gtasr .safetensors file.",
+    )
+    parser.add_argument("source", type=Path, metavar="SRC")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="DST.safetensors")
+    add_weights_option(parser)
+    parser.add_argument(
+        "--dtype", choices=tuple(PRECISIONS), default="fp32", help="stored precision (fp32)"
+    )
+    parser.add_argument(
+        "--res-con",
+        action="store_true",
+        help="the network was trained with the release's res_con (its file cannot tell)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
+    parser.set_defaults(func=run_convert)
 
 
 def _register_demo(subparsers: argparse._SubParsersAction) -> None:
@@ -122,7 +164,11 @@ def run_upscale(args: argparse.Namespace) -> int:
     upscaler = None
     if options.method == "model" and paths:
         upscaler = Upscaler.from_pretrained(
-            args.model, device=args.device, precision=args.precision, backend=args.backend
+            args.model,
+            device=args.device,
+            precision=args.precision,
+            backend=args.backend,
+            weights=args.weights,
         )
     result = process_files(paths, options, upscaler)
     result.failed += failed
@@ -143,8 +189,30 @@ def run_export_onnx(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.overwrite:
         raise GtasrError(f"{args.output} exists (use --overwrite to replace it)")
     start = time.perf_counter()
-    export_onnx(args.model, args.output)
+    export_onnx(args.model, args.output, weights=args.weights)
     log.info("wrote %s in %.1f s", args.output, time.perf_counter() - start)
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """``gtasr convert``."""
+    from gtasr.release import convert
+
+    if args.output.exists() and not args.overwrite:
+        raise GtasrError(f"{args.output} exists (use --overwrite to replace it)")
+    start = time.perf_counter()
+    info = convert(
+        args.source, args.output, weights=args.weights, dtype=args.dtype, res_con=args.res_con
+    )
+    log.info(
+        "wrote %s (%s model, %s weights from %s, %s) in %.1f s",
+        args.output,
+        info.family,
+        info.weights,
+        info.extra.get("source_key", args.source.name),
+        args.dtype,
+        time.perf_counter() - start,
+    )
     return 0
 
 
@@ -161,7 +229,9 @@ def run_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     upscaler = None
     if model is not None:
-        upscaler = Upscaler.from_pretrained(model, device=args.device, precision=args.precision)
+        upscaler = Upscaler.from_pretrained(
+            model, device=args.device, precision=args.precision, weights=args.weights
+        )
     resource = importlib.resources.files("gtasr") / "assets" / DEMO_SAMPLE
     with importlib.resources.as_file(resource) as sample:
         result = process_files([sample], options, upscaler)

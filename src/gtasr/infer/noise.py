@@ -76,3 +76,29 @@ class NoiseField:
                     col0 - block_col * b : col1 - block_col * b,
                 ]
         return out
+
+
+class FixedNoise:
+    """A given noise tensor laid over the padded HR canvas, cut like a :class:`NoiseField`.
+
+    For reproducing a run whose noise is known (the authors' pipeline draws it
+    for the whole padded canvas at once). It serves one-step sampling only.
+    """
+
+    def __init__(self, noise: Tensor) -> None:
+        if noise.dim() != 4 or noise.shape[0] != 1:
+            raise ValueError(f"noise must be a Tensor[1, C, H, W], got {tuple(noise.shape)}")
+        self.noise = noise.detach().float().cpu()
+        self.channels = int(noise.shape[1])
+
+    def crop(self, top: int, left: int, height: int, width: int, step: int = 0) -> Tensor:
+        """Rows [top, top + h) and columns [left, left + w) of the tensor: Tensor[1, C, h, w]."""
+        if step:
+            raise ValueError("an explicit noise tensor serves one-step sampling only")
+        full_h, full_w = self.noise.shape[-2:]
+        if top + height > full_h or left + width > full_w:
+            raise ValueError(
+                f"noise of size {full_h}x{full_w} does not cover the padded HR canvas "
+                f"({top + height}x{left + width} needed)"
+            )
+        return self.noise[..., top : top + height, left : left + width]

@@ -6,7 +6,8 @@ dynamic batch, height and width, and returns ``f`` unclamped. The noise and
 y0 stay outside the graph, so onnxruntime and PyTorch can be compared on the
 same ``x``, and the same graph serves one-step and multi-step sampling. The
 file's metadata records the network's stride and scale (inputs must be padded
-to the stride, as the tiler does) and the architecture.
+to the stride, as the tiler does), the architecture and the model family
+(whose test-time conventions the upscaler keeps).
 """
 
 from __future__ import annotations
@@ -44,15 +45,19 @@ def export_onnx(
     *,
     example_lr: int = 32,
     opset: int = OPSET,
+    weights: str | None = None,
 ) -> Path:
-    """Write the model in ``model_path`` as an ONNX graph to ``onnx_path`` (atomically)."""
+    """Write the model in ``model_path`` as an ONNX graph to ``onnx_path`` (atomically).
+
+    ``weights`` chooses among the weights of an authors' checkpoint (as ``load_model``).
+    """
     try:
         import onnx
     except ImportError as error:
         raise GtasrError("export-onnx needs the onnx package: pip install 'gtasr[onnx]'") from error
     from gtasr.checkpoint import load_model
 
-    model, info = load_model(model_path, device="cpu")
+    model, info = load_model(model_path, device="cpu", weights=weights)
     stride = int(model.backbone.stride)
     scale = int(model.backbone.scale)
     side = max(stride, -(-example_lr // stride) * stride)
@@ -80,6 +85,7 @@ def export_onnx(
             "gtasr.stride": str(stride),
             "gtasr.scale": str(scale),
             "gtasr.network": json.dumps(info.network, sort_keys=True),
+            "gtasr.family": info.family,
             "gtasr.source": Path(model_path).name,
         }
         for key, value in metadata.items():

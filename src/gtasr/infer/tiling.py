@@ -132,13 +132,15 @@ def pad_to_multiple(y: Tensor, stride: int) -> Tensor:
     return F.pad(y, (0, pad_w, 0, pad_h), mode=mode)
 
 
-def _y0_tile(y: Tensor, top: int, left: int, height: int, width: int, scale: int) -> Tensor:
+def _y0_tile(
+    y: Tensor, top: int, left: int, height: int, width: int, scale: int, clamp: bool = True
+) -> Tensor:
     """Bicubic x``scale`` of the tile, identical to the same crop of the full image's y0."""
     full_h, full_w = y.shape[-2:]
     t0, l0 = max(0, top - Y0_CONTEXT), max(0, left - Y0_CONTEXT)
     t1 = min(full_h, top + height + Y0_CONTEXT)
     l1 = min(full_w, left + width + Y0_CONTEXT)
-    up = upsample_lr(y[..., t0:t1, l0:l1], scale)
+    up = upsample_lr(y[..., t0:t1, l0:l1], scale, clamp)
     r0, c0 = (top - t0) * scale, (left - l0) * scale
     return up[..., r0 : r0 + height * scale, c0 : c0 + width * scale]
 
@@ -152,12 +154,14 @@ def tiled_upscale(
     tile: int | None = None,
     overlap: int = 32,
     on_tile: TileProgress | None = None,
+    clamp_y0: bool = True,
 ) -> Tensor:
     """Run ``fn`` over tiles of LR ``y`` (Tensor[1, C, H, W]) and blend to Tensor[1, C, sH, sW].
 
     The result is a float32 CPU tensor (the canvas never lives on the
     accelerator). With ``tile`` None or at least the padded size, ``fn`` sees
-    the whole image once. ``on_tile(done, total)`` is called after every tile.
+    the whole image once. ``on_tile(done, total)`` is called after every tile;
+    ``clamp_y0`` chooses :func:`upsample_lr`'s clamp.
     """
     report = on_tile or _no_progress
     height, width = y.shape[-2:]
@@ -165,7 +169,7 @@ def tiled_upscale(
     full_h, full_w = padded.shape[-2:]
     grid = plan_tiles(full_h, full_w, tile, overlap, stride)
     if grid.count == 1:
-        y0 = upsample_lr(padded, scale)
+        y0 = upsample_lr(padded, scale, clamp_y0)
         out = fn(padded, y0, 0, 0).float().cpu()
         report(1, 1)
         return out[..., : height * scale, : width * scale]
@@ -183,7 +187,7 @@ def tiled_upscale(
         norm_rows[top * scale : (top + th) * scale] += row_weight
         for left in grid.lefts:
             y_tile = padded[..., top : top + th, left : left + tw]
-            y0 = _y0_tile(padded, top, left, th, tw, scale)
+            y0 = _y0_tile(padded, top, left, th, tw, scale, clamp_y0)
             out = fn(y_tile, y0, top * scale, left * scale).float().cpu()
             weight = row_weight[:, None] * col_weights[left][None, :]
             rows = slice(top * scale, (top + th) * scale)

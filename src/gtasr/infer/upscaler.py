@@ -12,12 +12,19 @@ gives the same picture with or without tiling, on any device.
 
 An Upscaler holds only the model: every call builds its own noise and
 buffers, so one instance can serve several threads.
+
+Models from the authors' checkpoints (family ``release``) keep the authors'
+test-time conventions (:class:`Conventions`): the LR image is padded to a
+multiple of 64 and y0 is not clamped, so with the same noise the pixels are
+the release's.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,16 +37,34 @@ from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
 from gtasr.imageio import quantize, to_tensor
 from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
-from gtasr.infer.noise import NoiseField
+from gtasr.infer.noise import FixedNoise, NoiseField
 from gtasr.infer.tiling import TileProgress, tiled_upscale
 from gtasr.method.sampling import sample_one_step
 from gtasr.method.schedule import bridge
+from gtasr.release import FAMILY as RELEASE_FAMILY
+from gtasr.release import TRAINING_LR_SIZE
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME: Final = "gtasr-default.safetensors"
 DEFAULT_TILE_OVERLAP: Final = 32
 SIGMA_MAX: Final = 1.0
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """How a model family's test-time pipeline meets the network."""
+
+    pad_multiple: int = 1
+    """LR sizes are padded (and tiles placed) at multiples of this and of the network stride."""
+    clamp_y0: bool = True
+    """Whether y0, the bicubic upsampling that the noise is added to, is clamped to [-1, 1]."""
+
+
+CONVENTIONS: Final = {
+    "gtasr": Conventions(),
+    RELEASE_FAMILY: Conventions(pad_multiple=TRAINING_LR_SIZE, clamp_y0=False),
+}
 
 
 def bundled_model_path() -> Path | None:
@@ -62,11 +87,17 @@ def multistep_etas(steps: int) -> tuple[float, ...]:
 class Upscaler:
     """x4 super-resolution with a trained GTASR model."""
 
-    def __init__(self, denoiser: TorchDenoiser | OnnxDenoiser, source: str = "") -> None:
+    def __init__(
+        self, denoiser: TorchDenoiser | OnnxDenoiser, source: str = "", family: str = "gtasr"
+    ) -> None:
+        if family not in CONVENTIONS:
+            raise GtasrError(f"{source}: unknown model family {family!r}")
         self.denoiser = denoiser
         self.source = source
+        self.family = family
+        self.conventions = CONVENTIONS[family]
         self.scale = denoiser.scale
-        self.stride = denoiser.stride
+        self.stride = math.lcm(denoiser.stride, self.conventions.pad_multiple)
 
     @classmethod
     def from_pretrained(
@@ -75,11 +106,14 @@ class Upscaler:
         device: str | torch.device = "auto",
         precision: str = "fp32",
         backend: str = "torch",
+        weights: str | None = None,
     ) -> Upscaler:
-        """Load a model file (``.safetensors``; ``.onnx`` with ``backend="onnx"``).
+        """Load a model file (``.safetensors``, the authors' ``.pth``; ``.onnx`` with
+        ``backend="onnx"``).
 
-        Without ``path``, the bundled default model. With ``backend="onnx"`` a
-        ``.safetensors`` file is exported to ONNX on the fly.
+        Without ``path``, the bundled default model. With ``backend="onnx"`` any
+        other model file is exported to ONNX on the fly. ``weights`` ("ema" or
+        "raw") chooses among the weights of an authors' checkpoint.
         """
         if path is None:
             path = bundled_model_path()
@@ -91,15 +125,17 @@ class Upscaler:
         file = Path(path)
         resolved = resolve_device(device)
         if backend == "onnx":
-            return cls(_onnx_denoiser(file, resolved, precision), source=str(file))
+            onnx = _onnx_denoiser(file, resolved, precision, weights)
+            return cls(onnx, source=str(file), family=onnx.family)
         if backend != "torch":
             raise GtasrError(f"unknown backend {backend!r} (torch or onnx)")
         if file.suffix.lower() == ".onnx":
             raise GtasrError(f"{file}: ONNX models run with --backend onnx")
         from gtasr.checkpoint import load_model
 
-        model, _ = load_model(file, device=resolved)
-        return cls(TorchDenoiser(model, resolved, precision), source=str(file))
+        model, info = load_model(file, device=resolved, weights=weights)
+        denoiser = TorchDenoiser(model, resolved, precision)
+        return cls(denoiser, source=str(file), family=info.family)
 
     def upscale_tensor(
         self,
@@ -109,23 +145,28 @@ class Upscaler:
         tile: int | None = None,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         steps: int = 1,
+        noise: Tensor | None = None,
         on_tile: TileProgress | None = None,
     ) -> Tensor:
         """LR Tensor[1, 3, h, w] in [-1, 1] -> SR Tensor[1, 3, 4h, 4w] in [-1, 1] (CPU, float32).
 
+        ``noise`` (Tensor[1, 3, 4H, 4W] over the LR image padded to
+        :attr:`stride`) replaces the seeded noise field, for one-step sampling.
         ``on_tile(done, total)`` is called after each tile (progress reporting).
         """
         if y.dim() != 4 or y.shape[0] != 1 or y.shape[1] != 3:
             raise ValueError(f"expected a Tensor[1, 3, h, w], got {tuple(y.shape)}")
         etas = multistep_etas(steps)
-        noise = NoiseField(seed, channels=3)
+        if noise is not None and steps != 1:
+            raise ValueError("an explicit noise tensor serves one-step sampling only")
+        field = NoiseField(seed, channels=3) if noise is None else FixedNoise(noise)
         denoiser = self.denoiser
 
         def sample(y_tile: Tensor, y0_tile: Tensor, top: int, left: int) -> Tensor:
             height, width = y0_tile.shape[-2:]
 
             def eps(step: int) -> Tensor:
-                return noise.crop(top, left, height, width, step).to(y0_tile.device)
+                return field.crop(top, left, height, width, step).to(y0_tile.device)
 
             return _sample(denoiser, y_tile, y0_tile, eps, etas)
 
@@ -138,6 +179,7 @@ class Upscaler:
             tile=tile,
             overlap=tile_overlap,
             on_tile=on_tile,
+            clamp_y0=self.conventions.clamp_y0,
         )
 
     def upscale_rgb(self, rgb: np.ndarray, **options: Any) -> np.ndarray:
@@ -153,15 +195,23 @@ class Upscaler:
         tile: int | None = None,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         steps: int = 1,
+        noise: Tensor | None = None,
     ) -> PIL.Image.Image | np.ndarray:
         """Upscale a PIL image or an H x W [x C] array; returns the same kind.
 
         Arrays may be uint8, uint16 (full 16-bit range) or float ([0, 1]),
         grayscale (H x W or H x W x 1), RGB or RGBA; the result has the same
         dtype and channels. Alpha is upscaled separately (bicubic). PIL images
-        come back in their mode (palette images as RGB/RGBA).
+        come back in their mode (palette images as RGB/RGBA). ``noise`` as in
+        :meth:`upscale_tensor`.
         """
-        options = {"seed": seed, "tile": tile, "tile_overlap": tile_overlap, "steps": steps}
+        options = {
+            "seed": seed,
+            "tile": tile,
+            "tile_overlap": tile_overlap,
+            "steps": steps,
+            "noise": noise,
+        }
         if isinstance(image, PIL.Image.Image):
             return _upscale_pil(self, image, options)
         if isinstance(image, np.ndarray):
@@ -241,7 +291,9 @@ def _upscale_pil(up: Upscaler, image: PIL.Image.Image, options: dict[str, Any]) 
     return result.convert("LA") if mode == "LA" else result
 
 
-def _onnx_denoiser(file: Path, device: torch.device, precision: str) -> OnnxDenoiser:
+def _onnx_denoiser(
+    file: Path, device: torch.device, precision: str, weights: str | None
+) -> OnnxDenoiser:
     if precision != "fp32":
         raise GtasrError("--backend onnx runs in fp32 only")
     if file.suffix.lower() == ".onnx":
@@ -252,5 +304,5 @@ def _onnx_denoiser(file: Path, device: torch.device, precision: str) -> OnnxDeno
 
     with tempfile.TemporaryDirectory(prefix="gtasr-onnx-") as folder:
         exported = Path(folder) / "model.onnx"
-        export_onnx(file, exported)
+        export_onnx(file, exported, weights=weights)
         return OnnxDenoiser(exported, device)

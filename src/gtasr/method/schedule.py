@@ -135,13 +135,15 @@ def bridge(
     return (1 - eta_b) * x0 + eta_b * y0 + sigma_b * eps
 
 
-def upsample_lr(y: Tensor, scale: int = 4) -> Tensor:
+def upsample_lr(y: Tensor, scale: int = 4, clamp: bool = True) -> Tensor:
     """Bicubic x``scale`` upsampling of the LR image, clamped to [-1, 1] (y0 at inference).
 
     Training data rounds y0 to 8 bits, which also bounds it; the clamp keeps inference y0 in the
     same range (bicubic overshoots at edges). The 1/255 quantisation itself is not reproduced.
+    ``clamp=False`` keeps the overshoot, as the authors' test pipeline does.
     """
-    return F.interpolate(y, scale_factor=scale, mode="bicubic", align_corners=False).clamp(-1, 1)
+    up = F.interpolate(y, scale_factor=scale, mode="bicubic", align_corners=False)
+    return up.clamp(-1, 1) if clamp else up
 
 
 def stage1_num_intervals(

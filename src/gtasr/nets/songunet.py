@@ -13,11 +13,14 @@ Data flow for a noisy HR state ``x`` (B, 3, 4h, 4w), noise label ``c_noise``
    skip by concatenation; the last of them carries attention.
 4. Head: GroupNorm, SiLU, 3x3 conv at LR resolution, then twice
    (nearest x2, 3x3 conv, LeakyReLU 0.2), then a 3x3 conv to 3 channels.
-5. With ``lr_skip`` (not in the release), the bicubic x4 upsampling of ``y``
-   is added to that output. The head starts near zero, so an untrained
-   network then predicts bicubic instead of grey, and it only has to learn
-   what bicubic misses: small networks trained for a few thousand steps
-   otherwise spend them learning to copy the LR image.
+   The ``pixelshuffle`` upsampler instead rearranges the head conv's
+   16 x 3 channels to x4 resolution (PixelShuffle) before the last conv.
+5. With ``lr_skip`` (the release's ``res_con``, off in its published
+   models), the bicubic x4 upsampling of ``y`` is added to that output.
+   The head starts near zero, so an untrained network then predicts
+   bicubic instead of grey, and it only has to learn what bicubic misses:
+   small networks trained for a few thousand steps otherwise spend them
+   learning to copy the LR image.
 
 The noise label enters every residual block through a sinusoidal embedding
 and a two-layer MLP. Attention slots are Swin blocks (:mod:`gtasr.nets.swin`).
@@ -38,6 +41,7 @@ from gtasr.nets.swin import SwinAttention, group_norm, tracing
 SCALE = 4
 SKIP_SCALE = math.sqrt(0.5)
 NORM_EPS = 1e-6
+UPSAMPLERS = ("nearest", "pixelshuffle")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class SongUNetConfig:
     head_channels: int = 192  # width of the x4 upsampling head
     image_channels: int = 3
     lr_skip: bool = False  # add bicubic x4 of y to the output: the head learns only the detail
+    # Options for the authors' checkpoints; to_dict writes them only when they differ from
+    # these defaults, so gtasr's own model files keep their format.
+    swin_norm_groups: int = 0  # 0: group_norm's rule; N: exactly N groups in the Swin blocks
+    upsampler: str = "nearest"  # head: "nearest" (two x2 convs) or "pixelshuffle"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
@@ -76,6 +84,19 @@ class SongUNetConfig:
             raise ValueError("need 0 <= dropout < 1 and swin_window >= 1")
         if self.swin_dim % self.swin_heads:
             raise ValueError(f"swin_dim {self.swin_dim} not divisible by {self.swin_heads} heads")
+        if self.swin_norm_groups < 0 or (
+            self.swin_norm_groups and self.swin_dim % self.swin_norm_groups
+        ):
+            raise ValueError(
+                f"swin_norm_groups {self.swin_norm_groups} does not divide swin_dim {self.swin_dim}"
+            )
+        if self.upsampler not in UPSAMPLERS:
+            raise ValueError(
+                f"upsampler must be one of {', '.join(UPSAMPLERS)}, not {self.upsampler!r}"
+            )
+        shuffled = self.image_channels * SCALE * SCALE
+        if self.upsampler == "pixelshuffle" and self.head_channels != shuffled:
+            raise ValueError(f"the pixelshuffle head needs head_channels {shuffled}")
 
     @property
     def stride(self) -> int:
@@ -83,10 +104,13 @@ class SongUNetConfig:
         return 2 ** (len(self.channel_mults) - 1)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (tuples as lists)."""
+        """JSON-serialisable form (tuples as lists); optional fields only when set."""
         out = asdict(self)
         out["channel_mults"] = list(self.channel_mults)
         out["attention_levels"] = list(self.attention_levels)
+        for name, default in _OPTIONAL_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
         return out
 
     @classmethod
@@ -97,6 +121,9 @@ class SongUNetConfig:
         if unknown:
             raise ValueError(f"unknown network config keys: {', '.join(unknown)}")
         return cls(**spec)
+
+
+_OPTIONAL_DEFAULTS = {"swin_norm_groups": 0, "upsampler": "nearest"}
 
 
 def noise_embedding(c_noise: Tensor, channels: int, max_positions: float = 10000.0) -> Tensor:
@@ -222,9 +249,12 @@ class SongUNetSR(nn.Module):
         self.head_norm = group_norm(cout, eps=NORM_EPS)
         self.head_conv = nn.Conv2d(cout, hc, 3, padding=1)
         xavier_(self.head_conv, gain=1e-5)
-        self.up1 = nn.Conv2d(hc, hc, 3, padding=1)
-        self.up2 = nn.Conv2d(hc, hc, 3, padding=1)
-        self.conv_out = nn.Conv2d(hc, cfg.image_channels, 3, padding=1)
+        if cfg.upsampler == "nearest":
+            self.up1 = nn.Conv2d(hc, hc, 3, padding=1)
+            self.up2 = nn.Conv2d(hc, hc, 3, padding=1)
+            self.conv_out = nn.Conv2d(hc, cfg.image_channels, 3, padding=1)
+        else:
+            self.conv_out = nn.Conv2d(cfg.image_channels, cfg.image_channels, 3, padding=1)
         xavier_(self.map0)
         xavier_(self.map1)
         xavier_(self.conv_in)
@@ -243,6 +273,7 @@ class SongUNetSR(nn.Module):
             cfg.swin_window,
             cfg.swin_mlp_ratio,
             cfg.swin_qkv_bias,
+            cfg.swin_norm_groups,
         )
 
     def _append_dec(self, block: ResBlock, takes_skip: bool = False) -> None:
@@ -291,11 +322,14 @@ class SongUNetSR(nn.Module):
                 h = torch.cat([h, skips.pop()], dim=1)
             h = block(h, emb)
         h = self.head_conv(F.silu(self.head_norm(h)))
-        # In place: LeakyReLU's gradient is recoverable from its output, and the
-        # conv outputs it overwrites are not needed by the conv's backward pass.
-        for conv in (self.up1, self.up2):
-            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-            h = F.leaky_relu(conv(h), 0.2, inplace=True)
+        if self.cfg.upsampler == "pixelshuffle":
+            h = F.pixel_shuffle(h, SCALE)
+        else:
+            # In place: LeakyReLU's gradient is recoverable from its output, and the
+            # conv outputs it overwrites are not needed by the conv's backward pass.
+            for conv in (self.up1, self.up2):
+                h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+                h = F.leaky_relu(conv(h), 0.2, inplace=True)
         out = self.conv_out(h)
         if self.cfg.lr_skip:
             out = out + F.interpolate(y.to(out.dtype), scale_factor=SCALE, mode="bicubic")

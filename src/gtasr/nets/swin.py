@@ -100,17 +100,28 @@ class WindowAttention(nn.Module):
 
 
 class SwinBlock(nn.Module):
-    """One Swin transformer block on a (B, dim, H, W) map: window attention, then MLP."""
+    """One Swin transformer block on a (B, dim, H, W) map: window attention, then MLP.
+
+    ``norm_groups`` 0 sizes the two GroupNorms by :func:`group_norm`'s rule; a
+    positive value uses exactly that many groups at any width (the authors'
+    release normalises its Swin blocks with 32 groups, even at 32 channels).
+    """
 
     def __init__(
-        self, dim: int, heads: int, window: int, mlp_ratio: float, qkv_bias: bool = True
+        self,
+        dim: int,
+        heads: int,
+        window: int,
+        mlp_ratio: float,
+        qkv_bias: bool = True,
+        norm_groups: int = 0,
     ) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
         self.window = window
-        self.norm1 = group_norm(dim)
+        self.norm1 = nn.GroupNorm(norm_groups, dim) if norm_groups else group_norm(dim)
         self.attn = WindowAttention(dim, heads, window, qkv_bias)
-        self.norm2 = group_norm(dim)
+        self.norm2 = nn.GroupNorm(norm_groups, dim) if norm_groups else group_norm(dim)
         self.fc1 = nn.Conv2d(dim, hidden, 1)
         self.fc2 = nn.Conv2d(hidden, dim, 1)
 
@@ -142,10 +153,11 @@ class SwinAttention(nn.Module):
         window: int,
         mlp_ratio: float,
         qkv_bias: bool = True,
+        norm_groups: int = 0,
     ) -> None:
         super().__init__()
         self.embed = nn.Conv2d(channels, dim, 1)
-        self.block = SwinBlock(dim, heads, window, mlp_ratio, qkv_bias)
+        self.block = SwinBlock(dim, heads, window, mlp_ratio, qkv_bias, norm_groups)
         self.unembed = nn.Conv2d(dim, channels, 1)
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from gtasr.errors import GtasrError
+from gtasr.infer.commands import add_weights_option
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     info = subparsers.add_parser("info", help="describe a model file or training checkpoint")
     info.add_argument(
-        "--model", required=True, type=Path, help="model file, checkpoint folder or run folder"
+        "--model",
+        required=True,
+        type=Path,
+        help="model file (gtasr or the authors' .pth), checkpoint folder or run folder",
     )
+    add_weights_option(info)
     info.set_defaults(func=run_info)
 
 
@@ -119,12 +124,52 @@ def _extra_line(key: str, value: str) -> str:
     return f"{key:<11} {value}"
 
 
+_SETTINGS = (
+    "base_channels",
+    "channel_mults",
+    "blocks_per_level",
+    "attention_levels",
+    "emb_channels",
+    "swin_dim",
+    "swin_heads",
+    "swin_window",
+    "swin_mlp_ratio",
+    "head_channels",
+    "upsampler",
+)
+
+
+def release_lines(file: Path, weights: str | None) -> list[str]:
+    """What ``gtasr info`` says about an authors' checkpoint: the settings read from it."""
+    from gtasr.checkpoint import read_weights
+    from gtasr.fileio import file_sha256
+
+    state, info = read_weights(file, weights)
+    settings = " ".join(f"{key}={info.network[key]}" for key in _SETTINGS)
+    settings += f" res_con={info.network['lr_skip']}"
+    lines = [
+        f"file        {file}",
+        "family      release (the authors' GTASR/CTMSR checkpoint; their test-time conventions)",
+        f"weights     {info.extra['source_key']} ({info.weights})",
+        f"settings    {settings.replace(', ', ',')} (read from the tensors)",
+        f"parameters  {sum(t.numel() for t in state.values()):,}",
+        f"sha256      {file_sha256(file)}",
+    ]
+    if "ignored" in info.extra:
+        lines.append(f"ignored     {info.extra['ignored']} (not used by the network)")
+    return lines
+
+
 def run_info(args: argparse.Namespace) -> int:
     """Entry of ``gtasr info``: print what a model file (or checkpoint) is."""
     from gtasr.checkpoint import read_info
     from gtasr.fileio import file_sha256
+    from gtasr.release import is_release_file
 
     for file in _model_files(args.model):
+        if is_release_file(file):
+            sys.stdout.write("\n".join(release_lines(file, args.weights)) + "\n\n")
+            continue
         info = read_info(file)
         try:
             parameters = count_parameters(file)
