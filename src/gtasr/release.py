@@ -156,7 +156,9 @@ def load_torch_file(path: Path) -> Any:
         raise GtasrError(f"{path}: cannot read as a PyTorch checkpoint ({lines[0]})") from None
 
 
-def select_weights(data: Any, weights: str, source: Path) -> tuple[dict[str, Tensor], str]:
+def select_weights(
+    data: Any, weights: str, source: str | os.PathLike[str]
+) -> tuple[dict[str, Tensor], str]:
     """The state dict that ``weights`` ("ema" or "raw") names in a loaded BasicSR file."""
     if weights not in WEIGHT_KEYS:
         raise GtasrError(f"--weights must be ema or raw, not {weights!r}")
@@ -184,14 +186,16 @@ def select_weights(data: Any, weights: str, source: Path) -> tuple[dict[str, Ten
     return tensors, key
 
 
-def _shape(state: Mapping[str, Tensor], name: str, source: Path) -> tuple[int, ...]:
+def _shape(
+    state: Mapping[str, Tensor], name: str, source: str | os.PathLike[str]
+) -> tuple[int, ...]:
     if name not in state:
         raise GtasrError(f"{source}: not a GTASR/CTMSR network: tensor '{name}' is missing")
     return tuple(state[name].shape)
 
 
 def infer_network(
-    state: Mapping[str, Tensor], source: Path, *, res_con: bool = False
+    state: Mapping[str, Tensor], source: str | os.PathLike[str], *, res_con: bool = False
 ) -> dict[str, Any]:
     """The gtasr backbone config of a release state dict, read from tensor names and shapes."""
     conv_in = next((m for m in map(_CONV_IN.match, state) if m), None)
@@ -327,7 +331,7 @@ def constant_buffers(names: Mapping[str, str], window: int) -> dict[str, Tensor]
 
 
 def map_state_dict(
-    state: Mapping[str, Tensor], network: Mapping[str, Any], source: Path
+    state: Mapping[str, Tensor], network: Mapping[str, Any], source: str | os.PathLike[str]
 ) -> tuple[dict[str, Tensor], tuple[str, ...]]:
     """Rename a release state dict to gtasr's names, checking every tensor against the network.
 
@@ -370,7 +374,9 @@ def map_state_dict(
     return mapped, tuple(ignored)
 
 
-def _check_constant(name: str, tensor: Tensor, expected: Tensor, source: Path) -> None:
+def _check_constant(
+    name: str, tensor: Tensor, expected: Tensor, source: str | os.PathLike[str]
+) -> None:
     if tuple(tensor.shape) != tuple(expected.shape) or not torch.equal(
         tensor.to(expected.dtype), expected
     ):
@@ -386,6 +392,17 @@ def read_release(
     """Read, check and rename one state dict of a release checkpoint (``.pth`` or safetensors)."""
     source = Path(path)
     state, key = select_weights(_read(source), weights, source)
+    return release_weights(state, key=key, source=source, res_con=res_con)
+
+
+def release_weights(
+    state: Mapping[str, Tensor],
+    *,
+    key: str = "(top level)",
+    source: str | os.PathLike[str] = "state dict",
+    res_con: bool = False,
+) -> ReleaseWeights:
+    """Check and rename a release state dict (without DDP prefixes) already in memory."""
     network = infer_network(state, source, res_con=res_con)
     try:
         from gtasr.nets.songunet import SongUNetConfig
@@ -399,7 +416,7 @@ def read_release(
     return ReleaseWeights(state_dict=mapped, network=network, key=key, ignored=ignored)
 
 
-def _read(source: Path) -> Any:
+def _read(source: str | os.PathLike[str]) -> Any:
     if not source.is_file():
         raise GtasrError(f"{source}: model file not found")
     if is_torch_file(source):

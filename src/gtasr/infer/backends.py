@@ -52,8 +52,9 @@ class TorchDenoiser:
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
     def __call__(self, x: Tensor, sigma: float, y: Tensor) -> Tensor:
+        dtype = next(self.model.parameters()).dtype  # a model cast to bf16 takes bf16 inputs
         with torch.inference_mode(), self._autocast():
-            out = self.model(x.to(self.device), float(sigma), y.to(self.device))
+            out = self.model(x.to(self.device, dtype), float(sigma), y.to(self.device, dtype))
         return out.float()
 
 

@@ -19,7 +19,7 @@ from gtasr.errors import GtasrError, InputError
 from gtasr.imageio import Image, read_image, write_image
 from gtasr.infer.resample import resize
 from gtasr.infer.tiling import TileProgress
-from gtasr.infer.upscaler import DEFAULT_TILE_OVERLAP, Upscaler, upscale_alpha
+from gtasr.infer.upscaler import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, Upscaler, upscale_alpha
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class UpscaleOptions:
     out_dir: Path
     method: str = "model"
     seed: int = 0
-    tile: int | None = 512
+    tile: int | None = DEFAULT_TILE
     tile_overlap: int = DEFAULT_TILE_OVERLAP
     steps: int = 1
     outscale: float = 4.0

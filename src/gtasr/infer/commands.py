@@ -12,7 +12,12 @@ from gtasr.errors import GtasrError, InputError
 from gtasr.imageio import list_images, read_image
 from gtasr.infer.backends import PRECISIONS
 from gtasr.infer.batch import EXTENSIONS, METHODS, UpscaleOptions, image_size, process_files
-from gtasr.infer.upscaler import DEFAULT_TILE_OVERLAP, Upscaler, bundled_model_path
+from gtasr.infer.upscaler import (
+    DEFAULT_TILE,
+    DEFAULT_TILE_OVERLAP,
+    Upscaler,
+    bundled_model_path,
+)
 from gtasr.release import WEIGHT_KEYS
 
 log = logging.getLogger(__name__)
@@ -60,7 +65,10 @@ def _register_upscale(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR")
     _add_model_options(parser)
     parser.add_argument(
-        "--tile", type=int, default=512, help="LR tile size in pixels, 0 = whole image (512)"
+        "--tile",
+        type=int,
+        default=DEFAULT_TILE,
+        help=f"LR tile size in pixels, 0 = whole image ({DEFAULT_TILE})",
     )
     parser.add_argument(
         "--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, help="LR pixels (32)"

@@ -47,6 +47,7 @@ from gtasr.release import TRAINING_LR_SIZE
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME: Final = "gtasr-default.safetensors"
+DEFAULT_TILE: Final = 512
 DEFAULT_TILE_OVERLAP: Final = 32
 SIGMA_MAX: Final = 1.0
 
