@@ -8,8 +8,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gtasr.release import constant_buffers, release_names
-
 SMALL_PARAMETERS = 3_065_565  # release_small_config.json
 
 
@@ -32,21 +30,3 @@ def release_small(reference: Path) -> Path:
 def forward_reference(reference: Path) -> dict[str, torch.Tensor]:
     """lq, noise, x_sigma*, and the release network's outputs out_sigma* / out_raw_sigma1.0."""
     return load_file(str(reference / "forward_reference.safetensors"))
-
-
-def release_state_dict(
-    backbone: torch.nn.Module, resolution: int = 64, prefix: str = ""
-) -> dict[str, torch.Tensor]:
-    """A gtasr backbone's weights under the release's names, buffers included.
-
-    Lets tests write release-format files of layouts the reference data does
-    not cover; the reference fixture itself checks the names against the
-    authors' code.
-    """
-    state = backbone.state_dict()
-    names = release_names(list(state), backbone.config, resolution)
-    out = {prefix + names[k]: v.clone() for k, v in state.items()}
-    constants = constant_buffers(names, backbone.config["swin_window"])
-    for name, value in constants.items():
-        out[prefix + name] = value.to(torch.float16) if value.is_floating_point() else value.clone()
-    return out

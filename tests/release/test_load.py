@@ -17,9 +17,10 @@ from gtasr.cli import main
 from gtasr.errors import GtasrError
 from gtasr.method.precond import ConsistencyModel
 from gtasr.nets import build_network
+from gtasr.nets.release_layout import release_state_dict
 from gtasr.release import read_release
 
-from .conftest import SMALL_PARAMETERS, release_state_dict
+from .conftest import SMALL_PARAMETERS
 
 PAPER_PARAMETERS = 171_518_529
 
@@ -162,7 +163,8 @@ def test_other_layouts_round_trip(tmp_path: Path) -> None:
         for parameter in backbone.parameters():
             parameter.normal_(0, 0.2)
     path = tmp_path / "other.pth"
-    torch.save({"params": release_state_dict(backbone, resolution=32, prefix="module.")}, path)
+    state = release_state_dict(backbone, resolution=32)
+    torch.save({"params": {f"module.{k}": v for k, v in state.items()}}, path)
     model = gtasr.load_model(path, weights="raw")
     assert {k: model.backbone.config[k] for k in network} == network
     y = torch.rand(1, 3, 8, 12) * 2 - 1

@@ -76,3 +76,9 @@ def test_cli_upscales_with_a_release_file_and_seed(
     assert main([*args, "--device", "cpu"]) == 0
     written = np.asarray(PIL.Image.open(out / "pipeline_lr.png"))
     assert np.array_equal(written, np.asarray(upscaler.upscale(PIL.Image.open(source), seed=5)))
+
+
+def test_demo_takes_a_release_file(release_small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--model", str(release_small), "--weights", "raw"]) == 0
+    assert PIL.Image.open(out / "sample.png").size == (512, 600)

@@ -41,8 +41,8 @@ from gtasr.infer.noise import FixedNoise, NoiseField
 from gtasr.infer.tiling import TileProgress, tiled_upscale
 from gtasr.method.sampling import sample_one_step
 from gtasr.method.schedule import bridge
+from gtasr.nets.release_layout import TRAINING_LR_SIZE
 from gtasr.release import FAMILY as RELEASE_FAMILY
-from gtasr.release import TRAINING_LR_SIZE
 
 log = logging.getLogger(__name__)
 

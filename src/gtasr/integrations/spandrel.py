@@ -9,7 +9,7 @@ so the result is what ``gtasr upscale`` writes for the same image and seed
 
 spandrel hands architectures only the tensors, never a file's metadata. The
 authors' files need none (everything is read from tensor names and shapes,
-see :mod:`gtasr.release`). For gtasr files the architecture is read from the
+see :mod:`gtasr.nets.release_layout`). For gtasr files the architecture is read from the
 shapes the same way; what leaves no trace in them is taken from the matching
 preset (``lr_skip`` of the tiny preset) or gtasr's defaults, and the family is
 gtasr's. So a converted authors' file runs here with gtasr's conventions;
@@ -42,6 +42,7 @@ from gtasr.infer.backends import TorchDenoiser
 from gtasr.infer.upscaler import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, Upscaler
 from gtasr.method.precond import ConsistencyModel
 from gtasr.nets import PRESETS, build_network, preset_config
+from gtasr.nets.release_layout import looks_like_release
 from gtasr.release import FAMILY as RELEASE_FAMILY
 
 ARCH_ID = "GTASR"
@@ -133,7 +134,7 @@ class GtasrArch(Architecture[UpscalingModule]):
         super().__init__(
             id=ARCH_ID,
             name="GTASR",
-            detect=lambda state: release.looks_like_release(state) or _is_gtasr(state),
+            detect=lambda state: looks_like_release(state) or _is_gtasr(state),
         )
 
     def load(self, state_dict: StateDict) -> ImageModelDescriptor[UpscalingModule]:
