@@ -35,10 +35,10 @@ import numpy as np
 import PIL.Image
 import torch
 
-from gtasr.checkpoint import save_model
 from gtasr.imageio import read_image
 from gtasr.infer.upscaler import Upscaler
 from gtasr.method.precond import ConsistencyModel
+from gtasr.modelfile import save_model
 from gtasr.nets import build_network
 
 PERTURBATION = 0.03

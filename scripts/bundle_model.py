@@ -16,7 +16,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from gtasr.checkpoint import read_info, save_described
+from gtasr.modelfile import read_info, save_described
 
 TARGET = Path(__file__).resolve().parents[1] / "src/gtasr/weights/gtasr-default.safetensors"
 

@@ -30,7 +30,7 @@ def load_model(
     the release's ``res_con``, which its file cannot tell). ``x`` is the noisy
     HR state (B, 3, 4h, 4w) and ``y`` the LR image (B, 3, h, w), both in [-1, 1].
     """
-    from gtasr.checkpoint import load_model as load
+    from gtasr.modelfile import load_model as load
 
     return load(path, device=device, weights=weights, res_con=res_con)[0]
 

@@ -39,7 +39,7 @@ from gtasr.nets.release_layout import (
 )
 
 if TYPE_CHECKING:
-    from gtasr.checkpoint import CheckpointInfo
+    from gtasr.modelfile import ModelInfo
 
 FAMILY = "release"
 """The ``family`` of models from the authors' checkpoints (gtasr's own are ``"gtasr"``)."""
@@ -189,15 +189,15 @@ def _read(source: str | os.PathLike[str]) -> Any:
 
 def read_release_model(
     path: Path, weights: str = "ema", *, res_con: bool = False
-) -> tuple[dict[str, Tensor], CheckpointInfo]:
+) -> tuple[dict[str, Tensor], ModelInfo]:
     """:func:`read_release` as the model-file reader returns it: tensors and a description."""
-    from gtasr.checkpoint import CheckpointInfo
+    from gtasr.modelfile import ModelInfo
 
     found = read_release(path, weights, res_con=res_con)
     extra = {"family": FAMILY, "source": path.name, "source_key": found.key}
     if found.ignored:
         extra["ignored"] = ", ".join(found.ignored)
-    info = CheckpointInfo(
+    info = ModelInfo(
         path=path,
         network=found.network,
         precond=dict(PRECOND),
@@ -217,7 +217,7 @@ def convert(
     weights: str | None = None,
     dtype: str = "fp32",
     res_con: bool = False,
-) -> CheckpointInfo:
+) -> ModelInfo:
     """Write a model file gtasr reads (typically a release ``.pth``) as a gtasr model file.
 
     The target records the family, the settings read from the tensors, the
@@ -225,9 +225,9 @@ def convert(
     stored in ``dtype`` (fp32, bf16 or fp16; loading computes in float32 again).
     Written atomically. Returns the description of what was written.
     """
-    from gtasr.checkpoint import read_info, read_weights, save_described
     from gtasr.fileio import file_sha256
     from gtasr.infer.backends import PRECISIONS
+    from gtasr.modelfile import read_info, read_weights, save_described
 
     if dtype not in PRECISIONS:
         raise GtasrError(f"--dtype must be one of {', '.join(PRECISIONS)}, not {dtype!r}")

@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from gtasr.checkpoint import load_model, save_model
 from gtasr.cli import main
 from gtasr.eval.diagnostics import draw_noises, load_test_pairs
 from gtasr.method.precond import ConsistencyModel
 from gtasr.method.sampling import sample_one_step
 from gtasr.method.schedule import bridge, upsample_lr
+from gtasr.modelfile import load_model, save_model
 from gtasr.nets import build_network, preset_config
 from gtasr.perceptual import sobel_magnitude
 

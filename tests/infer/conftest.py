@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gtasr.checkpoint import save_model
 from gtasr.method.precond import ConsistencyModel
+from gtasr.modelfile import save_model
 from gtasr.nets import build_network
 
 PERTURBATION = 0.03

@@ -10,11 +10,11 @@ import PIL.Image
 import pytest
 import torch
 
-from gtasr.checkpoint import read_info
 from gtasr.cli import main
 from gtasr.imageio import read_image, to_tensor
 from gtasr.infer.resample import resize
 from gtasr.infer.upscaler import Upscaler, bundled_model_path
+from gtasr.modelfile import read_info
 from gtasr.perceptual import LPIPS
 
 IMAGES = 8  # the first 8 pairs of imagenet-test-sample, by name

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import gtasr
-from gtasr.checkpoint import read_info
 from gtasr.cli import main
 from gtasr.errors import GtasrError
 from gtasr.fileio import file_sha256
 from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
+from gtasr.modelfile import read_info
 from gtasr.release import convert, read_release
 
 from .conftest import SMALL_PARAMETERS

@@ -12,10 +12,10 @@ import torch
 from safetensors.torch import save_file
 
 import gtasr
-from gtasr.checkpoint import load_model
 from gtasr.cli import main
 from gtasr.errors import GtasrError
 from gtasr.method.precond import ConsistencyModel
+from gtasr.modelfile import load_model
 from gtasr.nets import SongUNetConfig, build_network, preset_config
 from gtasr.nets.release_layout import release_state_dict
 from gtasr.release import read_release

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gtasr.checkpoint import read_info
+from gtasr.modelfile import read_info
 from gtasr.train.checkpoints import (
     EMA_FILE,
     RAW_FILE,

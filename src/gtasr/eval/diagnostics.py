@@ -50,7 +50,7 @@ class LoadedModel:
 
 def load_models(paths: Sequence[str | os.PathLike[str]], device: torch.device) -> list[LoadedModel]:
     """Load model files; each is labelled by its file stem (its path when stems repeat)."""
-    from gtasr.checkpoint import load_model
+    from gtasr.modelfile import load_model
 
     if not paths:
         raise GtasrError("give at least one --model")

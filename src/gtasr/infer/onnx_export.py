@@ -55,7 +55,7 @@ def export_onnx(
         import onnx
     except ImportError as error:
         raise GtasrError("export-onnx needs the onnx package: pip install 'gtasr[onnx]'") from error
-    from gtasr.checkpoint import load_model
+    from gtasr.modelfile import load_model
 
     model, info = load_model(model_path, device="cpu", weights=weights)
     stride = int(model.backbone.stride)

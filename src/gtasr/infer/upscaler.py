@@ -132,7 +132,7 @@ class Upscaler:
             raise GtasrError(f"unknown backend {backend!r} (torch or onnx)")
         if file.suffix.lower() == ".onnx":
             raise GtasrError(f"{file}: ONNX models run with --backend onnx")
-        from gtasr.checkpoint import load_model
+        from gtasr.modelfile import load_model
 
         model, info = load_model(file, device=resolved, weights=weights)
         denoiser = TorchDenoiser(model, resolved, precision)

@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-from gtasr.checkpoint import save_model
 from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_path, atomic_write_bytes
+from gtasr.modelfile import save_model
 from gtasr.train.state import pack, unpack
 
 log = logging.getLogger(__name__)

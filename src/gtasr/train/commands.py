@@ -141,8 +141,8 @@ _SETTINGS = (
 
 def release_lines(file: Path, weights: str | None) -> list[str]:
     """What ``gtasr info`` says about an authors' checkpoint: the settings read from it."""
-    from gtasr.checkpoint import read_weights
     from gtasr.fileio import file_sha256
+    from gtasr.modelfile import read_weights
 
     state, info = read_weights(file, weights)
     settings = " ".join(f"{key}={info.network[key]}" for key in _SETTINGS)
@@ -162,8 +162,8 @@ def release_lines(file: Path, weights: str | None) -> list[str]:
 
 def run_info(args: argparse.Namespace) -> int:
     """Entry of ``gtasr info``: print what a model file (or checkpoint) is."""
-    from gtasr.checkpoint import read_info
     from gtasr.fileio import file_sha256
+    from gtasr.modelfile import read_info
     from gtasr.release import is_release_file
 
     for file in _model_files(args.model):

@@ -23,7 +23,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from gtasr.checkpoint import read_info
 from gtasr.data.datasets import HRCropDataset, worker_init_fn
 from gtasr.errors import GtasrError
 from gtasr.method.objectives import (
@@ -39,6 +38,7 @@ from gtasr.method.objectives import (
     stage2_objective,
 )
 from gtasr.method.schedule import BridgeGrid
+from gtasr.modelfile import read_info
 from gtasr.train import builders
 from gtasr.train.batches import StepBatches, global_micro_batch, make_degrader
 from gtasr.train.checkpoints import (

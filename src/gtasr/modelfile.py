@@ -35,7 +35,7 @@ FORMAT_VERSION = "1"
 
 
 @dataclass(frozen=True)
-class CheckpointInfo:
+class ModelInfo:
     """What a model file says about itself."""
 
     path: Path
@@ -87,7 +87,7 @@ def save_model(
 
 
 def save_described(
-    path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], info: CheckpointInfo
+    path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], info: ModelInfo
 ) -> None:
     """Write tensors as a model file that ``info`` describes (its ``extra`` included)."""
     save_model(
@@ -103,7 +103,7 @@ def save_described(
     )
 
 
-def read_info(path: str | os.PathLike[str]) -> CheckpointInfo:
+def read_info(path: str | os.PathLike[str]) -> ModelInfo:
     """Read a model file's metadata without loading its tensors."""
     from safetensors import safe_open
 
@@ -118,7 +118,7 @@ def read_info(path: str | os.PathLike[str]) -> CheckpointInfo:
     if meta.get("gtasr.format") != FORMAT_VERSION:
         raise GtasrError(f"{file}: not a gtasr model file (no 'gtasr.format' metadata)")
     try:
-        return CheckpointInfo(
+        return ModelInfo(
             path=file,
             network=json.loads(meta["network"]),
             precond=json.loads(meta["precond"]),
@@ -134,7 +134,7 @@ def read_info(path: str | os.PathLike[str]) -> CheckpointInfo:
 
 def read_weights(
     path: str | os.PathLike[str], weights: str | None = None, *, res_con: bool = False
-) -> tuple[dict[str, torch.Tensor], CheckpointInfo]:
+) -> tuple[dict[str, torch.Tensor], ModelInfo]:
     """Backbone tensors (gtasr names) and description of any model file gtasr reads.
 
     ``weights`` ("ema" or "raw") picks ``params_ema`` (the default) or
@@ -161,7 +161,7 @@ def load_model(
     *,
     weights: str | None = None,
     res_con: bool = False,
-) -> tuple[torch.nn.Module, CheckpointInfo]:
+) -> tuple[torch.nn.Module, ModelInfo]:
     """Rebuild the consistency model stored in ``path`` (eval mode, on ``device``)."""
     from gtasr.method.precond import ConsistencyModel
     from gtasr.nets import build_network
