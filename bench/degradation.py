@@ -4,10 +4,10 @@ Goal: the data path is never the bottleneck, i.e. it makes at least 3x the
 pairs that training consumes (tiny preset: about 2 steps/s at batch 4 on the
 same 2 cores, so >= 24 pairs/s). Prints one JSON object with two figures:
 
-* ``inline``: ``degrade_batch`` in this process with ``--threads`` torch threads;
+* ``inline``: crop + degradation in this process with ``--threads`` torch threads;
 * ``loader``: the training data path, a DataLoader with ``--workers`` worker
   processes (one torch thread each) running crop + degradation
-  (:class:`gtasr.data.datasets.DegradingCollate`).
+  (:class:`gtasr.train.batches.StepBatches`, as the trainer does).
 
 With ``--photos`` the crops come from real photos; otherwise from synthetic
 textured images. On a shared machine the wall-clock figures are lower bounds:
@@ -26,13 +26,14 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from gtasr.data.datasets import DegradingCollate, EpochSampler, HRCropDataset, worker_init_fn
-from gtasr.degrade import DegradationConfig, degrade_batch
+from gtasr.data.datasets import HRCropDataset, worker_init_fn
+from gtasr.degrade import DegradationConfig
+from gtasr.train.batches import StepBatches, make_degrader
 
 
-class SyntheticCrops(Dataset):
+class SyntheticCrops:
     """Smooth random images with sharp edges and fine noise, in [-1, 1]."""
 
     def __init__(self, size: int, count: int = 64) -> None:
@@ -41,7 +42,7 @@ class SyntheticCrops(Dataset):
     def __len__(self) -> int:
         return self.count
 
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor | int]:
+    def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
         _, seed = key
         gen = torch.Generator().manual_seed(seed)
         n = self.size
@@ -50,26 +51,30 @@ class SyntheticCrops(Dataset):
         edges = (torch.rand(1, 1, n // 4, n // 4, generator=gen) > 0.5).float()
         image = image + 0.2 * F.interpolate(edges, size=(n, n), mode="nearest")
         image = image + 0.02 * torch.randn(1, 3, n, n, generator=gen)
-        return {"x0": (image.clamp(0, 1) * 2 - 1)[0], "seed": seed}
+        return (image.clamp(0, 1) * 2 - 1)[0]
 
 
-def inline_rate(dataset: Dataset, config: DegradationConfig, args) -> dict[str, float]:
-    """Crop + degrade in this process; pairs/s (wall) and CPU seconds per batch."""
-    torch.set_num_threads(args.threads)
-    generator = torch.Generator().manual_seed(0)
-    keys = iter(
-        EpochSampler(len(dataset), seed=0, num_samples=(args.batches + 2) * args.batch_size)
+def step_batches(photos, args) -> StepBatches:
+    """The trainer's micro-batches (crop + degradation) of a one-process run."""
+    return StepBatches(
+        photos=photos,
+        batch_size=args.batch_size,
+        seed=0,
+        rank=0,
+        world_size=1,
+        degrader=make_degrader(args.preset),
     )
 
-    def one_batch() -> None:
-        hr = torch.stack([dataset[next(keys)]["x0"] for _ in range(args.batch_size)])
-        degrade_batch(hr, config, generator)
 
-    for _ in range(2):  # warm-up (FFT plans, codec)
-        one_batch()
+def inline_rate(photos, args) -> dict[str, float]:
+    """Crop + degrade in this process; pairs/s (wall) and CPU seconds per batch."""
+    torch.set_num_threads(args.threads)
+    batches = step_batches(photos, args)
+    for index in range(2):  # warm-up (FFT plans, codec)
+        batches[index]
     start, cpu_start = time.perf_counter(), time.process_time()
-    for _ in range(args.batches):
-        one_batch()
+    for index in range(2, 2 + args.batches):
+        batches[index]
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {
         "pairs_per_s": round(args.batches * args.batch_size / seconds, 2),
@@ -78,14 +83,12 @@ def inline_rate(dataset: Dataset, config: DegradationConfig, args) -> dict[str, 
     }
 
 
-def loader_rate(dataset: Dataset, config: DegradationConfig, args) -> dict[str, float]:
+def loader_rate(photos, args) -> dict[str, float]:
     """The DataLoader path with worker processes; pairs/s after the first batches."""
-    sampler = EpochSampler(len(dataset), seed=0, num_samples=(args.batches + 4) * args.batch_size)
     loader = DataLoader(
-        dataset,
-        batch_size=args.batch_size,
-        sampler=sampler,
-        collate_fn=DegradingCollate(config),
+        step_batches(photos, args),
+        batch_size=None,
+        sampler=range(args.batches + 4),
         num_workers=args.workers,
         worker_init_fn=worker_init_fn,
         prefetch_factor=2,
@@ -113,11 +116,11 @@ def main() -> None:
 
     config = DegradationConfig.preset(args.preset)
     if args.photos:
-        dataset = HRCropDataset([args.photos], crop_size=args.size)
+        photos = HRCropDataset([args.photos], crop_size=args.size)
     else:
-        dataset = SyntheticCrops(args.size)
-    loader = loader_rate(dataset, config, args)
-    inline = inline_rate(dataset, config, args)
+        photos = SyntheticCrops(args.size)
+    loader = loader_rate(photos, args)
+    inline = inline_rate(photos, args)
     consumed = args.step_rate * args.step_batch
     best = max(loader["pairs_per_s"], inline["pairs_per_s"])
     report = {

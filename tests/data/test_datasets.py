@@ -1,4 +1,4 @@
-"""HR crop dataset, sampler/collate reproducibility and the paired validation dataset."""
+"""HR crop dataset and the paired validation dataset."""
 
 from __future__ import annotations
 
@@ -8,16 +8,8 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from gtasr.data.datasets import (
-    DegradingCollate,
-    EpochSampler,
-    HRCropDataset,
-    PairedFolderDataset,
-    worker_init_fn,
-)
-from gtasr.degrade.pipeline import DegradationConfig
+from gtasr.data.datasets import HRCropDataset, PairedFolderDataset
 from gtasr.errors import GtasrError, InputError
 
 USABLE = {"rgb", "gray", "palette", "cmyk", "deep", "alpha"}
@@ -35,32 +27,31 @@ def test_usable_modes_load_and_bad_files_are_listed_in_one_warning(awkward_folde
     for stem in UNUSABLE:
         assert stem in message
     for index in range(len(dataset)):
-        item = dataset[index]
-        assert item["x0"].shape == (3, 64, 64)
-        assert item["x0"].dtype == torch.float32
-        assert item["x0"].min() >= -1 and item["x0"].max() <= 1
+        crop = dataset[index, index]
+        assert crop.shape == (3, 64, 64)
+        assert crop.dtype == torch.float32
+        assert crop.min() >= -1 and crop.max() <= 1
 
 
 def test_grayscale_and_alpha_are_converted(awkward_folder):
     dataset = HRCropDataset([awkward_folder], crop_size=72, hflip=False)
     by_name = {p.stem: i for i, p in enumerate(dataset.paths)}
-    gray = dataset[by_name["gray"]]["x0"]
+    gray = dataset[by_name["gray"], 0]
     torch.testing.assert_close(gray[0], gray[1])
-    alpha = dataset[by_name["alpha"]]["x0"]  # 72x72: the crop is the whole image
+    alpha = dataset[by_name["alpha"], 0]  # 72x72: the crop is the whole image
     assert torch.all(alpha[:, :8, :8] == 1.0)  # transparent corner composited onto white
-    deep = dataset[by_name["deep"]]["x0"]  # 16-bit grayscale
+    deep = dataset[by_name["deep"], 0]  # 16-bit grayscale
     torch.testing.assert_close(deep[0], deep[2])
     assert torch.unique(deep[0]).numel() > 10
 
 
 def test_crops_are_a_function_of_the_key_and_cache_does_not_matter(awkward_folder):
-    cached = HRCropDataset([awkward_folder], crop_size=48, seed=3)
-    uncached = HRCropDataset([awkward_folder], crop_size=48, seed=3, cache_bytes=0)
+    cached = HRCropDataset([awkward_folder], crop_size=48)
+    uncached = HRCropDataset([awkward_folder], crop_size=48, cache_bytes=0)
     assert len(cached._cache) == len(cached) and not uncached._cache
-    for key in [0, (2, 12345), (5, 99)]:
-        torch.testing.assert_close(cached[key]["x0"], uncached[key]["x0"], atol=0, rtol=0)
-    assert not torch.equal(cached[(0, 1)]["x0"], cached[(0, 2)]["x0"])
-    assert cached[(1, 42)]["seed"] == 42
+    for key in [(0, 7), (2, 12345), (5, 99)]:
+        torch.testing.assert_close(cached[key], uncached[key], atol=0, rtol=0)
+    assert not torch.equal(cached[0, 1], cached[0, 2])
 
 
 def test_crop_window_and_flip_match_the_source(tmp_path, image_tools):
@@ -71,7 +62,7 @@ def test_crop_window_and_flip_match_the_source(tmp_path, image_tools):
     reference = torch.from_numpy(source.astype(np.float32) / 255).permute(2, 0, 1) * 2 - 1
     flips, corners = 0, set()
     for seed in range(20):
-        crop = dataset[(0, seed)]["x0"]
+        crop = dataset[0, seed]
         codes = ((crop + 1) * 127.5).round().long()
         flipped = bool(codes[0, 0, 0] > codes[0, 0, -1])
         left = int(codes[0, 0, -1 if flipped else 0])
@@ -93,43 +84,6 @@ def test_empty_and_missing_inputs_raise(tmp_path, awkward_folder):
         HRCropDataset([tmp_path / "absent"])
     with pytest.raises(GtasrError, match="no usable"):
         HRCropDataset([awkward_folder], crop_size=512)
-
-
-def test_sampler_is_fixed_by_seed_and_epoch():
-    sampler = EpochSampler(5, seed=1, num_samples=12)
-    first = list(sampler)
-    assert len(first) == 12
-    assert sorted(i for i, _ in first[:5]) == list(range(5))  # a permutation per pass
-    assert list(sampler) == first
-    sampler.set_epoch(1)
-    assert list(sampler) != first
-    sampler.set_epoch(0)
-    assert list(sampler) == first
-
-
-def test_loader_batches_do_not_depend_on_workers(awkward_folder):
-    dataset = HRCropDataset([awkward_folder], crop_size=32)
-    collate = DegradingCollate(DegradationConfig.test())
-
-    def batches(workers: int) -> list[dict[str, torch.Tensor]]:
-        sampler = EpochSampler(len(dataset), seed=5, num_samples=4)
-        sampler.set_epoch(2)
-        loader = DataLoader(
-            dataset,
-            batch_size=2,
-            sampler=sampler,
-            collate_fn=collate,
-            num_workers=workers,
-            worker_init_fn=worker_init_fn if workers else None,
-        )
-        return list(loader)
-
-    serial, parallel = batches(0), batches(1)
-    assert len(serial) == 2
-    for a, b in zip(serial, parallel, strict=True):
-        assert a["y"].shape == (2, 3, 8, 8) and a["y0"].shape == (2, 3, 32, 32)
-        for key in ("x0", "y", "y0"):
-            torch.testing.assert_close(a[key], b[key], atol=0, rtol=0)
 
 
 def test_paired_dataset_matches_by_stem(tmp_path, image_tools, caplog):

@@ -22,7 +22,7 @@ IMAGES = 8  # the first 8 pairs of imagenet-test-sample, by name
 
 def test_bundled_model_ships_in_the_package() -> None:
     path = bundled_model_path()
-    assert path is not None, "src/gtasr/weights/gtasr-default.safetensors is missing"
+    assert path.is_file(), "src/gtasr/weights/gtasr-default.safetensors is missing"
     assert path.parent == Path(__import__("gtasr").__file__).parent / "weights"
     assert path.stat().st_size < 8 * 2**20
     info = read_info(path)

@@ -157,28 +157,3 @@ def test_out_of_memory_suggests_tiling(
     assert code == 1
     assert "a.png: out of memory; try a smaller --tile" in caplog.text
     assert (out / "b.png").is_file() and not (out / "a.png").exists()
-
-
-def _without_bundled_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Act as an install that ships no default model."""
-    monkeypatch.setattr("gtasr.infer.upscaler.bundled_model_path", lambda: None)
-    monkeypatch.setattr("gtasr.infer.commands.bundled_model_path", lambda: None)
-
-
-def test_no_model_is_a_one_line_error(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _without_bundled_model(monkeypatch)
-    source = _save(tmp_path / "a.png")
-    assert main(["upscale", str(source), "-o", str(tmp_path / "out")]) == 2
-    assert "no trained model is bundled with gtasr yet" in caplog.text
-
-
-def test_demo_without_a_model_uses_bicubic(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _without_bundled_model(monkeypatch)
-    out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out)]) == 0
-    assert PIL.Image.open(out / "sample.png").size == (512, 600)
-    assert "No trained model is bundled" in caplog.text and str(out.resolve()) in caplog.text

@@ -23,12 +23,6 @@ def _rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((height, width, 3)).astype(np.float32)
 
 
-def test_no_bundled_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gtasr.infer.upscaler.bundled_model_path", lambda: None)
-    with pytest.raises(GtasrError, match="no trained model is bundled"):
-        Upscaler.from_pretrained()
-
-
 def test_missing_model_file_and_bad_device(tmp_path: Path, tiny_model_file: Path) -> None:
     with pytest.raises(GtasrError, match="model file not found"):
         Upscaler.from_pretrained(tmp_path / "none.safetensors", device="cpu")

@@ -31,11 +31,12 @@ def l1(a: Tensor, b: Tensor) -> Tensor:
 
 
 def sobel(x: Tensor) -> Tensor:
-    """Per-channel Sobel magnitude sqrt(gx^2 + gy^2 + 1e-12), zero padding."""
+    """Per-channel Sobel magnitude sqrt(gx^2 + gy^2 + 1e-12), edge pixels repeated (METHOD §5)."""
     kx = torch.tensor([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]], dtype=x.dtype)
     c = x.shape[1]
-    gx = F.conv2d(x, kx.expand(c, 1, 3, 3), padding=1, groups=c)
-    gy = F.conv2d(x, kx.t().expand(c, 1, 3, 3), padding=1, groups=c)
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    gx = F.conv2d(padded, kx.expand(c, 1, 3, 3), groups=c)
+    gy = F.conv2d(padded, kx.t().expand(c, 1, 3, 3), groups=c)
     return torch.sqrt(gx**2 + gy**2 + 1e-12)
 
 
@@ -114,26 +115,65 @@ def test_ta_is_one_batched_call_with_fresh_noise_per_point(batch) -> None:
     assert abs(eps[0].std().item() - 1) < 0.2  # standard normal noise
 
 
-def test_stage1_is_ct_plus_half_ta_and_reproducible(make_backbone, batch) -> None:
+class Recording:
+    """A distance that records its inputs: the calls show which terms an objective computed."""
+
+    def __init__(self, distance=l1) -> None:
+        self.distance = distance
+        self.calls: list[tuple[Tensor, Tensor]] = []
+
+    def __call__(self, a: Tensor, b: Tensor) -> Tensor:
+        self.calls.append((a.detach(), b.detach()))
+        return self.distance(a, b)
+
+
+def test_stage1_is_ct_plus_weighted_ta(make_backbone, batch) -> None:
     model = ConsistencyModel(make_backbone(seed=3))
     x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
-    total, parts = stage1_objective(model, x0, y, y0, STAGE1, l1, gen(7))
-    # recompute from the public pieces, with the same draws in the same order
-    g = gen(7)
-    n = draw_index(4, g)
-    eps = draw_noise(x0, g)
-    x_hat, target = consistency_pair(model, x0, y, y0, STAGE1, n, eps)
-    ct = l1(x_hat, target).mean()
-    ta = trajectory_alignment_loss(x0, x_hat, y0, STAGE1, l1, g)
-    assert total.item() == pytest.approx((ct + 0.5 * ta).item(), rel=1e-6)
-    assert set(parts) == {"ct", "ta"}
-    assert (parts["ct"] + parts["ta"]).item() == pytest.approx(total.item(), rel=1e-6)
+    distance = Recording()
+    total, parts = stage1_objective(model, x0, y, y0, STAGE1, distance, gen(7))
+    assert set(parts) == {"ct", "ta"} and len(distance.calls) == 2  # L_CT, then L_TA batched
+    x_hat, target = distance.calls[0]
+    assert parts["ct"].item() == pytest.approx(l1(x_hat, target).mean().item(), rel=1e-6)
+    # With d = L1 the two TA paths differ by (1 - eta_k)(x0 - x_hat) at each interior point.
+    gap = (x0 - x_hat).abs().mean().item()
+    expected_ta = 0.5 * sum((1 - STAGE1.shift[k]) * gap for k in (1, 2, 3))
+    assert parts["ta"].item() == pytest.approx(expected_ta, rel=1e-5)
+    assert total.item() == pytest.approx((parts["ct"] + parts["ta"]).item(), rel=1e-6)
     again, _ = stage1_objective(model, x0, y, y0, STAGE1, l1, gen(7))
     assert torch.equal(total, again)
-    only_ct, p = stage1_objective(model, x0, y, y0, STAGE1, l1, gen(7), Stage1Config(ta_weight=0))
-    assert only_ct.item() == pytest.approx(ct.item(), rel=1e-6) and p["ta"].item() == 0
+    _, doubled_parts = stage1_objective(
+        model, x0, y, y0, STAGE1, l1, gen(7), Stage1Config(ta_weight=1.0)
+    )
+    assert torch.equal(doubled_parts["ct"], parts["ct"])
+    assert doubled_parts["ta"].item() == pytest.approx(2 * parts["ta"].item(), rel=1e-6)
     total.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_ct_only_stage1_is_the_full_objective_without_ta(make_backbone, batch) -> None:
+    # ta_weight 0 (the CT baseline) computes no L_TA at all, yet draws n and eps as the full
+    # objective does: its L_CT and gradient equal those of the full objective with a TA term
+    # that counts for nothing.
+    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
+    model = ConsistencyModel(make_backbone(seed=3, dropout=0.3))
+
+    def run(distance, config):
+        model.zero_grad()
+        torch.manual_seed(0)  # the same dropout masks
+        total, parts = stage1_objective(model, x0, y, y0, STAGE1, distance, gen(7), config)
+        total.backward()
+        return total, parts, [p.grad.clone() for p in model.parameters()]
+
+    fast = Recording()
+    total, parts, grads = run(fast, Stage1Config(ta_weight=0.0))
+    assert len(fast.calls) == 1
+    assert parts["ta"].item() == 0 and torch.equal(total.detach(), parts["ct"])
+    full = Recording(lambda a, b: l1(a, b) * (0.0 if full.calls[1:] else 1.0))
+    _, full_parts, full_grads = run(full, Stage1Config(ta_weight=0.5))
+    assert len(full.calls) == 2 and full_parts["ta"].item() == 0
+    assert torch.equal(full_parts["ct"], parts["ct"])
+    assert all(torch.equal(a, b) for a, b in zip(grads, full_grads, strict=True))
 
 
 def stage2_setup(make_backbone):
@@ -142,7 +182,12 @@ def stage2_setup(make_backbone):
     return model, reference
 
 
-def run_stage2(model, reference, batch, config=Stage2Config(), seed=21):  # noqa: B008
+def no_distance(a: Tensor, b: Tensor) -> Tensor:
+    """A distance that contributes neither value nor gradient (switches a term off)."""
+    return 0.0 * l1(a, b)
+
+
+def run_stage2(model, reference, batch, config=Stage2Config(), seed=21, ct_distance=l1):  # noqa: B008
     perceptual = ConvFeatureDistance()
     return stage2_objective(
         model,
@@ -151,7 +196,7 @@ def run_stage2(model, reference, batch, config=Stage2Config(), seed=21):  # noqa
         batch["y"],
         batch["y0"],
         STAGE2,
-        l1,
+        ct_distance,
         perceptual,
         perceptual,
         gen(seed),
@@ -177,8 +222,8 @@ def test_dtm_pseudo_target_and_weight(make_backbone, batch) -> None:
         seen.append((a, b))
         return l1(a, b)
 
-    cfg = Stage2Config(ct_weight=0.0, rect_weight=0.0)
-    total, _ = stage2_objective(
+    cfg = Stage2Config(rect_weight=0.0)
+    _, parts = stage2_objective(
         model, reference, x0, y, y0, STAGE2, l1, recording, l1, gen(3), cfg, edge_map=sobel
     )
     # independent recomputation: draws are n, eps, then eps' at eta_t = 1/3
@@ -198,14 +243,15 @@ def test_dtm_pseudo_target_and_weight(make_backbone, batch) -> None:
     assert torch.allclose(seen[0][0], x_hat, atol=1e-6)
     assert torch.allclose(seen[0][1], target, atol=1e-5) and not seen[0][1].requires_grad
     w = 1 / (x_hat - x0).abs().mean(dim=(1, 2, 3))
-    assert total.item() == pytest.approx(0.8 * (w * l1(x_hat, target)).mean().item(), rel=1e-5)
+    expected = 0.8 * (w * l1(x_hat, target)).mean().item()
+    assert parts["dtm_stab"].item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_rect_gradient_reaches_online_net_not_psi(make_backbone, batch) -> None:
     model, reference = stage2_setup(make_backbone)
     before = {k: v.clone() for k, v in reference.state_dict().items()}
-    rect_only = Stage2Config(ct_weight=0.0, dtm_weight=0.0)
-    total, _ = run_stage2(model, reference, batch, rect_only)
+    rect_only = Stage2Config(dtm_weight=0.0)
+    total, _ = run_stage2(model, reference, batch, rect_only, ct_distance=no_distance)
     total.backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None for g in grads)
@@ -218,10 +264,10 @@ def test_rect_gradient_reaches_online_net_not_psi(make_backbone, batch) -> None:
 
 def test_release_switch_gives_rect_no_gradient(make_backbone, batch) -> None:
     model, reference = stage2_setup(make_backbone)
-    release_rect_only = Stage2Config(ct_weight=0.0, dtm_weight=0.0, rect_gradient=False)
-    total, parts = run_stage2(model, reference, batch, release_rect_only)
+    release_rect_only = Stage2Config(dtm_weight=0.0, rect_gradient=False)
+    total, parts = run_stage2(model, reference, batch, release_rect_only, ct_distance=no_distance)
     assert parts["rect"].item() > 0
-    total.backward()  # only zero-weighted CT/DTM terms are differentiable here
+    total.backward()  # only the switched-off CT and DTM terms are differentiable here
     assert all(p.grad is None or not p.grad.any() for p in model.parameters())
     # full release objective: same gradient as the objective without L_Rect at all
     grads = []
@@ -239,14 +285,15 @@ def test_unfrozen_reference_is_rejected(make_backbone, batch) -> None:
         run_stage2(model, ConsistencyModel(make_backbone(seed=12)), batch)
 
 
-def test_default_edge_map_is_the_perceptual_sobel(make_backbone, batch) -> None:
-    from gtasr.perceptual import sobel_magnitude
-
+def test_default_edge_map_is_the_sobel_magnitude(make_backbone, batch) -> None:
+    # The test's own Sobel (replicate padding, as METHOD §5 defines S) against the default.
     model, reference = stage2_setup(make_backbone)
     args = (model, reference, batch["x0"], batch["y"], batch["y0"], STAGE2, l1, l1, l1)
-    default, _ = stage2_objective(*args, gen(8))
-    explicit, _ = stage2_objective(*args, gen(8), edge_map=sobel_magnitude)
-    assert torch.equal(default, explicit)
+    _, default = stage2_objective(*args, gen(8))
+    _, explicit = stage2_objective(*args, gen(8), edge_map=sobel)
+    assert default["rect"].item() > 0
+    for name in ("dtm_stab", "rect"):
+        assert default[name].item() == pytest.approx(explicit[name].item(), rel=1e-5)
 
 
 def test_dtm_only_stage2_skips_rect_and_keeps_the_rest(make_backbone, batch) -> None:

@@ -21,6 +21,12 @@ def _write(tmp_path: Path, text: str) -> Path:
 MINIMAL = "stage: 1\ndata:\n  hr_dirs: [photos]\n"
 
 
+def test_a_retired_key_of_an_old_run_is_ignored_with_a_warning(tmp_path: Path, caplog) -> None:
+    old = load_config(_write(tmp_path, MINIMAL + "  cache_images: true\n"))
+    assert old == load_config(_write(tmp_path, MINIMAL))
+    assert "'data.cache_images' no longer has any meaning" in caplog.text
+
+
 @pytest.mark.parametrize(
     "name", ["paper_stage1", "paper_stage2", "cpu_tiny_stage1", "cpu_tiny_stage2"]
 )

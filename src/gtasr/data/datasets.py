@@ -1,11 +1,9 @@
-"""Training and validation datasets: HR photo crops, GT/LR pairs, reproducible loading.
+"""Training and validation datasets: HR photo crops, GT/LR pairs.
 
-Reproducibility scheme: every random choice of a training sample (crop
-position, flip) and of a batch (the degradation) is drawn from seeds that the
-:class:`EpochSampler` hands out in the main process, in a permutation fixed by
-``(seed, epoch)``. A worker therefore holds no random state of its own: the
-same seed and epoch give the same batches whatever the number of workers,
-whether they persist between epochs, and which worker gets which batch.
+A crop is a pure function of (photo index, seed): the seed decides the
+position and the flip, so a worker holds no random state of its own.
+:mod:`gtasr.train.batches` decides which photo and seed each sample of a run
+gets.
 """
 
 from __future__ import annotations
@@ -14,17 +12,15 @@ import logging
 import os
 import random
 import signal
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
-from gtasr.degrade.pipeline import DegradationConfig, degrade_batch
 from gtasr.errors import GtasrError, InputError
-from gtasr.imageio import Image, list_images, read_image
+from gtasr.imageio import Image, list_images, quantize, read_image, to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +36,12 @@ def flatten_alpha(image: Image) -> np.ndarray:
     return (image.rgb * alpha + (1.0 - alpha)).astype(np.float32)
 
 
-def _pack(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
+def _cached_pixels(image: Image) -> np.ndarray:
     """Compact integer storage for the cache: uint8, or uint16 for 16-bit sources."""
-    peak, dtype = (65535, np.uint16) if bit_depth == 16 else (255, np.uint8)
-    return np.round(np.clip(rgb, 0.0, 1.0) * peak).astype(dtype)
+    return quantize(flatten_alpha(image), image.bit_depth)
 
 
-def _unpack(pixels: np.ndarray) -> np.ndarray:
+def _float_pixels(pixels: np.ndarray) -> np.ndarray:
     peak = 65535.0 if pixels.dtype == np.uint16 else 255.0
     return pixels.astype(np.float32) / peak
 
@@ -63,7 +58,7 @@ def warn_skipped(skipped: Sequence[tuple[Path, str]], what: str) -> None:
         log.warning("skipped %d unusable %s: %s", len(skipped), what, listing)
 
 
-class HRCropDataset(Dataset):
+class HRCropDataset:
     """Random ``crop_size`` crops (with optional horizontal flip) of HR photos.
 
     ``folders`` are files, folders (searched recursively) or glob patterns.
@@ -75,10 +70,8 @@ class HRCropDataset(Dataset):
     files arrive as RGB from :func:`gtasr.imageio.read_image`; transparency is
     composited onto white.
 
-    An item is ``{"x0": Tensor[3, crop, crop] in [-1, 1], "seed": int}``. The
-    key is an index or an ``(index, seed)`` pair from :class:`EpochSampler`;
-    the seed decides the crop and the flip and is passed on for the batch's
-    degradation (see :class:`DegradingCollate`).
+    ``dataset[index, seed]`` is the crop of photo ``index`` that ``seed``
+    picks, a Tensor[3, crop, crop] in [-1, 1].
     """
 
     def __init__(
@@ -88,13 +81,11 @@ class HRCropDataset(Dataset):
         hflip: bool = True,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         max_pixels: int | None = None,
-        seed: int = 0,
     ) -> None:
         if isinstance(folders, (str, os.PathLike)):
             folders = [folders]
         self.crop_size = int(crop_size)
         self.hflip = hflip
-        self.seed = int(seed)
         self.max_pixels = max_pixels
         self.paths: list[Path] = []
         self.sizes: list[tuple[int, int]] = []
@@ -112,7 +103,7 @@ class HRCropDataset(Dataset):
                     (path, f"{image.width}x{image.height} is smaller than the {crop_size} px crop")
                 )
                 continue
-            pixels = _pack(flatten_alpha(image), image.bit_depth)
+            pixels = _cached_pixels(image)
             if cached_bytes + pixels.nbytes <= cache_bytes:
                 self._cache[len(self.paths)] = pixels
                 cached_bytes += pixels.nbytes
@@ -136,15 +127,10 @@ class HRCropDataset(Dataset):
         cached = self._cache.get(index)
         if cached is not None:
             return cached
-        image = read_image(self.paths[index], max_pixels=self.max_pixels)
-        return _pack(flatten_alpha(image), image.bit_depth)
+        return _cached_pixels(read_image(self.paths[index], max_pixels=self.max_pixels))
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor | int]:
-        if isinstance(key, tuple):
-            index, seed = int(key[0]), int(key[1])
-        else:
-            index = int(key)
-            seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
+    def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
+        index, seed = int(key[0]), int(key[1])
         rng = np.random.default_rng(seed)
         height, width = self.sizes[index]
         top = int(rng.integers(0, height - self.crop_size + 1))
@@ -152,58 +138,7 @@ class HRCropDataset(Dataset):
         crop = self._pixels(index)[top : top + self.crop_size, left : left + self.crop_size]
         if self.hflip and rng.uniform() < 0.5:
             crop = crop[:, ::-1]
-        return {"x0": _to_chw(_unpack(crop)), "seed": seed}
-
-
-class EpochSampler(Sampler):
-    """Shuffled ``(index, seed)`` keys for one epoch, fixed by ``(seed, epoch)``.
-
-    ``num_samples`` (default: the dataset size) keys are drawn per epoch,
-    cycling through fresh permutations when it exceeds the dataset size. Call
-    :meth:`set_epoch` before iterating each epoch.
-    """
-
-    def __init__(self, dataset_size: int, seed: int = 0, num_samples: int | None = None) -> None:
-        if dataset_size < 1:
-            raise ValueError("cannot sample from an empty dataset")
-        self.dataset_size = int(dataset_size)
-        self.seed = int(seed)
-        self.num_samples = int(num_samples or dataset_size)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        indices: list[int] = []
-        while len(indices) < self.num_samples:
-            indices.extend(rng.permutation(self.dataset_size).tolist())
-        seeds = rng.integers(0, 2**63 - 1, size=self.num_samples).tolist()
-        return iter(zip(indices[: self.num_samples], seeds, strict=True))
-
-
-@dataclass
-class DegradingCollate:
-    """``collate_fn`` that stacks crops and degrades them: ``{"x0", "y", "y0"}`` in [-1, 1].
-
-    The degradation generator is seeded from the batch's sample seeds, so a
-    batch is the same whichever worker builds it. Running it in the workers
-    keeps the degradation off the training process.
-    """
-
-    config: DegradationConfig
-
-    def __call__(self, items: Sequence[dict[str, torch.Tensor | int]]) -> dict[str, torch.Tensor]:
-        x0 = torch.stack([item["x0"] for item in items])
-        seeds = [int(item["seed"]) for item in items]
-        generator = torch.Generator()
-        generator.manual_seed(int(np.random.SeedSequence(seeds).generate_state(1)[0]))
-        y, y0 = degrade_batch(x0, self.config, generator)
-        return {"x0": x0, "y": y, "y0": y0}
+        return to_tensor(_float_pixels(crop))[0]
 
 
 def worker_init_fn(worker_id: int) -> None:

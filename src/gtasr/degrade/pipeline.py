@@ -23,10 +23,7 @@ state (on a given device: CPU and CUDA noise streams differ).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -130,28 +127,6 @@ class DegradationConfig:
         if name not in ("train", "test"):
             raise ValueError(f"unknown degradation preset {name!r} (train, test)")
         return cls.train() if name == "train" else cls.test()
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], base: str = "train") -> DegradationConfig:
-        """Override fields of preset ``base`` from a (YAML) mapping; nested dicts allowed."""
-        return _replace(cls.preset(base), values)
-
-
-def _replace(instance: Any, values: Mapping[str, Any]) -> Any:
-    """``dataclasses.replace`` that recurses into nested dataclasses and makes tuples."""
-    known = {f.name: f for f in dataclasses.fields(instance)}
-    changes = {}
-    for key, value in values.items():
-        if key not in known:
-            raise ValueError(f"unknown degradation setting {key!r}")
-        current = getattr(instance, key)
-        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
-            changes[key] = _replace(current, value)
-        elif isinstance(value, list):
-            changes[key] = tuple(value)
-        else:
-            changes[key] = value
-    return dataclasses.replace(instance, **changes)
 
 
 def _fft_size(n: int) -> int:

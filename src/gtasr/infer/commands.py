@@ -225,21 +225,13 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """``gtasr demo``: upscale the bundled sample; bicubic while no model is bundled."""
+    """``gtasr demo``: upscale the bundled sample with the bundled (or the given) model."""
     model = args.model or bundled_model_path()
-    method = "model" if model is not None else "bicubic"
-    if model is None:
-        log.info(
-            "No trained model is bundled with gtasr yet, so this demo upscales with bicubic "
-            "interpolation. Pass --model PATH to use a trained model."
-        )
-    options = UpscaleOptions(out_dir=args.output, method=method, seed=args.seed, overwrite=True)
+    options = UpscaleOptions(out_dir=args.output, seed=args.seed, overwrite=True)
     start = time.perf_counter()
-    upscaler = None
-    if model is not None:
-        upscaler = Upscaler.from_pretrained(
-            model, device=args.device, precision=args.precision, weights=args.weights
-        )
+    upscaler = Upscaler.from_pretrained(
+        model, device=args.device, precision=args.precision, weights=args.weights
+    )
     resource = importlib.resources.files("gtasr") / "assets" / DEMO_SAMPLE
     with importlib.resources.as_file(resource) as sample:
         result = process_files([sample], options, upscaler)
@@ -248,13 +240,12 @@ def run_demo(args: argparse.Namespace) -> int:
     if result.failed:
         return 1
     seconds = time.perf_counter() - start
-    label = f"model {model}" if model is not None else "bicubic"
     log.info(
-        "Upscaled the %s sample to %s (%s) with %s in %.2f s.",
+        "Upscaled the %s sample to %s (%s) with model %s in %.2f s.",
         source_size,
         target.resolve(),
         image_size(read_image(target).rgb),
-        label,
+        model,
         seconds,
     )
     return 0

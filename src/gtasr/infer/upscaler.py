@@ -68,14 +68,9 @@ CONVENTIONS: Final = {
 }
 
 
-def bundled_model_path() -> Path | None:
-    """The default model shipped with gtasr (package data or the checkout's weights/), if any."""
-    package = Path(__file__).resolve().parents[1]
-    for candidate in (package / "weights", package.parents[1] / "weights"):
-        path = candidate / DEFAULT_MODEL_NAME
-        if path.is_file():
-            return path
-    return None
+def bundled_model_path() -> Path:
+    """The default model shipped in the package (``gtasr/weights/``)."""
+    return Path(__file__).resolve().parents[1] / "weights" / DEFAULT_MODEL_NAME
 
 
 def multistep_etas(steps: int) -> tuple[float, ...]:
@@ -116,14 +111,7 @@ class Upscaler:
         other model file is exported to ONNX on the fly. ``weights`` ("ema" or
         "raw") chooses among the weights of an authors' checkpoint.
         """
-        if path is None:
-            path = bundled_model_path()
-            if path is None:
-                raise GtasrError(
-                    "no trained model is bundled with gtasr yet: pass a model file "
-                    "(--model PATH, or Upscaler.from_pretrained(path))"
-                )
-        file = Path(path)
+        file = Path(path) if path is not None else bundled_model_path()
         resolved = resolve_device(device)
         if backend == "onnx":
             onnx = _onnx_denoiser(file, resolved, precision, weights)

@@ -35,9 +35,11 @@ EdgeMap = Callable[[Tensor], Tensor]
 
 @dataclass(frozen=True)
 class Stage1Config:
-    """Weights of Stage I: ``ct_weight * L_CT + ta_weight * L_TA``."""
+    """Weight of Stage I's alignment term: ``L_CT + ta_weight * L_TA``.
 
-    ct_weight: float = 1.0
+    ``ta_weight = 0`` is the consistency-training baseline (CTMSR's Stage I).
+    """
+
     ta_weight: float = 0.5
 
 
@@ -51,7 +53,6 @@ class Stage2Config:
     computed without gradient from a detached x_hat, so L_Rect carries no gradient.
     """
 
-    ct_weight: float = 1.0
     dtm_weight: float = 0.8
     stab_weight: float = 0.2
     rect_weight: float = 1.0
@@ -150,13 +151,19 @@ def stage1_objective(
     """Stage I: one index n ~ U{0..N-1} and one eps for the batch; L_CT + ta_weight * L_TA.
 
     Returns the total and the detached weighted parts ``{"ct", "ta"}`` (they sum to the total).
+    With ``ta_weight == 0`` L_TA is not computed at all (its distance passes dominate the cost
+    of a step): the draws before it are the same, so L_CT is that of the full objective.
     """
     n = draw_index(grid.num_intervals, generator)
     eps = draw_noise(x0, generator)
     x_hat, target = consistency_pair(model, x0, y, y0, grid, n, eps)
-    ct = config.ct_weight * per_sample(distance, x_hat, target).mean()
-    ta = config.ta_weight * trajectory_alignment_loss(x0, x_hat, y0, grid, distance, generator)
-    total = ct + ta
+    ct = per_sample(distance, x_hat, target).mean()
+    if config.ta_weight:
+        ta = config.ta_weight * trajectory_alignment_loss(x0, x_hat, y0, grid, distance, generator)
+        total = ct + ta
+    else:
+        ta = torch.zeros_like(ct)
+        total = ct
     return total, {"ct": ct.detach(), "ta": ta.detach()}
 
 
@@ -251,7 +258,7 @@ def stage2_objective(
     n = draw_index(grid.num_intervals, generator)
     eps = draw_noise(x0, generator)
     x_hat, target = consistency_pair(model, x0, y, y0, grid, n, eps)
-    ct = config.ct_weight * per_sample(distance, x_hat, target).mean()
+    ct = per_sample(distance, x_hat, target).mean()
 
     eps_t = draw_noise(x0, generator)
     real, fake = reference_endpoints(

@@ -3,16 +3,14 @@
     x(eta) = (1 - eta) * x0 + eta * (y0 + eps),    eta in [0, 1]
 
 The release writes the state ResShift-style as ``x0 + alpha * (y0 - x0) + sigma * eps`` with
-one grid for the shift ``alpha`` and one for the noise ``sigma``; with the defaults the two grids
-coincide (``alpha = sigma = eta``). Both are power-law grids: ``t_i = (i / N) ** power`` mapped
-through a Karras-style ``rho`` interpolation between ``sigma_min`` and ``sigma_max``.
+one grid for the shift ``alpha`` and one for the noise ``sigma``. Both are power-law grids,
+``t_i = (i / N) ** power``; the noise grid is scaled by ``sigma_max``, so with its default of 1
+the two coincide (``alpha = sigma = eta``).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,35 +19,21 @@ from torch import Tensor
 
 STAGE1_POWER = 2.5
 """Grid exponent of Stage I: eta = {0, .0313, .1768, .4871, 1} for N = 4."""
-STAGE2_POWER = 1.0
-"""Grid exponent of Stage II: eta = {0, 1/3, 2/3, 1} for N = 3."""
 STAGE1_INITIAL_INTERVALS = 4
 STAGE1_FINAL_INTERVALS = 3
-STAGE2_INTERVALS = 3
 
 
-def power_grid(
-    num_intervals: int,
-    power: float = STAGE1_POWER,
-    sigma_min: float = 0.0,
-    sigma_max: float = 1.0,
-    rho: float = 1.0,
-) -> Tensor:
-    """Return the N + 1 grid points ``(a + t_i * (b - a)) ** rho`` with ``t_i = (i / N) ** power``.
+def power_grid(num_intervals: int, power: float = STAGE1_POWER, sigma_max: float = 1.0) -> Tensor:
+    """Return the N + 1 grid points ``sigma_max * (i / N) ** power``, i = 0..N.
 
-    ``a = sigma_min ** (1 / rho)`` and ``b = sigma_max ** (1 / rho)``. With the defaults
-    (``sigma_min = 0``, ``sigma_max = 1``, ``rho = 1``) this is simply ``(i / N) ** power``.
-    The result is a float64 CPU tensor, increasing from ``sigma_min`` to ``sigma_max``.
+    The result is a float64 CPU tensor, increasing from 0 to ``sigma_max``.
     """
     if num_intervals < 1:
         raise ValueError(f"num_intervals must be >= 1, got {num_intervals}")
-    if power <= 0 or rho <= 0:
-        raise ValueError(f"power and rho must be positive, got power={power}, rho={rho}")
-    if not 0.0 <= sigma_min < sigma_max:
-        raise ValueError(f"need 0 <= sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    if power <= 0 or sigma_max <= 0:
+        raise ValueError(f"power and sigma_max must be positive, got {power}, {sigma_max}")
     t = (torch.arange(num_intervals + 1, dtype=torch.float64) / num_intervals) ** power
-    lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
-    return (lo + t * (hi - lo)) ** rho
+    return t * sigma_max
 
 
 @dataclass(frozen=True)
@@ -69,27 +53,13 @@ class BridgeGrid:
 
     @classmethod
     def power_law(
-        cls,
-        num_intervals: int,
-        power: float = STAGE1_POWER,
-        sigma_min: float = 0.0,
-        sigma_max: float = 1.0,
-        rho: float = 1.0,
-        shift_rho: float = 1.0,
+        cls, num_intervals: int, power: float = STAGE1_POWER, sigma_max: float = 1.0
     ) -> BridgeGrid:
-        """The release's pair of grids: noise over [sigma_min, sigma_max] with ``rho``, shift
-        over [0, 1] with ``shift_rho``, both with the same ``power``."""
-        noise = power_grid(num_intervals, power, sigma_min, sigma_max, rho)
-        shift = power_grid(num_intervals, power, 0.0, 1.0, shift_rho)
+        """The release's pair of grids: shift over [0, 1], noise over [0, sigma_max], both
+        with the same ``power``."""
+        noise = power_grid(num_intervals, power, sigma_max)
+        shift = power_grid(num_intervals, power)
         return cls(shift=tuple(shift.tolist()), noise=tuple(noise.tolist()))
-
-    @classmethod
-    def from_etas(cls, etas: Sequence[float]) -> BridgeGrid:
-        """A grid whose shift and noise are both the given increasing ``etas``."""
-        values = tuple(float(e) for e in etas)
-        if any(b <= a for a, b in itertools.pairwise(values)):
-            raise ValueError(f"etas must be strictly increasing, got {values}")
-        return cls(shift=values, noise=values)
 
     @property
     def num_intervals(self) -> int:

@@ -98,7 +98,7 @@ class StepBatches(torch.utils.data.Dataset):
     def crop(self, position: int) -> torch.Tensor:
         """The [-1, 1] crop of sample ``position`` (crop and flip seeded by the position)."""
         key = (self._image_index(position), derive_seed(self.seed, "data", position))
-        return self.photos[key]["x0"]
+        return self.photos[key]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         micro_batch = global_micro_batch(index, self.rank, self.world_size)

@@ -4,13 +4,16 @@ A config file is a nested mapping whose sections mirror the dataclasses below.
 ``--set section.key=value`` overrides are parsed as YAML values, so
 ``--set data.hr_dirs=[a,b]`` yields a list and ``--set train.lr=1e-4`` a float.
 An unknown key or a value of the wrong type raises :class:`GtasrError` naming
-the dotted key.
+the dotted key. Keys that earlier versions wrote into run folders but that no
+longer mean anything (:data:`RETIRED_KEYS`) are ignored with a warning, so an
+old run's ``config.yaml`` still loads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import types
 import typing
@@ -22,6 +25,11 @@ from typing import Any
 import yaml
 
 from gtasr.errors import GtasrError
+
+log = logging.getLogger(__name__)
+
+RETIRED_KEYS = ("data.cache_images",)
+"""Keys of earlier versions that had no effect; accepted and ignored until the next release."""
 
 
 @dataclass
@@ -46,7 +54,6 @@ class DataConfig:
     degradation: str = "train"  # degradation preset of gtasr.degrade
     degrade_on: str = "loader"  # "loader" (per batch in workers) or "device" (batched)
     workers: int = 0
-    cache_images: bool = True
 
 
 @dataclass
@@ -186,7 +193,9 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
-        if key not in names:
+        if f"{prefix}{key}" in RETIRED_KEYS:
+            log.warning("config key '%s%s' no longer has any meaning and is ignored", prefix, key)
+        elif key not in names:
             raise GtasrError(f"unknown config key '{prefix}{key}'")
     kwargs: dict[str, Any] = {}
     for name in names:

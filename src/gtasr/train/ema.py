@@ -58,11 +58,6 @@ class EMA:
         for own, other in copies:
             own.copy_(other)
 
-    @torch.no_grad()
-    def copy_to(self, model: nn.Module) -> None:
-        """Load the averaged weights (and buffers) into ``model``."""
-        model.load_state_dict(self.module.state_dict())
-
     def state_dict(self) -> dict[str, Any]:
         """``{"decay": float, "weights": the averaged model's state dict}`` for resuming."""
         return {"decay": self.decay, "weights": self.module.state_dict()}

@@ -26,18 +26,12 @@ from torch import nn
 from gtasr.data.datasets import HRCropDataset, worker_init_fn
 from gtasr.errors import GtasrError
 from gtasr.method.objectives import (
-    Distance,
     Stage1Config,
     Stage2Config,
-    consistency_pair,
-    draw_index,
-    draw_noise,
     frozen_copy,
-    per_sample,
     stage1_objective,
     stage2_objective,
 )
-from gtasr.method.schedule import BridgeGrid
 from gtasr.modelfile import read_info
 from gtasr.train import builders
 from gtasr.train.batches import StepBatches, global_micro_batch, make_degrader
@@ -71,24 +65,6 @@ def _load_backbone(path: Path, target: nn.Module) -> None:
         target.load_state_dict(load_file(str(path)))
     except RuntimeError as error:
         raise GtasrError(f"{path}: weights do not fit the configured network") from error
-
-
-def consistency_only_objective(
-    model: nn.Module,
-    x0: torch.Tensor,
-    y: torch.Tensor,
-    y0: torch.Tensor,
-    grid: BridgeGrid,
-    distance: Distance,
-    gen: torch.Generator,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Stage I without TA (the CT baseline): ``stage1_objective`` with ta_weight 0, minus
-    the cost of L_TA's distance passes. Same draws in the same order (n, then eps)."""
-    n = draw_index(grid.num_intervals, gen)
-    eps = draw_noise(x0, gen)
-    x_hat, target = consistency_pair(model, x0, y, y0, grid, n, eps)
-    ct = per_sample(distance, x_hat, target).mean()
-    return ct, {"ct": ct.detach(), "ta": torch.zeros_like(ct).detach()}
 
 
 class Trainer:
@@ -240,8 +216,6 @@ class Trainer:
         loss = self.config.loss
         grid = builders.bridge_grid(self.config, self.step)
         x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
-        if self.config.stage == 1 and loss.ta_weight == 0:
-            return consistency_only_objective(self.net, x0, y, y0, grid, self.distances.d, gen)
         if self.config.stage == 1:
             weights = Stage1Config(ta_weight=loss.ta_weight)
             return stage1_objective(self.net, x0, y, y0, grid, self.distances.d, gen, weights)
