@@ -15,7 +15,7 @@ from PIL import Image
 from gtasr.cli import main
 from gtasr.eval.diagnostics import draw_noises, load_test_pairs
 from gtasr.method.precond import ConsistencyModel
-from gtasr.method.sampling import sample_one_step
+from gtasr.method.sampling import fixed_noise, sample
 from gtasr.method.schedule import bridge, upsample_lr
 from gtasr.modelfile import load_model, save_model
 from gtasr.nets import build_network, preset_config
@@ -104,7 +104,9 @@ def test_drift_at_x_T_is_the_one_step_sampler_error(workspace, drift_run):
     noises = draw_noises(pairs, draws=1, seed=7)
     model, _ = load_model(workspace / "m1.safetensors")
     errors = [
-        float((sample_one_step(model, pair.y, noise) - pair.x0).abs().mean())
+        float(
+            (sample(model, pair.y, upsample_lr(pair.y), fixed_noise(noise)) - pair.x0).abs().mean()
+        )
         for pair, noise in zip(pairs, noises, strict=True)
     ]
     assert document["models"][1]["mean_abs_error"][-1] == pytest.approx(np.mean(errors), rel=1e-5)

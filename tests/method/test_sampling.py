@@ -1,4 +1,4 @@
-"""One-step and multi-step samplers."""
+"""The sampler: one and several steps, from x_T or from a ground-truth bridge state."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import torch
 from torch import Tensor, nn
 
 from gtasr.method.precond import ConsistencyModel, c_skip
-from gtasr.method.sampling import sample_multistep, sample_one_step
+from gtasr.method.sampling import (
+    fixed_noise,
+    generator_noise,
+    multistep_etas,
+    sample,
+)
 from gtasr.method.schedule import upsample_lr
 
 
@@ -21,50 +26,68 @@ def noise(seed: int, shape=(2, 3, 16, 16)) -> Tensor:
 
 
 def test_one_step_with_zero_backbone_is_cskip_times_x_top(batch) -> None:
+    # With F = 0, f(x, sigma, y) = c_skip(sigma) x with c_skip(1) = 0.25 / (10^2 + 0.25).
     model = ConsistencyModel(ZeroBackbone())
     y, eps = batch["y"], noise(0)
-    out = sample_one_step(model, y, eps)
-    x_top = upsample_lr(y) + eps
-    expected = (0.25 / (10.0**2 + 0.25) * x_top).clamp(-1, 1)
-    assert torch.allclose(out, expected, atol=1e-7)
-    # sigma_max and an explicit y0 are honoured
+    y0 = upsample_lr(y)
+    out = sample(model, y, y0, fixed_noise(eps))
+    assert torch.allclose(out, (0.25 / (10.0**2 + 0.25) * (y0 + eps)).clamp(-1, 1), atol=1e-7)
     y0 = torch.full_like(eps, 0.5)
-    out = sample_one_step(model, y, eps, sigma_max=0.2, y0=y0)
+    out = sample(model, y, y0, fixed_noise(eps), [0.2])
     expected = c_skip(torch.tensor(0.2)) * (y0 + 0.2 * eps)
     assert torch.allclose(out, expected.clamp(-1, 1), atol=1e-7)
 
 
-def test_one_step_is_seed_reproducible_and_in_range(make_backbone, batch) -> None:
+def test_given_x0_the_first_state_is_on_the_ground_truth_bridge(batch) -> None:
+    model = ConsistencyModel(ZeroBackbone())
+    x0, y, y0, eps = batch["x0"], batch["y"], batch["y0"], noise(1)
+    out = sample(model, y, y0, fixed_noise(eps), [0.25], x0=x0)
+    state = 0.75 * x0 + 0.25 * (y0 + eps)
+    assert torch.allclose(out, (c_skip(torch.tensor(0.25)) * state).clamp(-1, 1), atol=1e-6)
+
+
+def test_one_step_is_reproducible_and_in_range(make_backbone, batch) -> None:
     model = ConsistencyModel(make_backbone(seed=4)).eval()
-    a = sample_one_step(model, batch["y"], noise(1))
-    b = sample_one_step(model, batch["y"], noise(1))
-    c = sample_one_step(model, batch["y"], noise(2))
+    y, y0 = batch["y"], batch["y0"]
+    a = sample(model, y, y0, fixed_noise(noise(1)))
+    b = sample(model, y, y0, fixed_noise(noise(1)))
+    c = sample(model, y, y0, fixed_noise(noise(2)))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == (2, 3, 16, 16) and a.abs().max() <= 1 and not a.requires_grad
 
 
-def test_multistep_reproducible_and_reduces_to_one_step(make_backbone, batch) -> None:
-    model = ConsistencyModel(make_backbone(seed=4)).eval()
-    y = batch["y"]
-    etas = [0.0, 1 / 3, 2 / 3, 1.0]
-    a = sample_multistep(model, y, etas, torch.Generator().manual_seed(9))
-    b = sample_multistep(model, y, etas, torch.Generator().manual_seed(9))
-    c = sample_multistep(model, y, etas, torch.Generator().manual_seed(10))
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    eps = noise(3)
-    one = sample_multistep(model, y, [1.0], torch.Generator().manual_seed(0), eps=eps)
-    assert torch.equal(one, sample_one_step(model, y, eps))
-    with pytest.raises(ValueError):
-        sample_multistep(model, y, [0.0], torch.Generator())
-
-
-def test_multistep_renoises_along_the_bridge(batch) -> None:
+def test_multistep_renoises_along_the_bridge_with_each_steps_noise(batch) -> None:
     # With F = 0 every step is f = c_skip(eta) * state: follow two steps by hand.
     model = ConsistencyModel(ZeroBackbone())
-    y, eps = batch["y"], noise(5)
-    out = sample_multistep(model, y, [1.0, 0.25], torch.Generator().manual_seed(6), eps=eps)
-    y0 = upsample_lr(y)
-    first = (c_skip(torch.tensor(1.0)) * (y0 + eps)).clamp(-1, 1)
-    eps2 = torch.randn(eps.shape, generator=torch.Generator().manual_seed(6))
-    state = 0.75 * first + 0.25 * (y0 + eps2)
+    y, y0 = batch["y"], batch["y0"]
+    draws = {0: noise(5), 1: noise(6)}
+    out = sample(model, y, y0, draws.__getitem__, [1.0, 0.25])
+    first = (c_skip(torch.tensor(1.0)) * (y0 + draws[0])).clamp(-1, 1)
+    state = 0.75 * first + 0.25 * (y0 + draws[1])
     assert torch.allclose(out, (c_skip(torch.tensor(0.25)) * state).clamp(-1, 1), atol=1e-6)
+
+
+def test_generator_noise_is_fresh_at_every_step(make_backbone, batch) -> None:
+    model = ConsistencyModel(make_backbone(seed=4)).eval()
+    y, y0 = batch["y"], batch["y0"]
+    source = generator_noise(y0, torch.Generator().manual_seed(9))
+    first, second = source(0), source(1)
+    assert first.shape == y0.shape and not torch.equal(first, second)
+    etas = multistep_etas(3)
+    a = sample(model, y, y0, generator_noise(y0, torch.Generator().manual_seed(9)), etas)
+    b = sample(model, y, y0, generator_noise(y0, torch.Generator().manual_seed(9)), etas)
+    c = sample(model, y, y0, generator_noise(y0, torch.Generator().manual_seed(10)), etas)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_multistep_etas_and_bad_levels() -> None:
+    assert multistep_etas(1) == (1.0,)
+    assert multistep_etas(4) == (1.0, 0.75, 0.5, 0.25)
+    assert multistep_etas(2, sigma_max=0.5) == (0.5, 0.25)
+    with pytest.raises(ValueError):
+        multistep_etas(0)
+    model = ConsistencyModel(ZeroBackbone())
+    y0 = torch.zeros(1, 3, 8, 8)
+    for etas in ([], [0.0], [0.5, 1.0], [1.0, 1.0]):
+        with pytest.raises(ValueError, match="decreasing"):
+            sample(model, torch.zeros(1, 3, 2, 2), y0, fixed_noise(y0), etas)

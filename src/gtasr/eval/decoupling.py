@@ -34,7 +34,8 @@ import torch
 from torch import Tensor, nn
 
 from gtasr.eval.diagnostics import LoadedModel, TestPair, draw_noises, new_figure, save_figure
-from gtasr.method.schedule import bridge, upsample_lr
+from gtasr.method.sampling import fixed_noise, sample
+from gtasr.method.schedule import upsample_lr
 from gtasr.perceptual import sobel_magnitude
 
 POSITIONAL_LABEL = "positional error: mean |f(x_T) - x0| over draws and pixels ([-1, 1] units)"
@@ -56,7 +57,6 @@ class DecouplingConfig:
     seed: int = 0
 
 
-@torch.no_grad()
 def _predictions(
     model: nn.Module, pair: TestPair, eps: Tensor, timesteps: Sequence[float]
 ) -> dict[float, Tensor]:
@@ -64,7 +64,7 @@ def _predictions(
     x0 = pair.x0.to(eps.device).expand_as(eps)
     y = pair.y.to(eps.device).expand(eps.shape[0], -1, -1, -1)
     y0 = upsample_lr(y)
-    return {t: model(bridge(x0, y0, eps, t), t, y).clamp(-1, 1) for t in timesteps}
+    return {t: sample(model, y, y0, fixed_noise(eps), [t], x0=x0) for t in timesteps}
 
 
 def image_axes(

@@ -38,7 +38,8 @@ from gtasr.eval.diagnostics import (
     new_figure,
     save_figure,
 )
-from gtasr.method.schedule import bridge, power_grid, upsample_lr
+from gtasr.method.sampling import fixed_noise, sample
+from gtasr.method.schedule import power_grid, upsample_lr
 
 DEFINITIONS = {
     "eta": "bridge position: x(eta) = (1 - eta) x0 + eta (y0 + eps); eta = 1 is x_T = y0 + eps",
@@ -68,15 +69,6 @@ def drift_etas(grid_points: int, power: float = 1.0) -> list[float]:
     return power_grid(grid_points, power)[1:].tolist()
 
 
-@torch.no_grad()
-def predict_x0(
-    model: nn.Module, x0: Tensor, y: Tensor, y0: Tensor, eps: Tensor, eta: float
-) -> Tensor:
-    """The model's clamped x0 prediction from the ground-truth bridge state at ``eta``."""
-    state = bridge(x0, y0, eps, eta)
-    return model(state, eta, y).clamp(-1, 1)
-
-
 def _model_curves(
     loaded: LoadedModel,
     pairs: Sequence[TestPair],
@@ -90,11 +82,12 @@ def _model_curves(
     perceptual = np.zeros((len(pairs), len(etas)))
     for i, (pair, noise) in enumerate(zip(pairs, noises, strict=True)):
         eps = noise.to(device)
+        draws = fixed_noise(eps)
         x0 = pair.x0.to(device).expand_as(eps)
         y = pair.y.to(device).expand(eps.shape[0], -1, -1, -1)
         y0 = upsample_lr(y)
         for k, eta in enumerate(etas):
-            prediction = predict_x0(loaded.model, x0, y, y0, eps, eta)
+            prediction = sample(loaded.model, y, y0, draws, [eta], x0=x0)
             errors[i, k] = float((prediction - x0).abs().mean())
             if lpips is not None:
                 with torch.no_grad():

@@ -2,12 +2,13 @@
 
 One network evaluation per tile (METHOD §6)::
 
-    x_T = y0 + sigma_max * eps,    SR = clamp(f(x_T, sigma_max, y), -1, 1)
+    x_T = y0 + eps,    SR = clamp(f(x_T, 1, y), -1, 1)
 
 or, with ``steps=k > 1``, the same network sampled along k equally spaced
 noise levels (1, (k-1)/k, ..., 1/k: Stage II's grid), re-noising the
-prediction onto the bridge with fresh noise before each further step. The
-noise comes from a seeded :class:`~gtasr.infer.noise.NoiseField`, so a seed
+prediction onto the bridge with fresh noise before each further step
+(:func:`gtasr.method.sampling.sample`). The noise of every step is cut from a
+seeded :class:`~gtasr.infer.noise.NoiseField` over the whole canvas, so a seed
 gives the same picture with or without tiling, on any device.
 
 An Upscaler holds only the model: every call builds its own noise and
@@ -39,8 +40,7 @@ from gtasr.imageio import quantize, to_tensor
 from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
 from gtasr.infer.noise import FixedNoise, NoiseField
 from gtasr.infer.tiling import TileProgress, tiled_upscale
-from gtasr.method.sampling import sample_one_step
-from gtasr.method.schedule import bridge
+from gtasr.method.sampling import multistep_etas, sample
 from gtasr.nets.release_layout import TRAINING_LR_SIZE
 from gtasr.release import FAMILY as RELEASE_FAMILY
 
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_NAME: Final = "gtasr-default.safetensors"
 DEFAULT_TILE: Final = 512
 DEFAULT_TILE_OVERLAP: Final = 32
-SIGMA_MAX: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -71,13 +70,6 @@ CONVENTIONS: Final = {
 def bundled_model_path() -> Path:
     """The default model shipped in the package (``gtasr/weights/``)."""
     return Path(__file__).resolve().parents[1] / "weights" / DEFAULT_MODEL_NAME
-
-
-def multistep_etas(steps: int) -> tuple[float, ...]:
-    """Noise levels visited by ``steps``-step sampling: sigma_max * (1, (k-1)/k, ..., 1/k)."""
-    if steps < 1:
-        raise GtasrError(f"steps must be at least 1, not {steps}")
-    return tuple(SIGMA_MAX * (steps - i) / steps for i in range(steps))
 
 
 class Upscaler:
@@ -145,23 +137,25 @@ class Upscaler:
         """
         if y.dim() != 4 or y.shape[0] != 1 or y.shape[1] != 3:
             raise ValueError(f"expected a Tensor[1, 3, h, w], got {tuple(y.shape)}")
+        if steps < 1:
+            raise GtasrError(f"steps must be at least 1, not {steps}")
         etas = multistep_etas(steps)
         if noise is not None and steps != 1:
             raise ValueError("an explicit noise tensor serves one-step sampling only")
         field = NoiseField(seed, channels=3) if noise is None else FixedNoise(noise)
         denoiser = self.denoiser
 
-        def sample(y_tile: Tensor, y0_tile: Tensor, top: int, left: int) -> Tensor:
+        def sample_tile(y_tile: Tensor, y0_tile: Tensor, top: int, left: int) -> Tensor:
             height, width = y0_tile.shape[-2:]
 
-            def eps(step: int) -> Tensor:
+            def draw(step: int) -> Tensor:
                 return field.crop(top, left, height, width, step).to(y0_tile.device)
 
-            return _sample(denoiser, y_tile, y0_tile, eps, etas)
+            return sample(denoiser, y_tile, y0_tile, draw, etas)
 
         device = getattr(denoiser, "device", torch.device("cpu"))
         return tiled_upscale(
-            sample,
+            sample_tile,
             y.float().to(device),
             scale=self.scale,
             stride=self.stride,
@@ -206,20 +200,6 @@ class Upscaler:
         if isinstance(image, np.ndarray):
             return _upscale_array(self, image, options)
         raise TypeError(f"expected a PIL image or a numpy array, not {type(image).__name__}")
-
-
-def _sample(denoiser: Any, y: Tensor, y0: Tensor, eps: Any, etas: tuple[float, ...]) -> Tensor:
-    """One tile: the one-step sampler, then optional re-noise-and-denoise steps.
-
-    This is :func:`~gtasr.method.sampling.sample_multistep`'s recursion with the
-    fresh noise of each step cut from the canvas noise field instead of drawn
-    from a generator for this tensor alone, so tiles agree where they overlap.
-    """
-    x0_hat = sample_one_step(denoiser, y, eps(0), sigma_max=etas[0], y0=y0)
-    for step, eta in enumerate(etas[1:], start=1):
-        state = bridge(x0_hat, y0, eps(step), eta)
-        x0_hat = denoiser(state, eta, y).clamp(-1.0, 1.0)
-    return x0_hat
 
 
 def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:

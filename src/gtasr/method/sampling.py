@@ -1,69 +1,74 @@
-"""Samplers: one network evaluation (inference, METHOD §6) and multi-step consistency sampling.
+"""Consistency sampling (METHOD §6): one network evaluation, or several along decreasing etas.
 
-Both start from the top of the bridge, ``x_T = y0 + sigma_max * eps``, which needs no x0. The
-model is used as given (callers put it in eval mode) and no gradient is recorded.
+Sampling starts from the top of the bridge, ``x_T = y0 + eta_1 * eps``, which needs no x0
+(inference). Given x0 it starts instead from the ground-truth bridge state ``x(eta_1)``: that is
+how the drift and decoupling diagnostics probe a model. Every further step re-noises the clamped
+estimate along the bridge, ``(1 - eta) x0_hat + eta (y0 + eps_k)``, and denoises it again.
+
+The noise is a callable ``noise(step) -> eps`` so that the caller decides where it comes from: a
+generator (training validation), one noise field over the whole canvas cut into tiles (the
+upscaler), or noise drawn in advance and shared by several models (the diagnostics). The model is
+used as given (callers put it in eval mode) and no gradient is recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from gtasr.method.schedule import bridge, draw_noise, upsample_lr
+from gtasr.method.schedule import bridge, draw_noise
 
-
-def _lr_upsampled(y: Tensor, eps: Tensor, y0: Tensor | None) -> Tensor:
-    """y0 as given, or the bicubic upsampling of y to eps's (HR) size."""
-    if y0 is not None:
-        return y0
-    scale = eps.shape[-1] // y.shape[-1]
-    if scale * y.shape[-1] != eps.shape[-1] or scale * y.shape[-2] != eps.shape[-2]:
-        raise ValueError(f"eps shape {tuple(eps.shape)} is not an integer multiple of y's")
-    return upsample_lr(y, scale)
+Denoiser = Callable[[Tensor, float, Tensor], Tensor]
+"""f(x, sigma, y): a consistency model, or a runtime that evaluates one (ONNX)."""
+NoiseSource = Callable[[int], Tensor]
+"""noise(step) -> standard normal noise of the HR shape for sampling step 0, 1, ..."""
 
 
-@torch.no_grad()
-def sample_one_step(
-    model: nn.Module,
-    y: Tensor,
-    eps: Tensor,
-    sigma_max: float = 1.0,
-    y0: Tensor | None = None,
-) -> Tensor:
-    """SR = clamp(f(y0 + sigma_max * eps, sigma_max, y), -1, 1); eps has the HR shape."""
-    y0 = _lr_upsampled(y, eps, y0)
-    x_top = y0 + sigma_max * eps
-    return model(x_top, sigma_max, y).clamp(-1, 1)
+def multistep_etas(steps: int, sigma_max: float = 1.0) -> tuple[float, ...]:
+    """Noise levels of ``steps``-step sampling: sigma_max * (1, (k-1)/k, ..., 1/k).
 
-
-@torch.no_grad()
-def sample_multistep(
-    model: nn.Module,
-    y: Tensor,
-    etas: Sequence[float],
-    generator: torch.Generator,
-    eps: Tensor | None = None,
-    y0: Tensor | None = None,
-) -> Tensor:
-    """Consistency multistep sampling over the non-zero ``etas``, from the largest down.
-
-    Step 1 denoises ``y0 + eta_1 * eps``; every further step re-noises the clamped estimate
-    along the bridge, ``(1 - eta) x0_hat + eta (y0 + eps_k)`` with fresh ``eps_k`` from
-    ``generator``, and denoises again. ``eps`` (default: drawn from ``generator``, HR shape)
-    is the starting noise; with ``etas = [sigma_max]`` this equals :func:`sample_one_step`.
+    These are the non-zero points of Stage II's grid for N = ``steps``, largest first.
     """
-    levels = sorted((float(e) for e in etas if float(e) > 0), reverse=True)
-    if not levels:
-        raise ValueError(f"etas needs at least one positive value, got {list(etas)}")
-    if eps is None:
-        batch, channels, height, width = y.shape
-        scale = y0.shape[-1] // width if y0 is not None else 4
-        eps = draw_noise(y.new_empty(batch, channels, height * scale, width * scale), generator)
-    y0 = _lr_upsampled(y, eps, y0)
-    estimate = sample_one_step(model, y, eps, levels[0], y0)
-    for eta in levels[1:]:
-        state = bridge(estimate, y0, draw_noise(estimate, generator), eta)
-        estimate = model(state, eta, y).clamp(-1, 1)
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, not {steps}")
+    return tuple(sigma_max * (steps - i) / steps for i in range(steps))
+
+
+def fixed_noise(eps: Tensor) -> NoiseSource:
+    """The same ``eps`` at every step (one-step sampling from noise drawn in advance)."""
+    return lambda step: eps
+
+
+def generator_noise(like: Tensor, generator: torch.Generator) -> NoiseSource:
+    """Fresh noise shaped like ``like`` from ``generator`` at every step."""
+    return lambda step: draw_noise(like, generator)
+
+
+@torch.no_grad()
+def sample(
+    model: Denoiser,
+    y: Tensor,
+    y0: Tensor,
+    noise: NoiseSource,
+    etas: Sequence[float] = (1.0,),
+    x0: Tensor | None = None,
+) -> Tensor:
+    """SR estimate after one step per noise level in ``etas`` (positive, decreasing).
+
+    Step 0 denoises ``y0 + etas[0] * noise(0)``, or ``bridge(x0, y0, noise(0), etas[0])`` when
+    ``x0`` is given; step k re-noises the estimate to ``etas[k]`` with ``noise(k)``. Every
+    estimate is clamped to [-1, 1].
+    """
+    levels = [float(eta) for eta in etas]
+    if not levels or levels[-1] <= 0 or any(b >= a for a, b in itertools.pairwise(levels)):
+        raise ValueError(f"etas must be positive and decreasing, got {list(etas)}")
+    first = levels[0]
+    eps = noise(0)
+    state = y0 + first * eps if x0 is None else bridge(x0, y0, eps, first)
+    estimate = model(state, first, y).clamp(-1, 1)
+    for step, eta in enumerate(levels[1:], start=1):
+        estimate = model(bridge(estimate, y0, noise(step), eta), eta, y).clamp(-1, 1)
     return estimate

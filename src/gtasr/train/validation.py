@@ -19,7 +19,7 @@ import torch
 from gtasr.data.datasets import PairedFolderDataset
 from gtasr.errors import GtasrError
 from gtasr.imageio import write_image
-from gtasr.method.sampling import sample_one_step
+from gtasr.method.sampling import generator_noise, sample
 from gtasr.method.schedule import upsample_lr
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,7 @@ class Validator:
             lr, gt = pair.lr.to(self.device), pair.gt.to(self.device)
             generator = torch.Generator(device=self.device).manual_seed(self.seed + index)
             y0 = upsample_lr(lr)
-            eps = torch.randn(y0.shape, generator=generator, device=self.device)
-            sr = sample_one_step(model, lr, eps, y0=y0).float()
+            sr = sample(model, lr, y0, generator_noise(y0, generator)).float()
             psnrs.append(psnr_y(_uint8(sr), _uint8(gt)))
             errors.append(float((sr - gt).abs().mean()))
             if self.lpips is not None:
