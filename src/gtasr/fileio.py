@@ -1,13 +1,16 @@
-"""Atomic file writing: an output either appears complete or not at all."""
+"""Atomic file writing (an output appears complete or not at all) and JSON documents."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def _current_umask() -> int:
@@ -47,6 +50,27 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by the string "inf", "-inf" or "nan".
+
+    JSON has no such numbers. Strings keep the difference between a perfect score (PSNR of
+    identical images is inf) and a failed one (nan), which ``null`` would lose.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    return value
+
+
+def write_json(path: str | os.PathLike[str], document: Any) -> None:
+    """Write a JSON document atomically: UTF-8, indented, non-finite floats as strings."""
+    text = json.dumps(json_ready(document), indent=2, allow_nan=False) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -373,23 +373,33 @@ def _write_tiff16(tmp: Path, samples: np.ndarray) -> None:
     )
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """H x W x 3 float [0, 1] -> Tensor[1, 3, H, W] float32 in [-1, 1]."""
+def to_tensor(values: np.ndarray) -> torch.Tensor:
+    """H x W x C float [0, 1] -> Tensor[1, C, H, W] float32 in [-1, 1] (contiguous).
+
+    The one conversion from gtasr's image arrays to the networks' tensors; :func:`to_numpy`
+    is its inverse.
+    """
     import torch
 
-    array = np.ascontiguousarray(rgb, dtype=np.float32)
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).mul(2.0).sub(1.0)
+    planes = np.ascontiguousarray(np.asarray(values, dtype=np.float32).transpose(2, 0, 1))
+    return torch.from_numpy(planes)[None].mul(2.0).sub(1.0)
 
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """Tensor[1, 3, H, W] or [3, H, W] in [-1, 1] -> H x W x 3 float32 in [0, 1]."""
+    """Tensor[1, C, H, W] or [C, H, W] in [-1, 1] -> H x W x C float32 in [0, 1], clipped.
+
+    The arithmetic runs in place on the one copy this makes, so converting a large output
+    canvas costs one canvas of memory.
+    """
     t = tensor.detach()
     if t.dim() == 4:
         if t.shape[0] != 1:
             raise ValueError(f"expected one image, got a batch of {t.shape[0]}")
         t = t[0]
-    t = t.float().add(1.0).mul(0.5).clamp(0.0, 1.0)
-    return np.ascontiguousarray(t.permute(1, 2, 0).cpu().numpy())
+    values = np.array(t.float().cpu().permute(1, 2, 0).numpy(), dtype=np.float32, order="C")
+    values += 1.0
+    values *= 0.5
+    return np.clip(values, 0.0, 1.0, out=values)
 
 
 def list_images(inputs: Iterable[str | os.PathLike[str]], recursive: bool = False) -> list[Path]:

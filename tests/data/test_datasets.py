@@ -1,15 +1,14 @@
-"""HR crop dataset and the paired validation dataset."""
+"""HR crop dataset: decoding, conversions, skipped files, crops as a function of the key."""
 
 from __future__ import annotations
 
 import logging
 
 import numpy as np
-import PIL.Image
 import pytest
 import torch
 
-from gtasr.data.datasets import HRCropDataset, PairedFolderDataset
+from gtasr.data.datasets import HRCropDataset
 from gtasr.errors import GtasrError, InputError
 
 USABLE = {"rgb", "gray", "palette", "cmyk", "deep", "alpha"}
@@ -84,26 +83,3 @@ def test_empty_and_missing_inputs_raise(tmp_path, awkward_folder):
         HRCropDataset([tmp_path / "absent"])
     with pytest.raises(GtasrError, match="no usable"):
         HRCropDataset([awkward_folder], crop_size=512)
-
-
-def test_paired_dataset_matches_by_stem(tmp_path, image_tools, caplog):
-    gt, lq = tmp_path / "gt", tmp_path / "lq"
-    gt.mkdir(), lq.mkdir()
-    for name in ("a", "b"):
-        image_tools.write_png(gt / f"{name}.png", image_tools.textured(32, 40))
-        image_tools.write_png(lq / f"{name}.png", image_tools.textured(8, 10))
-    image_tools.write_png(gt / "only_gt.png", image_tools.textured(32, 32))
-    PIL.Image.fromarray(image_tools.textured(8, 8)).save(lq / "only_lq.jpg")
-    image_tools.write_png(gt / "wrong.png", image_tools.textured(32, 32))
-    image_tools.write_png(lq / "wrong.png", image_tools.textured(9, 8))
-    with caplog.at_level(logging.WARNING):
-        dataset = PairedFolderDataset(gt, lq)
-    assert dataset.names == ["a", "b", "wrong"]
-    assert "only_gt" in caplog.text and "only_lq" in caplog.text
-    item = dataset[0]
-    assert item["name"] == "a"
-    assert item["gt"].shape == (3, 32, 40) and item["lq"].shape == (3, 8, 10)
-    with pytest.raises(InputError, match="not 4x its LR"):
-        dataset[2]
-    with pytest.raises(GtasrError, match="no GT/LR pairs"):
-        PairedFolderDataset(gt, tmp_path)

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from gtasr.cli import main
-from gtasr.eval.diagnostics import draw_noises, load_test_pairs
+from gtasr.data.pairs import load_pairs
+from gtasr.eval.diagnostics import draw_noises
 from gtasr.method.precond import ConsistencyModel
 from gtasr.method.sampling import fixed_noise, sample
 from gtasr.method.schedule import bridge, upsample_lr
@@ -100,7 +101,7 @@ def test_drift_writes_plot_and_curves(drift_run):
 def test_drift_at_x_T_is_the_one_step_sampler_error(workspace, drift_run):
     """The last grid point predicts from y0 + eps: the one-step sampler with the same eps."""
     document = json.loads((drift_run / "drift.json").read_text())
-    pairs = load_test_pairs(workspace / "gt", workspace / "lq", stride=4)
+    pairs = load_pairs(workspace / "gt", workspace / "lq", stride=4)
     noises = draw_noises(pairs, draws=1, seed=7)
     model, _ = load_model(workspace / "m1.safetensors")
     errors = [
@@ -123,7 +124,7 @@ def test_decoupling_axes_match_their_definition(workspace, decoupling_run):
     assert entry["mean_positional_error"] == pytest.approx(np.mean(entry["positional_error"]))
 
     # recompute image 0 of model m0 step by step
-    pair = load_test_pairs(workspace / "gt", workspace / "lq", stride=4)[0]
+    pair = load_pairs(workspace / "gt", workspace / "lq", stride=4)[0]
     eps = draw_noises([pair], draws=2, seed=3)[0]
     model, _ = load_model(workspace / "m0.safetensors")
     x0, y = pair.x0.expand(2, -1, -1, -1), pair.y.expand(2, -1, -1, -1)
@@ -145,7 +146,9 @@ def test_drift_with_unmatched_lr_is_a_one_line_error(workspace, tmp_path, caplog
         code = main([*argv, "--lq", str(tmp_path / "lq"), "--out", str(tmp_path / "out")])
     assert code == 2
     [message] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert "im1.png" in message and "no image with the same stem" in message
+    assert (
+        "im1.png" in message and "other.png" in message and "no image of the same stem" in message
+    )
     assert not (tmp_path / "out").exists()
 
 

@@ -74,7 +74,7 @@ def test_missing_partner_is_a_one_line_error_naming_the_file(tmp_path, caplog):
     code, errors = _run([*argv, "--metrics", "psnr"], caplog)
     assert code == 2
     assert len(errors) == 1 and "\n" not in errors[0]
-    assert "extra.png" in errors[0] and "no ground truth" in errors[0]
+    assert "extra.png" in errors[0] and "no image of the same stem" in errors[0]
 
 
 def test_size_mismatch_names_the_pair_and_other_pairs_are_scored(tmp_path, caplog):

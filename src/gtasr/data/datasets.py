@@ -1,4 +1,4 @@
-"""Training and validation datasets: HR photo crops, GT/LR pairs.
+"""Training photos: HR crops decoded once, cached in RAM, cut and flipped by a seed.
 
 A crop is a pure function of (photo index, seed): the seed decides the
 position and the flip, so a worker holds no random state of its own.
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from gtasr.errors import GtasrError, InputError
 from gtasr.imageio import Image, list_images, quantize, read_image, to_tensor
@@ -44,11 +43,6 @@ def _cached_pixels(image: Image) -> np.ndarray:
 def _float_pixels(pixels: np.ndarray) -> np.ndarray:
     peak = 65535.0 if pixels.dtype == np.uint16 else 255.0
     return pixels.astype(np.float32) / peak
-
-
-def _to_chw(rgb: np.ndarray) -> torch.Tensor:
-    """HxWx3 [0, 1] -> Tensor[3, H, W] in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).mul(2.0).sub(1.0)
 
 
 def warn_skipped(skipped: Sequence[tuple[Path, str]], what: str) -> None:
@@ -157,51 +151,3 @@ def worker_init_fn(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-
-
-class PairedFolderDataset(Dataset):
-    """GT and LR images of two folders matched by file stem (validation pairs).
-
-    Files present on one side only are skipped with one warning; no pair at
-    all raises :class:`GtasrError`. An item is ``{"name": stem,
-    "gt": Tensor[3, H, W], "lq": Tensor[3, H/scale, W/scale]}`` in [-1, 1];
-    a pair whose sizes do not differ by ``scale`` raises :class:`InputError`.
-    """
-
-    def __init__(
-        self,
-        gt_folder: str | os.PathLike[str],
-        lq_folder: str | os.PathLike[str],
-        scale: int = 4,
-        max_pixels: int | None = None,
-    ) -> None:
-        self.scale = int(scale)
-        self.max_pixels = max_pixels
-        gt = {p.stem: p for p in list_images([gt_folder])}
-        lq = {p.stem: p for p in list_images([lq_folder])}
-        self.names = sorted(gt.keys() & lq.keys())
-        self.pairs = [(gt[name], lq[name]) for name in self.names]
-        unmatched = [(gt[n], "no LR image of this name") for n in sorted(gt.keys() - lq.keys())]
-        unmatched += [(lq[n], "no GT image of this name") for n in sorted(lq.keys() - gt.keys())]
-        warn_skipped(unmatched, "validation images")
-        if not self.pairs:
-            raise GtasrError(f"no GT/LR pairs with matching names in {gt_folder} and {lq_folder}")
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        gt_path, lq_path = self.pairs[index]
-        gt = read_image(gt_path, max_pixels=self.max_pixels)
-        lq = read_image(lq_path, max_pixels=self.max_pixels)
-        if (gt.height, gt.width) != (lq.height * self.scale, lq.width * self.scale):
-            raise InputError(
-                gt_path,
-                f"{gt.width}x{gt.height} is not {self.scale}x its LR {lq_path} "
-                f"({lq.width}x{lq.height})",
-            )
-        return {
-            "name": self.names[index],
-            "gt": _to_chw(flatten_alpha(gt)),
-            "lq": _to_chw(flatten_alpha(lq)),
-        }

@@ -28,7 +28,7 @@ import torch
 from gtasr.data.datasets import flatten_alpha, warn_skipped
 from gtasr.degrade.pipeline import DegradationConfig, degrade_batch
 from gtasr.errors import GtasrError, InputError
-from gtasr.imageio import list_images, read_image, to_numpy, write_image
+from gtasr.imageio import list_images, read_image, to_numpy, to_tensor, write_image
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,7 @@ def degrade_one(gt: np.ndarray, config: DegradationConfig, seed: Sequence[int]) 
     """LR of one GT image (float HxWx3 in [0, 1]) for the seed ``seed``."""
     generator = torch.Generator()
     generator.manual_seed(int(np.random.SeedSequence(list(seed)).generate_state(1)[0]))
-    x0 = torch.from_numpy(np.ascontiguousarray(gt.transpose(2, 0, 1)))[None] * 2.0 - 1.0
-    y, _ = degrade_batch(x0, config, generator)
+    y, _ = degrade_batch(to_tensor(gt), config, generator)
     return to_numpy(y)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 
 from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
-from gtasr.fileio import atomic_write_bytes
+from gtasr.fileio import write_json
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +22,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_drift(subparsers)
     _register_decoupling(subparsers)
     _register_compare_grid(subparsers)
-
-
-def write_json(path: Path, document: dict) -> None:
-    """Write a JSON document atomically (UTF-8, indented, strict: no NaN literals)."""
-    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
@@ -107,13 +100,14 @@ def _add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _models_and_pairs(args: argparse.Namespace) -> tuple[list, list, torch.device]:
-    from gtasr.eval.diagnostics import common_stride, load_models, load_test_pairs
+    from gtasr.data.pairs import load_pairs
+    from gtasr.eval.diagnostics import common_stride, load_models
 
     if args.limit is not None and args.limit < 1:
         raise GtasrError(f"--limit must be >= 1, not {args.limit}")
     device = resolve_device(args.device)
     models = load_models(args.model, device)
-    pairs = load_test_pairs(args.gt, args.lq, stride=common_stride(models), limit=args.limit)
+    pairs = load_pairs(args.gt, args.lq, stride=common_stride(models), limit=args.limit)
     return models, pairs, device
 
 

@@ -10,7 +10,6 @@ numbers go to a JSON file beside the PNG.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from gtasr.data.pairs import SCALE, images_by_stem, read_pair
 from gtasr.errors import GtasrError, InputError
-from gtasr.eval.diagnostics import SCALE, new_figure, save_figure
-from gtasr.eval.evaluate import images_by_stem
+from gtasr.eval.diagnostics import new_figure, save_figure
 from gtasr.eval.metrics import psnr_y
-from gtasr.imageio import read_image
 from gtasr.infer.resample import resize
 
 
@@ -74,22 +72,14 @@ def image_columns(
 ) -> list[tuple[str, np.ndarray]]:
     """The labelled crops of one image, left to right: LR, bicubic, each SR folder, GT."""
     lq_path, gt_path = _find(lq_dir, stem), _find(gt_dir, stem)
-    lr, gt = read_image(lq_path), read_image(gt_path)
-    if (gt.height, gt.width) != (SCALE * lr.height, SCALE * lr.width):
-        raise InputError(gt_path, f"{gt.width}x{gt.height} is not {SCALE}x its LR {lq_path}")
+    lr, gt = read_pair(lq_path, gt_path, SCALE)
     if not box.fits(gt.width, gt.height):
         raise InputError(gt_path, f"box {box} does not fit in {gt.width}x{gt.height}")
     nearest = np.repeat(np.repeat(lr.rgb, SCALE, axis=0), SCALE, axis=1)
     bicubic = resize(lr.rgb, SCALE * lr.width, SCALE * lr.height, "bicubic", 8)
     columns = [("LR (nearest x4)", nearest), ("bicubic", bicubic)]
     for name, folder in sr_dirs:
-        path = _find(folder, stem)
-        sr = read_image(path)
-        if (sr.height, sr.width) != (gt.height, gt.width):
-            raise InputError(
-                path,
-                f"size {sr.width}x{sr.height} differs from GT {gt_path} ({gt.width}x{gt.height})",
-            )
+        sr, _ = read_pair(_find(folder, stem), gt_path)
         columns.append((name, sr.rgb))
     columns.append(("GT", gt.rgb))
     return [(label, box.crop(rgb)) for label, rgb in columns]
@@ -124,13 +114,9 @@ def grid_document(rows: Sequence[tuple[str, Box, list[tuple[str, np.ndarray]]]])
         reference = columns[-1][1]
         images[stem] = {
             "box": [box.x, box.y, box.w, box.h],
-            "psnr_y": {label: _finite(crop_psnr(crop, reference)) for label, crop in columns[:-1]},
+            "psnr_y": {label: crop_psnr(crop, reference) for label, crop in columns[:-1]},
         }
     return {"columns": [label for label, _ in rows[0][2]], "images": images}
-
-
-def _finite(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)
 
 
 def plot_grid(rows: Sequence[tuple[str, Box, list[tuple[str, np.ndarray]]]], path: Path) -> None:

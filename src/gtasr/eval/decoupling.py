@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gtasr.eval.diagnostics import LoadedModel, TestPair, draw_noises, new_figure, save_figure
+from gtasr.data.pairs import ImagePair
+from gtasr.eval.diagnostics import LoadedModel, draw_noises, new_figure, save_figure
 from gtasr.method.sampling import fixed_noise, sample
 from gtasr.method.schedule import upsample_lr
 from gtasr.perceptual import sobel_magnitude
@@ -58,7 +59,7 @@ class DecouplingConfig:
 
 
 def _predictions(
-    model: nn.Module, pair: TestPair, eps: Tensor, timesteps: Sequence[float]
+    model: nn.Module, pair: ImagePair, eps: Tensor, timesteps: Sequence[float]
 ) -> dict[float, Tensor]:
     """Clamped predictions from the bridge states at each timestep, for all K draws at once."""
     x0 = pair.x0.to(eps.device).expand_as(eps)
@@ -68,7 +69,7 @@ def _predictions(
 
 
 def image_axes(
-    model: nn.Module, pair: TestPair, eps: Tensor, timesteps: Sequence[float]
+    model: nn.Module, pair: ImagePair, eps: Tensor, timesteps: Sequence[float]
 ) -> tuple[float, float]:
     """(positional error, structural variance) of one image, as defined in the module docstring."""
     steps = sorted(set(timesteps) | {1.0})
@@ -82,7 +83,7 @@ def image_axes(
 
 def measure_decoupling(
     models: Sequence[LoadedModel],
-    pairs: Sequence[TestPair],
+    pairs: Sequence[ImagePair],
     config: DecouplingConfig,
     device: torch.device,
 ) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""What the paper's diagnostics share: test pairs as tensors, models, figures.
+"""What the paper's diagnostics share: models, noise drawn in advance, figures.
 
 The timestep-drift (:mod:`gtasr.eval.drift`) and geometric-decoupling
 (:mod:`gtasr.eval.decoupling`) analyses run model files on (ground truth, LR)
-pairs matched by stem. Tensors are NCHW in [-1, 1], as everywhere in gtasr.
+pairs matched by stem (:func:`gtasr.data.pairs.load_pairs`). Tensors are NCHW
+in [-1, 1], as everywhere in gtasr.
 """
 
 from __future__ import annotations
@@ -17,20 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gtasr.errors import GtasrError, InputError
+from gtasr.data.pairs import ImagePair
+from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_path
-from gtasr.imageio import read_image, to_tensor
-
-SCALE = 4
-
-
-@dataclass(frozen=True)
-class TestPair:
-    """One test image: its stem, ground truth x0 (1x3xHxW) and LR y (1x3x(H/4)x(W/4))."""
-
-    stem: str
-    x0: Tensor
-    y: Tensor
 
 
 @dataclass(frozen=True)
@@ -70,41 +60,7 @@ def common_stride(models: Sequence[LoadedModel]) -> int:
     return math.lcm(*(m.stride for m in models))
 
 
-def load_test_pairs(
-    gt_dir: Path, lq_dir: Path, stride: int = 1, limit: int | None = None
-) -> list[TestPair]:
-    """GT/LR pairs matched by stem, LR cropped to a multiple of ``stride`` (GT accordingly).
-
-    A GT image must be exactly 4x its LR image; anything else is an error naming both.
-    """
-    from gtasr.eval.evaluate import images_by_stem
-
-    gts = images_by_stem(Path(gt_dir))
-    lqs = images_by_stem(Path(lq_dir))
-    unmatched = [(gts[s], lq_dir) for s in sorted(gts.keys() - lqs.keys())]
-    unmatched += [(lqs[s], gt_dir) for s in sorted(lqs.keys() - gts.keys())]
-    if unmatched:
-        path, other = unmatched[0]
-        raise InputError(path, f"no image with the same stem in {other}")
-    pairs = []
-    for stem in sorted(gts)[:limit]:
-        gt, lq = read_image(gts[stem]), read_image(lqs[stem])
-        if (gt.height, gt.width) != (SCALE * lq.height, SCALE * lq.width):
-            raise InputError(
-                gts[stem],
-                f"{gt.width}x{gt.height} is not {SCALE}x its LR {lqs[stem]} "
-                f"({lq.width}x{lq.height})",
-            )
-        h, w = lq.height - lq.height % stride, lq.width - lq.width % stride
-        if h == 0 or w == 0:
-            raise InputError(lqs[stem], f"smaller than the network stride {stride}")
-        y = to_tensor(lq.rgb[:h, :w])
-        x0 = to_tensor(gt.rgb[: SCALE * h, : SCALE * w])
-        pairs.append(TestPair(stem=stem, x0=x0, y=y))
-    return pairs
-
-
-def draw_noises(pairs: Sequence[TestPair], draws: int, seed: int) -> list[Tensor]:
+def draw_noises(pairs: Sequence[ImagePair], draws: int, seed: int) -> list[Tensor]:
     """Per image, ``draws`` standard-normal HR noise maps (Tensor[draws, 3, H, W], CPU float32).
 
     One CPU generator seeded with ``seed`` draws them in image order, before any

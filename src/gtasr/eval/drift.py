@@ -31,13 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gtasr.eval.diagnostics import (
-    LoadedModel,
-    TestPair,
-    draw_noises,
-    new_figure,
-    save_figure,
-)
+from gtasr.data.pairs import ImagePair
+from gtasr.eval.diagnostics import LoadedModel, draw_noises, new_figure, save_figure
 from gtasr.method.sampling import fixed_noise, sample
 from gtasr.method.schedule import power_grid, upsample_lr
 
@@ -71,7 +66,7 @@ def drift_etas(grid_points: int, power: float = 1.0) -> list[float]:
 
 def _model_curves(
     loaded: LoadedModel,
-    pairs: Sequence[TestPair],
+    pairs: Sequence[ImagePair],
     noises: Sequence[Tensor],
     etas: Sequence[float],
     device: torch.device,
@@ -107,7 +102,7 @@ def _model_curves(
 
 def measure_drift(
     models: Sequence[LoadedModel],
-    pairs: Sequence[TestPair],
+    pairs: Sequence[ImagePair],
     config: DriftConfig,
     device: torch.device,
 ) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """Score a folder of super-resolved images, against ground truth when there is one.
 
-Images are matched by file stem (``sr/0001.png`` with ``gt/0001.jpg``). Every
-SR image needs a GT partner and vice versa; two files with the same stem in one
-folder are ambiguous. These are errors that stop the run before any scoring.
-A pair whose sizes differ, or a file that cannot be read, is reported by name
-and left out; the other pairs are still scored.
+Images are matched by file stem (``sr/0001.png`` with ``gt/0001.jpg``) by the
+rule of :mod:`gtasr.data.pairs`: an image without a partner, or two files with
+the same stem in one folder, stop the run before any scoring. A pair whose
+sizes differ, or a file that cannot be read, is reported by name and left out;
+the other pairs are still scored.
 
 Metrics (names as on the command line):
 
@@ -33,10 +33,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gtasr.data.pairs import images_by_stem, match_stems, read_pair
 from gtasr.errors import GtasrError, InputError
 from gtasr.eval.metrics import psnr_y, ssim_y
 from gtasr.eval.niqe import niqe
-from gtasr.imageio import Image, list_images, read_image, to_tensor
+from gtasr.imageio import Image, read_image, to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -99,32 +100,11 @@ def parse_metrics(text: str | None, have_gt: bool) -> tuple[str, ...]:
     return names
 
 
-def images_by_stem(folder: Path) -> dict[str, Path]:
-    """Image files of ``folder`` keyed by stem; two files sharing a stem are an error."""
-    if not folder.is_dir():
-        raise InputError(folder, "not a folder")
-    files: dict[str, Path] = {}
-    for path in list_images([folder]):
-        if path.stem in files:
-            raise InputError(path, f"same stem as {files[path.stem].name}; cannot match by stem")
-        files[path.stem] = path
-    if not files:
-        raise InputError(folder, "no image files")
-    return files
-
-
 def match_pairs(sr_dir: Path, gt_dir: Path | None) -> list[Pair]:
-    """Pair SR and GT images by stem; any image without a partner is an error naming it."""
-    sr = images_by_stem(Path(sr_dir))
+    """Pair SR and GT images by stem (every SR image alone without ``gt_dir``)."""
     if gt_dir is None:
-        return [Pair(stem, path, None) for stem, path in sorted(sr.items())]
-    gt = images_by_stem(Path(gt_dir))
-    problems = [f"{sr[s]} has no ground truth in {gt_dir}" for s in sorted(sr.keys() - gt.keys())]
-    problems += [f"{gt[s]} has no SR image in {sr_dir}" for s in sorted(gt.keys() - sr.keys())]
-    if problems:
-        more = f" (and {len(problems) - 1} more unmatched)" if len(problems) > 1 else ""
-        raise GtasrError(f"{problems[0]}{more}")
-    return [Pair(stem, sr[stem], gt[stem]) for stem in sorted(sr)]
+        return [Pair(stem, path, None) for stem, path in sorted(images_by_stem(sr_dir).items())]
+    return [Pair(stem, sr, gt) for stem, sr, gt in match_stems(sr_dir, gt_dir)]
 
 
 def to_255(image: Image) -> np.ndarray:
@@ -190,15 +170,9 @@ def _clock(device: torch.device) -> float:
 
 
 def _read_pair(pair: Pair) -> tuple[Image, Image | None]:
-    sr = read_image(pair.sr)
-    gt = read_image(pair.gt) if pair.gt is not None else None
-    if gt is not None and (sr.height, sr.width) != (gt.height, gt.width):
-        raise InputError(
-            pair.sr,
-            f"size {sr.width}x{sr.height} differs from its ground truth {pair.gt} "
-            f"({gt.width}x{gt.height})",
-        )
-    return sr, gt
+    if pair.gt is None:
+        return read_image(pair.sr), None
+    return read_pair(pair.sr, pair.gt)
 
 
 def evaluate_pairs(
@@ -265,11 +239,6 @@ def _fmt(value: float) -> str:
     return "nan" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.4f}")
 
 
-def json_number(value: float) -> float | str:
-    """A float for JSON: non-finite values become the strings "inf", "-inf", "nan"."""
-    return value if math.isfinite(value) else str(value)
-
-
 def result_to_json(
     result: EvaluationResult,
     *,
@@ -278,18 +247,15 @@ def result_to_json(
     crop_border: int,
     timing: bool,
 ) -> dict:
-    """The JSON document written by ``gtasr evaluate --json``."""
+    """The document ``gtasr evaluate -o`` writes (with :func:`gtasr.fileio.write_json`)."""
     document = {
         "sr": str(sr_dir),
         "gt": None if gt_dir is None else str(gt_dir),
         "metrics": list(result.metrics),
         "crop_border": crop_border,
         "count": len(result.per_image),
-        "mean": {k: json_number(v) for k, v in result.means().items()},
-        "per_image": {
-            stem: {k: json_number(v) for k, v in scores.items()}
-            for stem, scores in result.per_image.items()
-        },
+        "mean": result.means(),
+        "per_image": result.per_image,
         "errors": list(result.errors),
     }
     if timing:

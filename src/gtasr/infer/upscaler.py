@@ -36,7 +36,7 @@ from torch import Tensor
 
 from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
-from gtasr.imageio import quantize, to_tensor
+from gtasr.imageio import quantize, to_numpy, to_tensor
 from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
 from gtasr.infer.noise import FixedNoise, NoiseField
 from gtasr.infer.tiling import TileProgress, tiled_upscale
@@ -167,9 +167,7 @@ class Upscaler:
 
     def upscale_rgb(self, rgb: np.ndarray, **options: Any) -> np.ndarray:
         """H x W x 3 float [0, 1] -> 4H x 4W x 3 float32 [0, 1] (options as :meth:`upscale`)."""
-        sr = self.upscale_tensor(to_tensor(rgb), **options)[0]
-        sr.add_(1.0).mul_(0.5).clamp_(0.0, 1.0)  # in place: the canvas is ours alone
-        return sr.permute(1, 2, 0).contiguous().numpy()
+        return to_numpy(self.upscale_tensor(to_tensor(rgb), **options))
 
     def upscale(
         self,
@@ -206,8 +204,7 @@ def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     """H x W alpha in [0, 1] -> bicubic x``scale``, clipped to [0, 1]."""
     from gtasr.method.schedule import upsample_lr
 
-    tensor = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))[None, None]
-    return upsample_lr(tensor * 2 - 1, scale)[0, 0].add(1).mul(0.5).clamp(0, 1).numpy()
+    return to_numpy(upsample_lr(to_tensor(alpha[..., None]), scale))[..., 0]
 
 
 def _array_to_float(array: np.ndarray) -> np.ndarray:

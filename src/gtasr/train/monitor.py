@@ -1,6 +1,7 @@
 """Where a run reports: metrics JSONL (+ TensorBoard when installed), stop requests.
 
-``MetricsLog`` appends one JSON object per line to ``RUN/metrics.jsonl``;
+``MetricsLog`` appends one JSON object per line to ``RUN/metrics.jsonl`` (a
+NaN or infinite value as the string "nan" or "inf", :func:`gtasr.fileio.json_ready`);
 after a resume, lines from steps beyond the checkpoint are dropped so the file
 matches the weights. ``StopRequest`` turns Ctrl-C / SIGTERM into a flag the
 loop checks between iterations, so the run can checkpoint and exit cleanly.
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import signal
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from gtasr.fileio import json_ready
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +51,9 @@ class MetricsLog:
 
     def write(self, step: int, kind: str, values: dict[str, Any]) -> None:
         """Record ``values`` of one kind ("train", "val", "summary") at ``step``."""
-        record = {"step": step, "kind": kind}
-        for key, value in values.items():
-            record[key] = value if not isinstance(value, float) or math.isfinite(value) else None
+        record = json_ready({"step": step, "kind": kind, **values})
         with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json.dumps(record, allow_nan=False) + "\n")
         if self.writer is not None:
             for key, value in values.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):

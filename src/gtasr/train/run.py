@@ -26,13 +26,13 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gtasr.errors import GtasrError
-from gtasr.fileio import atomic_write_bytes
+from gtasr.fileio import atomic_write_bytes, write_json
 from gtasr.train.checkpoints import EMA_FILE, CheckpointStore
 from gtasr.train.config import Config, dump_config
 from gtasr.train.distributed import DistEnv, all_reduce_max
 from gtasr.train.monitor import MetricsLog, StopRequest
 from gtasr.train.trainer import Trainer
-from gtasr.train.validation import Validator, load_pairs
+from gtasr.train.validation import Validator, load_val_pairs
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def _validator(trainer: Trainer) -> Validator | None:
     config = trainer.config
     if not config.data.val_dir or not trainer.env.is_main:
         return None
-    pairs = load_pairs(config.data.val_dir, trainer.model.backbone.stride, config.val.max_images)
+    stride = trainer.model.backbone.stride
+    pairs = load_val_pairs(config.data.val_dir, stride, config.val.max_images)
     lpips = None
     if config.val.lpips:
         from gtasr.perceptual import LPIPS
@@ -91,8 +92,7 @@ def _keep_best(trainer: Trainer, values: dict[str, float], run_dir: Path) -> Non
             return
     ema = trainer.ema.module.backbone.state_dict()
     trainer.meta.save(run_dir / "best.safetensors", ema, trainer.step, "ema")
-    entry = {"step": trainer.step, "metric": metric, "value": values[metric]}
-    atomic_write_bytes(record, json.dumps(entry).encode("utf-8"))
+    write_json(record, {"step": trainer.step, "metric": metric, "value": values[metric]})
 
 
 def _fmt(values: dict[str, float]) -> str:

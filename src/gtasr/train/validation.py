@@ -1,7 +1,7 @@
 """Periodic validation: one-step SR of data.val_dir's LR images against their GT.
 
 ``val_dir`` holds ``gt/`` and ``lq/`` folders matched by file stem (what
-``gtasr make-testset`` writes). Each validation upscales up to
+``gtasr make-testset`` writes; :mod:`gtasr.data.pairs`). Each validation upscales up to
 ``val.max_images`` pairs with the EMA model and a fixed noise seed, and
 reports PSNR-Y, LPIPS (AlexNet, the field's convention), the mean absolute
 error (the "validation loss") and writes a grid PNG: bicubic | SR | GT rows.
@@ -10,55 +10,31 @@ error (the "validation loss") and writes a grid PNG: bicubic | SR | GT rows.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gtasr.data.datasets import PairedFolderDataset
+from gtasr.data.pairs import ImagePair, load_pairs
 from gtasr.errors import GtasrError
-from gtasr.imageio import write_image
+from gtasr.imageio import quantize, to_numpy, write_image
 from gtasr.method.sampling import generator_noise, sample
 from gtasr.method.schedule import upsample_lr
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ValPair:
-    """One validation pair as [-1, 1] tensors, LR cropped to a multiple of the stride."""
-
-    name: str
-    lr: torch.Tensor
-    gt: torch.Tensor
-
-
-def load_pairs(val_dir: str | Path, stride: int, max_images: int, scale: int = 4) -> list[ValPair]:
-    """Read up to ``max_images`` GT/LR pairs matched by stem from ``val_dir/{gt,lq}``."""
+def load_val_pairs(val_dir: str | Path, stride: int, max_images: int) -> list[ImagePair]:
+    """The first ``max_images`` GT/LR pairs of ``val_dir/{gt,lq}``."""
     root = Path(val_dir)
     if not (root / "gt").is_dir() or not (root / "lq").is_dir():
         raise GtasrError(f"{root}: a validation folder needs gt/ and lq/ sub-folders")
-    dataset = PairedFolderDataset(root / "gt", root / "lq", scale=scale)
-    pairs = []
-    for index in range(min(len(dataset), max_images)):
-        item = dataset[index]
-        lr, gt = item["lq"].unsqueeze(0), item["gt"].unsqueeze(0)
-        h = lr.shape[-2] // stride * stride
-        w = lr.shape[-1] // stride * stride
-        if h == 0 or w == 0:
-            log.warning("%s: skipped (LR smaller than the network stride)", item["name"])
-            continue
-        pairs.append(ValPair(str(item["name"]), lr[..., :h, :w], gt[..., : h * scale, : w * scale]))
-    if not pairs:
-        raise GtasrError(f"{root}: no usable GT/LR validation pairs")
-    return pairs
+    return load_pairs(root / "gt", root / "lq", stride=stride, limit=max_images)
 
 
 def _uint8(image: torch.Tensor) -> np.ndarray:
     """[-1, 1] Tensor[1,3,H,W] -> uint8-range float64 HxWx3 (rounded, as saved images are)."""
-    rgb = image[0].float().add(1).mul(127.5).round().clamp(0, 255)
-    return rgb.permute(1, 2, 0).cpu().numpy().astype(np.float64)
+    return quantize(to_numpy(image), 8).astype(np.float64)
 
 
 class Validator:
@@ -66,7 +42,7 @@ class Validator:
 
     def __init__(
         self,
-        pairs: list[ValPair],
+        pairs: list[ImagePair],
         device: torch.device,
         seed: int,
         lpips: torch.nn.Module | None,
@@ -87,7 +63,7 @@ class Validator:
         model.eval()
         psnrs, lpips_values, errors, rows = [], [], [], []
         for index, pair in enumerate(self.pairs):
-            lr, gt = pair.lr.to(self.device), pair.gt.to(self.device)
+            lr, gt = pair.y.to(self.device), pair.x0.to(self.device)
             generator = torch.Generator(device=self.device).manual_seed(self.seed + index)
             y0 = upsample_lr(lr)
             sr = sample(model, lr, y0, generator_noise(y0, generator)).float()
@@ -104,6 +80,5 @@ class Validator:
         if grid_path is not None and rows:
             width = max(r.shape[-1] for r in rows)
             padded = [torch.nn.functional.pad(r, (0, width - r.shape[-1]), value=-1) for r in rows]
-            grid = torch.cat(padded, dim=-2)[0].add(1).mul(0.5).clamp(0, 1)
-            write_image(grid_path, grid.permute(1, 2, 0).numpy())
+            write_image(grid_path, to_numpy(torch.cat(padded, dim=-2)))
         return metrics
