@@ -28,7 +28,7 @@ def test_best_model_is_replaced_only_by_a_better_score(small_config, tmp_path: P
     run = tmp_path / "run"
     run.mkdir()
     trainer = Trainer(small_config(), run, setup("cpu"))
-    first = {k: v.clone() for k, v in trainer.ema.module.backbone.state_dict().items()}
+    first = {k: v.clone() for k, v in trainer.ema.module.state_dict().items()}
     _keep_best(trainer, {"psnr_y": 20.0, "l1": 0.5}, run)
     assert json.loads((run / "best.json").read_text()) == {"step": 0, "metric": "l1", "value": 0.5}
 
@@ -38,7 +38,7 @@ def test_best_model_is_replaced_only_by_a_better_score(small_config, tmp_path: P
 
     trainer.step = 7
     _keep_best(trainer, {"psnr_y": 22.0, "l1": 0.4, "lpips": 0.3}, run)  # LPIPS takes over
-    now = trainer.ema.module.backbone.state_dict()
+    now = trainer.ema.module.state_dict()
     assert all(torch.equal(_saved(run)[k], now[k]) for k in first)
     assert json.loads((run / "best.json").read_text()) == {
         "step": 7,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
+from gtasr.errors import GtasrError
+from gtasr.nets import preset_config
 from gtasr.train.checkpoints import EMA_FILE, RAW_FILE, read_state
 from gtasr.train.distributed import setup
 from gtasr.train.run import train
@@ -71,3 +74,12 @@ def test_stage2_resume_restores_the_reference_network(small_config, tmp_path: Pa
         assert torch.equal(value, state_b["reference"][key]), key
     # psi was re-synced to the raw weights at step 4 (the last step).
     assert all(torch.equal(state_a["reference"][f"backbone.{k}"], v) for k, v in raw_a.items())
+
+
+def test_resume_refuses_a_checkpoint_of_another_network(small_config, tmp_path: Path) -> None:
+    env = setup("cpu")
+    train(small_config(train={"iterations": 2, "checkpoint_every": 1}), tmp_path / "run", env)
+    narrower = {**preset_config("tiny"), "base_channels": 16}
+    other = small_config(model={"network": narrower}, train={"iterations": 4})
+    with pytest.raises(GtasrError, match="another stage or network"):
+        train(other, tmp_path / "run", env, resume=True)

@@ -187,7 +187,7 @@ def _random_factor(rng: np.random.Generator, settings: ResizeSettings) -> float:
     return 1.0
 
 
-def resize(images: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+def resize_batch(images: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     """Resize to ``size`` (h, w) with ``mode`` as ``F.interpolate`` does (no antialias)."""
     size = (max(1, size[0]), max(1, size[1]))
     if mode == "area":
@@ -211,8 +211,14 @@ def _jpeg(images: torch.Tensor, quality_range: tuple[float, float], rng: np.rand
     return jpeg_compress(torch.clamp(images, 0, 1), quality)
 
 
-def _round8(images: torch.Tensor) -> torch.Tensor:
+def _round8_unit(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] images rounded to the nearest multiple of 1/255."""
     return torch.clamp(torch.round(images * 255.0), 0, 255) / 255.0
+
+
+def round8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] images rounded to the nearest 8-bit level (what an 8-bit file would keep)."""
+    return _round8_unit((images + 1.0) / 2.0) * 2.0 - 1.0
 
 
 def _generators(generator: torch.Generator, device: torch.device):
@@ -244,7 +250,7 @@ def degrade_batch(
         x = blur(x, [random_blur_kernel(rng, config.first_blur) for _ in range(b)])
         factor = _random_factor(rng, config.first_resize)
         mode = RESIZE_MODES[int(rng.integers(3))]
-        x = resize(x, (int(h * factor), int(w * factor)), mode)
+        x = resize_batch(x, (int(h * factor), int(w * factor)), mode)
         x = _noise(x, config.first_noise, rng, noise_gen)
         x = _jpeg(x, config.first_jpeg_range, rng)
         # Second order.
@@ -253,7 +259,7 @@ def degrade_batch(
                 x = blur(x, [random_blur_kernel(rng, config.second_blur) for _ in range(b)])
             factor = _random_factor(rng, config.second_resize)
             mode = RESIZE_MODES[int(rng.integers(3))]
-            x = resize(x, (int(h / s * factor), int(w / s * factor)), mode)
+            x = resize_batch(x, (int(h / s * factor), int(w / s * factor)), mode)
             x = _noise(x, config.second_noise, rng, noise_gen)
         # Final: {resize to the LR size + sinc} and {JPEG} in random order.
         sincs = [
@@ -262,11 +268,11 @@ def degrade_batch(
         ]
         mode = RESIZE_MODES[int(rng.integers(3))]
         if rng.uniform() < 0.5:
-            x = blur(resize(x, (h // s, w // s), mode), sincs)
+            x = blur(resize_batch(x, (h // s, w // s), mode), sincs)
             x = _jpeg(x, config.final_jpeg_range, rng)
         else:
             x = _jpeg(x, config.final_jpeg_range, rng)
-            x = blur(resize(x, (h // s, w // s), mode), sincs)
-        y = _round8(x) * 2.0 - 1.0
-        y0 = _round8((upsample_lr(y, s) + 1.0) / 2.0) * 2.0 - 1.0
+            x = blur(resize_batch(x, (h // s, w // s), mode), sincs)
+        y = _round8_unit(x) * 2.0 - 1.0
+        y0 = round8(upsample_lr(y, s))
     return y.to(hr.dtype), y0.to(hr.dtype)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from gtasr.data.datasets import HRCropDataset
+from gtasr.degrade.pipeline import DegradationConfig, degrade_batch, round8
 from gtasr.errors import GtasrError
 from gtasr.method.schedule import upsample_lr
 from gtasr.train.seeding import derive_seed, generator
@@ -28,40 +28,33 @@ Degrader = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.T
 """HR batch in [-1, 1] (B,3,H,W) + generator -> (y, y0) in [-1, 1], both 8-bit valued."""
 
 
-def _round8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] images rounded to the nearest 8-bit value."""
-    return images.add(1).mul(127.5).round().clamp(0, 255).div(127.5).sub(1)
-
-
 def bicubic_degrade(hr: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """The clean x4 degradation (antialiased bicubic, 8-bit rounding); draws nothing."""
     del gen
-    y = _round8(F.interpolate(hr, scale_factor=0.25, mode="bicubic", antialias=True))
-    return y, _round8(upsample_lr(y))
+    y = round8(F.interpolate(hr, scale_factor=0.25, mode="bicubic", antialias=True))
+    return y, round8(upsample_lr(y))
 
 
 def make_degrader(name: str) -> Degrader:
     """The degradation named by ``data.degradation``: "bicubic" or a gtasr.degrade preset."""
     if name == "bicubic":
         return bicubic_degrade
-    from gtasr.degrade import DegradationConfig, degrade_batch
-
     try:
         settings = DegradationConfig.preset(name)
     except (KeyError, ValueError) as error:
         raise GtasrError(f"config key 'data.degradation': unknown preset {name!r}") from error
-    return PresetDegrader(settings, degrade_batch)
+    return PresetDegrader(settings)
 
 
 @dataclass(frozen=True)
 class PresetDegrader:
-    """A gtasr.degrade configuration bound to its pipeline (picklable for loader workers)."""
+    """:func:`~gtasr.degrade.pipeline.degrade_batch` with one configuration (picklable for
+    loader workers)."""
 
-    settings: Any
-    pipeline: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    settings: DegradationConfig
 
     def __call__(self, hr: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.pipeline(hr, self.settings, gen)
+        return degrade_batch(hr, self.settings, gen)
 
 
 @dataclass

@@ -4,8 +4,8 @@ Layout under ``RUN/checkpoints``::
 
     step-00001000/model-raw.safetensors    online weights (a gtasr model file)
     step-00001000/model-ema.safetensors    EMA weights (what inference uses)
-    step-00001000/state.safetensors        optimiser moments, EMA, reference net, ...
-    step-00001000/state.json               step, scheduler, RNG states, counters
+    step-00001000/state.safetensors        optimiser moments, reference net, ...
+    step-00001000/state.json               step, scheduler, EMA decay, RNG states, counters
     latest                                  the name of the newest complete checkpoint
 
 A checkpoint is written into a hidden ``.partial-*`` folder, fsynced, renamed
@@ -52,10 +52,10 @@ class ModelMeta:
     precond: Mapping[str, float]
     stage: int
 
-    def save(
+    def write(
         self, path: Path, tensors: Mapping[str, torch.Tensor], iteration: int, weights: str
     ) -> None:
-        """Write ``tensors`` as a model file of this network at ``iteration`` (atomic)."""
+        """Write backbone ``tensors`` as a model file of this network at ``iteration`` (atomic)."""
         save_model(
             path,
             tensors,
@@ -131,7 +131,7 @@ class CheckpointStore:
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir()
             for file, tensors, kind in ((RAW_FILE, raw, "raw"), (EMA_FILE, ema, "ema")):
-                meta.save(partial / file, tensors, step, kind)
+                meta.write(partial / file, tensors, step, kind)
             write_state(partial, state)
             _fsync_dir(partial)
             os.replace(partial, final)

@@ -1,9 +1,11 @@
 """Exponential moving average of the network weights (METHOD §4: decay 0.999).
 
-The EMA is what inference uses. It is kept as a full copy of the model (``EMA.module``, eval
-mode, no gradients) so that it can be evaluated and saved like any model. Each update blends
-every floating-point parameter, ``ema = decay * ema + (1 - decay) * theta``, and copies the
-buffers (and any non-floating parameter) as they are.
+The EMA is what inference uses. It is kept as a full copy of the module it averages
+(``EMA.module``, eval mode, no gradients) so that it can be evaluated like any module; its
+state (decay and weights) is saved and restored through :meth:`EMA.state_dict` and
+:meth:`EMA.load_state_dict`. Each update blends every floating-point parameter,
+``ema = decay * ema + (1 - decay) * theta``, and copies the buffers (and any non-floating
+parameter) as they are.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def _validate(
 ) -> dict[str, float]:
     """Validate the EMA model, log the metrics and write the sample grid."""
     step = trainer.step
-    values = validator.run(trainer.ema.module, run_dir / "samples" / f"val-{step:08d}.png")
+    values = validator.run(trainer.ema_model, run_dir / "samples" / f"val-{step:08d}.png")
     if metrics is not None:
         metrics.write(step, "val", values)
     log.info("validation at step %d: %s", step, _fmt(values))
@@ -90,8 +90,7 @@ def _keep_best(trainer: Trainer, values: dict[str, float], run_dir: Path) -> Non
         best = json.loads(record.read_text(encoding="utf-8"))
         if best["metric"] == metric and best["value"] <= values[metric]:
             return
-    ema = trainer.ema.module.backbone.state_dict()
-    trainer.meta.save(run_dir / "best.safetensors", ema, trainer.step, "ema")
+    trainer.save_ema_model(run_dir / "best.safetensors")
     write_json(record, {"step": trainer.step, "metric": metric, "value": values[metric]})
 
 

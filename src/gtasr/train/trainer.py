@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from gtasr.method.objectives import (
     stage1_objective,
     stage2_objective,
 )
+from gtasr.method.precond import ConsistencyModel
 from gtasr.modelfile import read_info
 from gtasr.train import builders
 from gtasr.train.batches import StepBatches, global_micro_batch, make_degrader
@@ -56,13 +57,16 @@ class TrainingDiverged(GtasrError):
     """The loss stayed NaN/Inf for ``train.max_nonfinite`` iterations in a row."""
 
 
-def _load_backbone(path: Path, target: nn.Module) -> None:
-    """Copy the backbone weights of model file ``path`` into ``target`` (same architecture)."""
+def _restore(path: Path, load: Callable[[dict[str, torch.Tensor]], object]) -> None:
+    """Hand the backbone tensors of model file ``path`` to ``load`` (a load_state_dict).
+
+    Another kind of file, or weights of another architecture, is a clear error.
+    """
     from safetensors.torch import load_file
 
-    read_info(path)  # a gtasr model file, or a clear error
+    read_info(path)
     try:
-        target.load_state_dict(load_file(str(path)))
+        load(load_file(str(path)))
     except RuntimeError as error:
         raise GtasrError(f"{path}: weights do not fit the configured network") from error
 
@@ -81,7 +85,9 @@ class Trainer:
             precond=self.model.precond_config(),
             stage=config.stage,
         )
-        self.ema = EMA(self.model, decay=train.ema_decay)
+        self.ema = EMA(self.model.backbone, decay=train.ema_decay)
+        # The consistency model of the averaged backbone: what validation and inference use.
+        self.ema_model = ConsistencyModel(self.ema.module, **self.meta.precond).eval()
         self.reference = frozen_copy(self.model) if config.stage == 2 else None
         self.optimizer, self.scheduler = builders.build_optimizer(self.model, train)
         self.amp_dtype = builders.autocast_dtype(train.autocast, env.device)
@@ -110,10 +116,13 @@ class Trainer:
         folder = resolve_checkpoint(source)
         if read_info(folder / RAW_FILE).stage != 1:
             log.warning("%s: init_from is not a Stage I checkpoint", folder)
-        _load_backbone(folder / RAW_FILE, self.model.backbone)
-        _load_backbone(folder / EMA_FILE, self.ema.module.backbone)
+        _restore(folder / RAW_FILE, self.model.backbone.load_state_dict)
+        decay = self.config.train.ema_decay
+        _restore(
+            folder / EMA_FILE, lambda w: self.ema.load_state_dict({"decay": decay, "weights": w})
+        )
         assert self.reference is not None
-        self.reference.load_state_dict(self.ema.module.state_dict())
+        self.reference.load_state_dict(self.ema_model.state_dict())
         log.info("Stage II initialised from %s", folder)
 
     def state(self) -> dict[str, Any]:
@@ -122,18 +131,20 @@ class Trainer:
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "ema_decay": self.ema.decay,
+            "ema_decay": self.ema.state_dict()["decay"],
             "rng": capture_rng_state(),
             "nonfinite_total": self.nonfinite_total,
             "nonfinite_run": self.nonfinite_run,
-            "stage": self.config.stage,
-            "network": self.meta.network,
         }
         if self.reference is not None:
             state["reference"] = self.reference.state_dict()
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         return state
+
+    def save_ema_model(self, path: Path) -> None:
+        """Write the averaged weights of the current step as a model file (atomic)."""
+        self.meta.write(path, self.ema.state_dict()["weights"], self.step, "ema")
 
     def save_checkpoint(self) -> Path | None:
         """Rank 0 writes the checkpoint of the current step; every rank waits for it."""
@@ -143,7 +154,7 @@ class Trainer:
                 self.step,
                 self.meta,
                 raw=self.model.backbone.state_dict(),
-                ema=self.ema.module.backbone.state_dict(),
+                ema=self.ema.state_dict()["weights"],
                 state=self.state(),
             )
             self.last_checkpoint = path
@@ -155,15 +166,18 @@ class Trainer:
         folder = self.store.latest()
         if folder is None:
             raise GtasrError(f"{self.run_dir}: --resume given but no checkpoint found")
-        state = read_state(folder)  # on the CPU: RNG states must be CPU tensors
-        same_network = state["network"] == json.loads(json.dumps(self.meta.network))
-        if state["stage"] != self.config.stage or not same_network:
+        info = read_info(folder / RAW_FILE)
+        same_network = info.network == json.loads(json.dumps(self.meta.network))
+        if info.stage != self.config.stage or not same_network:
             raise GtasrError(f"{folder}: checkpoint is of another stage or network than the config")
-        _load_backbone(folder / RAW_FILE, self.model.backbone)
+        state = read_state(folder)  # on the CPU: RNG states must be CPU tensors
+        _restore(folder / RAW_FILE, self.model.backbone.load_state_dict)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        _load_backbone(folder / EMA_FILE, self.ema.module.backbone)
-        self.ema.decay = float(state["ema_decay"])
+        decay = float(state["ema_decay"])
+        _restore(
+            folder / EMA_FILE, lambda w: self.ema.load_state_dict({"decay": decay, "weights": w})
+        )
         if self.reference is not None:
             self.reference.load_state_dict(state["reference"])
         if self.scaler is not None and "scaler" in state:
@@ -275,7 +289,7 @@ class Trainer:
                 self.scaler.update()
             else:
                 self.optimizer.step()
-            self.ema.update(self.model)
+            self.ema.update(self.model.backbone)
         self.scheduler.step()
         self.step += 1
         if self.reference is not None and self.step % train.reference_sync_every == 0:
