@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/gtasr demo
+	$(BIN)/gtasr demo --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts app.py

@@ -4,7 +4,7 @@ Runs the real commands (``gtasr upscale`` and ``gtasr evaluate``) with one seed
 for every model, and prints one JSON object per method plus a Markdown table::
 
     python bench/quality.py --model GTASR-tiny=src/gtasr/weights/gtasr-default.safetensors \\
-        --data ../shared/data/imagenet-test-sample --out out/quality
+        --data ../shared/data/imagenet-test-sample -o out/quality
 
 ``--data`` holds ``gt/`` and ``lq/``. With ``--no-reference DIR`` (LR photos
 without ground truth, e.g. RealSet65) every method also upscales DIR and its
@@ -44,7 +44,8 @@ def upscale(name: str, model: str | None, lq: Path, sr_dir: Path, seed: int) -> 
 
 def score(sr_dir: Path, gt: Path | None, metrics: str, report: Path) -> dict:
     """``gtasr evaluate`` of ``sr_dir`` (against ``gt`` when given); the JSON it wrote."""
-    command = ["evaluate", "--sr", str(sr_dir), "--metrics", metrics, "--json", str(report)]
+    command = ["evaluate", "--sr", str(sr_dir), "--metrics", metrics, "-o", str(report)]
+    command += ["--overwrite"]
     command += ["--gt", str(gt)] if gt is not None else []
     if gtasr(command) != 0:
         raise SystemExit(f"scoring {sr_dir} failed")
@@ -95,7 +96,9 @@ def main() -> None:
         help="folder with gt/ and lq/, or 'none'",
     )
     parser.add_argument("--no-reference", type=Path, help="LR photos without GT, scored by NIQE")
-    parser.add_argument("--out", type=Path, default=Path("out/quality"))
+    parser.add_argument(
+        "-o", "--output", type=Path, default=Path("out/quality"), help="folder for the results"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-bicubic", action="store_true", help="only the --model methods")
     args = parser.parse_args()
@@ -109,7 +112,7 @@ def main() -> None:
     if (data is None and args.no_reference is None) or not methods:
         raise SystemExit("nothing to do: no test set or no method")
     rows = [
-        run_method(name, path, data, args.no_reference, args.out, args.seed)
+        run_method(name, path, data, args.no_reference, args.output, args.seed)
         for name, path in methods
     ]
     for row in rows:

@@ -14,7 +14,7 @@ Measured, with seeded random weights (speed does not depend on training):
 
 Timings are the best of ``--repeats`` interleaved runs after one warm-up run. Usage::
 
-    python bench/upscale.py [--lr 128] [--repeats 3] [--rss-lr 1024] [--json FILE]
+    python bench/upscale.py [--lr 128] [--repeats 3] [--rss-lr 1024] [-o FILE]
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--presets", default="tiny,small")
     parser.add_argument("--rss-lr", type=int, default=1024, help="LR side, 0 to skip (1024)")
     parser.add_argument("--rss-tile", type=int, default=256)
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     args = parser.parse_args()
     report: dict[str, object] = {"machine": machine()}
     with tempfile.TemporaryDirectory(prefix="gtasr-bench-") as name:
@@ -210,8 +210,8 @@ def main() -> None:
     report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     text = json.dumps(report, indent=2)
     print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    if args.output:
+        args.output.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -26,15 +26,15 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="finished run folder (holds model.safetensors)")
     parser.add_argument("--file", choices=("model", "best"), default="model")
     parser.add_argument("--description", required=True)
-    parser.add_argument("--out", type=Path, default=TARGET)
+    parser.add_argument("-o", "--output", type=Path, default=TARGET, help="model file to write")
     args = parser.parse_args()
     source = args.run / f"{args.file}.safetensors"
     info = read_info(source)
     extra = dict(info.extra)
     extra["description"] = args.description
     extra["training_config"] = (args.run / "config.yaml").read_text(encoding="utf-8")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_described(args.out, load_file(str(source)), dataclasses.replace(info, extra=extra))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    save_described(args.output, load_file(str(source)), dataclasses.replace(info, extra=extra))
 
 
 if __name__ == "__main__":

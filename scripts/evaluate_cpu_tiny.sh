@@ -28,17 +28,17 @@ model_args=()
 for m in "${models[@]}"; do model_args+=(--model "$m"); done
 
 "$PY" bench/quality.py "${model_args[@]}" --data "$DATA/imagenet-test-sample" \
-    --out "$OUT/imagenet-test-sample" | tee "$OUT/imagenet-test-sample.txt"
+    -o "$OUT/imagenet-test-sample" | tee "$OUT/imagenet-test-sample.txt"
 "$PY" bench/quality.py "${model_args[@]}" --data data-cache/testset-photos \
-    --out "$OUT/held-out-photos" | tee "$OUT/held-out-photos.txt"
+    -o "$OUT/held-out-photos" | tee "$OUT/held-out-photos.txt"
 "$PY" bench/quality.py "${model_args[@]}" --data none --no-reference "$DATA/realset65" \
-    --out "$OUT/realset65" | tee "$OUT/realset65.txt"
+    -o "$OUT/realset65" | tee "$OUT/realset65.txt"
 
 # Diagnostics on the CT-only baseline (a) and full GTASR (c).
 diag=(--model "$RUNS/ct_s2/model.safetensors" --model "$RUNS/gtasr_s2/model.safetensors"
     --gt "$DATA/imagenet-test-sample/gt" --lq "$DATA/imagenet-test-sample/lq" --seed 0)
-"$GTASR" drift "${diag[@]}" --lpips --out "$OUT/drift"
-"$GTASR" decoupling "${diag[@]}" --out "$OUT/decoupling"
+"$GTASR" drift "${diag[@]}" --lpips -o "$OUT/drift" --overwrite
+"$GTASR" decoupling "${diag[@]}" -o "$OUT/decoupling" --overwrite
 cp "$OUT/drift/drift.png" "$FIGURES/drift.png"
 cp "$OUT/decoupling/decoupling.png" "$FIGURES/decoupling.png"
 
@@ -46,6 +46,6 @@ sr=$OUT/imagenet-test-sample
 "$GTASR" compare-grid --lq "$DATA/imagenet-test-sample/lq" --gt "$DATA/imagenet-test-sample/gt" \
     --sr "CT-only=$sr/CT-only" --sr "GTASR=$sr/GTASR" --sr "bundled=$sr/CT+TA-step1000" \
     --images "${GRID_IMAGES:-ILSVRC2012_val_00000067,ILSVRC2012_val_00000104}" \
-    --box "${GRID_BOX:-64,64,128,128}" --out "$FIGURES/comparison.png"
+    --box "${GRID_BOX:-64,64,128,128}" -o "$FIGURES/comparison.png" --overwrite
 
 "$PY" scripts/results_table.py --results "$OUT" --runs "$RUNS" | tee "$OUT/tables.md"

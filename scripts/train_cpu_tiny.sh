@@ -15,8 +15,8 @@
 #   release_s2  Stage II from ta_s1, L_Rect without gradient, as released (ablation d)
 #
 # Needs data-cache/photos and data-cache/testset-photos:
-#   gtasr fetch-photos --out data-cache/photos
-#   gtasr make-testset --hr data-cache/photos-test --out data-cache/testset-photos
+#   gtasr fetch-photos -o data-cache/photos
+#   gtasr make-testset --hr data-cache/photos-test -o data-cache/testset-photos
 set -euo pipefail
 
 GTASR=${GTASR:-.venv/bin/gtasr}
@@ -28,7 +28,7 @@ train() {
     shift
     local resume=()
     [[ -d $out/checkpoints ]] && resume=(--resume)
-    "$GTASR" train "$@" --set "train.threads=$THREADS" --out "$out" "${resume[@]}"
+    "$GTASR" train "$@" --set "train.threads=$THREADS" -o "$out" "${resume[@]}"
 }
 
 run() {

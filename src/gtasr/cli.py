@@ -3,7 +3,9 @@
 Each area of the package contributes its subcommands through a module with a
 ``register(subparsers)`` function that adds parsers whose ``func`` default is
 called with the parsed arguments and returns the exit code. The list below is
-explicit on purpose: no scanning, no import-time registration.
+explicit on purpose: no scanning, no import-time registration. Every command
+speaks the grammar of :mod:`gtasr.options` (``-o/--output``, ``--overwrite``,
+``--device``, exit codes 0 / 1 / 2).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 
 from gtasr import __version__
 from gtasr.errors import GtasrError
+from gtasr.options import EXIT_FATAL, report_deprecations
 
 COMMAND_MODULES = (
     "gtasr.infer.commands",
@@ -52,12 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not hasattr(args, "func"):
         parser.print_help()
-        return 2
+        return EXIT_FATAL
+    report_deprecations(args, log)
     try:
         return int(args.func(args) or 0)
     except GtasrError as error:
         log.error("gtasr %s: error: %s", args.command, error)
-        return 2
+        return EXIT_FATAL
     except KeyboardInterrupt:
         log.error("gtasr %s: interrupted", args.command)
         return 130

@@ -8,9 +8,11 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from gtasr.errors import GtasrError
 
 
 def _current_umask() -> int:
@@ -50,6 +52,16 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def refuse_existing(paths: Iterable[str | os.PathLike[str]], overwrite: bool) -> None:
+    """Stop with one error naming the first output that exists, unless ``overwrite``."""
+    if overwrite:
+        return
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more outputs)" if len(existing) > 1 else ""
+        raise GtasrError(f"{existing[0]} exists{more}; use --overwrite to replace")
 
 
 def json_ready(value: Any) -> Any:

@@ -128,6 +128,16 @@ def test_fetch_unpacks_real_debs_and_copies(tmp_path, fake_download):
     assert (tmp_path / "photos-test" / "Hill.jpg").read_bytes() == b"hill photo"
 
 
+def test_existing_photos_are_an_error_before_downloading(tmp_path, fake_download):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "lake.jpg").write_bytes(b"keep")
+    with pytest.raises(GtasrError, match=r"lake\.jpg exists; use --overwrite"):
+        fetch_photos(tmp_path / "photos", manifest=MANIFEST, download=fake_download)
+    assert fake_download.requested == []
+    fetch_photos(tmp_path / "photos", manifest=MANIFEST, download=fake_download, overwrite=True)
+    assert (tmp_path / "photos" / "lake.jpg").read_bytes() == b"lake photo bytes"
+
+
 def test_cli_reports_a_mismatch_on_one_line(tmp_path, fake_download, monkeypatch, caplog):
     bad = Manifest(
         MANIFEST.packages,
@@ -136,7 +146,7 @@ def test_cli_reports_a_mismatch_on_one_line(tmp_path, fake_download, monkeypatch
     monkeypatch.setattr(photos_module, "apt_download", fake_download)
     monkeypatch.setattr(photos_module, "load_manifest", lambda path=None: bad)
     with caplog.at_level(logging.ERROR):
-        code = main(["fetch-photos", "--out", str(tmp_path / "photos")])
+        code = main(["fetch-photos", "-o", str(tmp_path / "photos")])
     assert code == 2
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "does not match the list" in errors[0]

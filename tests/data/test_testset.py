@@ -28,8 +28,8 @@ def _files(folder):
 
 def test_writes_gt_and_lq_pairs_byte_identical_for_the_same_seed(photos, tmp_path):
     args = ["make-testset", "--hr", str(photos), "--size", "32", "--seed", "4"]
-    assert main([*args, "--out", str(tmp_path / "a")]) == 0
-    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert main([*args, "-o", str(tmp_path / "a")]) == 0
+    assert main([*args, "-o", str(tmp_path / "b")]) == 0
     first, second = _files(tmp_path / "a"), _files(tmp_path / "b")
     names = {"sq", "tall", "wide"}
     assert set(first) == {f"gt/{n}.png" for n in names} | {f"lq/{n}.png" for n in names}
@@ -39,22 +39,33 @@ def test_writes_gt_and_lq_pairs_byte_identical_for_the_same_seed(photos, tmp_pat
             assert gt.size == (32, 32) and gt.mode == "RGB"
         with PIL.Image.open(tmp_path / "a" / "lq" / f"{name}.png") as lq:
             assert lq.size == (8, 8)
-    assert main([*args[:-1], "5", "--out", str(tmp_path / "c")]) == 0
+    assert main([*args[:-1], "5", "-o", str(tmp_path / "c")]) == 0
     other = _files(tmp_path / "c")
     assert all(other[f"gt/{n}.png"] == first[f"gt/{n}.png"] for n in names)
     assert any(other[f"lq/{n}.png"] != first[f"lq/{n}.png"] for n in names)
 
 
+def test_existing_pairs_are_replaced_only_with_overwrite(photos, tmp_path, caplog):
+    args = ["make-testset", "--hr", str(photos), "--size", "32", "-o", str(tmp_path / "set")]
+    assert main(args) == 0
+    (tmp_path / "set" / "lq" / "sq.png").write_bytes(b"keep")
+    assert main([*args, "--seed", "1"]) == 2
+    assert "exists" in caplog.text and "--overwrite" in caplog.text
+    assert (tmp_path / "set" / "lq" / "sq.png").read_bytes() == b"keep"
+    assert main([*args, "--seed", "1", "--overwrite"]) == 0
+    assert (tmp_path / "set" / "lq" / "sq.png").read_bytes() != b"keep"
+
+
 def test_count_and_train_preset(photos, tmp_path):
     out = tmp_path / "two"
     code = main(
-        ["make-testset", "--hr", str(photos), "--out", str(out), "--size", "32", "--count", "2"]
+        ["make-testset", "--hr", str(photos), "-o", str(out), "--size", "32", "--count", "2"]
     )
     assert code == 0
     assert len(list((out / "gt").iterdir())) == 2 == len(list((out / "lq").iterdir()))
     harsh = tmp_path / "harsh"
     args = ["make-testset", "--hr", str(photos), "--size", "32", "--preset", "train"]
-    assert main([*args, "--out", str(harsh)]) == 0
+    assert main([*args, "-o", str(harsh)]) == 0
     assert len(list((harsh / "lq").iterdir())) == 3
 
 
@@ -79,7 +90,7 @@ def test_bad_inputs_are_skipped_with_one_warning(photos, image_tools, tmp_path, 
     image_tools.bomb_png(photos / "bomb.png")
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING):
-        code = main(["make-testset", "--hr", str(photos), "--out", str(out), "--size", "32"])
+        code = main(["make-testset", "--hr", str(photos), "-o", str(out), "--size", "32"])
     assert code == 1
     lines = _error_lines(caplog)
     assert len(lines) == 1 and "\n" not in lines[0]
@@ -92,7 +103,7 @@ def test_bad_inputs_are_skipped_with_one_warning(photos, image_tools, tmp_path, 
 @pytest.mark.parametrize("case", ["missing", "empty", "only_bad", "bad_size"])
 def test_fatal_input_problems_give_one_line_and_exit_2(case, tmp_path, image_tools, caplog):
     target = tmp_path / case
-    args = ["make-testset", "--out", str(tmp_path / "out"), "--size", "32"]
+    args = ["make-testset", "-o", str(tmp_path / "out"), "--size", "32"]
     if case != "missing":
         target.mkdir()
     if case == "only_bad":

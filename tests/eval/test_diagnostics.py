@@ -72,7 +72,7 @@ def _is_png(path) -> bool:
 @pytest.fixture(scope="module")
 def drift_run(workspace):
     out = workspace / "drift"
-    argv = ["drift", *_models(workspace), *_data_args(workspace), "--out", str(out)]
+    argv = ["drift", *_models(workspace), *_data_args(workspace), "-o", str(out)]
     assert main([*argv, "--grid-points", "3", "--seed", "7"]) == 0
     return out
 
@@ -80,7 +80,7 @@ def drift_run(workspace):
 @pytest.fixture(scope="module")
 def decoupling_run(workspace):
     out = workspace / "decoupling"
-    argv = ["decoupling", *_models(workspace), *_data_args(workspace), "--out", str(out)]
+    argv = ["decoupling", *_models(workspace), *_data_args(workspace), "-o", str(out)]
     assert main([*argv, "--draws", "2", "--seed", "3"]) == 0
     return out
 
@@ -138,12 +138,21 @@ def test_decoupling_axes_match_their_definition(workspace, decoupling_run):
     assert entry["structural_variance"][0] == pytest.approx(structural, rel=1e-4)
 
 
+def test_drift_keeps_earlier_results_unless_overwrite(workspace, drift_run, caplog):
+    before = (drift_run / "drift.json").read_bytes()
+    argv = ["drift", "--model", str(workspace / "m0.safetensors"), *_data_args(workspace)]
+    with caplog.at_level(logging.ERROR):
+        assert main([*argv, "-o", str(drift_run), "--grid-points", "2"]) == 2
+    assert "drift.json exists (and 1 more outputs); use --overwrite" in caplog.text
+    assert (drift_run / "drift.json").read_bytes() == before
+
+
 def test_drift_with_unmatched_lr_is_a_one_line_error(workspace, tmp_path, caplog):
     shutil.copytree(workspace / "lq", tmp_path / "lq")
     (tmp_path / "lq/im1.png").rename(tmp_path / "lq/other.png")
     argv = ["drift", "--model", str(workspace / "m0.safetensors"), "--gt", str(workspace / "gt")]
     with caplog.at_level(logging.ERROR):
-        code = main([*argv, "--lq", str(tmp_path / "lq"), "--out", str(tmp_path / "out")])
+        code = main([*argv, "--lq", str(tmp_path / "lq"), "-o", str(tmp_path / "out")])
     assert code == 2
     [message] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert (
@@ -157,7 +166,7 @@ def test_compare_grid_crops_and_psnr(workspace, tmp_path):
     out = tmp_path / "grid.png"
     argv = ["compare-grid", "--lq", str(workspace / "lq"), "--gt", str(workspace / "gt")]
     argv += ["--sr", f"copy={tmp_path / 'perfect'}", "--images", "im0,im1", "--box", "8,4,32,40"]
-    assert main([*argv, "--out", str(out)]) == 0
+    assert main([*argv, "-o", str(out)]) == 0
     assert _is_png(out)
     document = json.loads(out.with_suffix(".json").read_text())
     assert document["columns"] == ["LR (nearest x4)", "bicubic", "copy", "GT"]
@@ -170,6 +179,6 @@ def test_compare_grid_box_outside_the_image_names_the_file(workspace, tmp_path, 
     argv = ["compare-grid", "--lq", str(workspace / "lq"), "--gt", str(workspace / "gt")]
     argv += ["--sr", f"a={workspace / 'gt'}", "--images", "im0", "--box", "40,40,32,32"]
     with caplog.at_level(logging.ERROR):
-        assert main([*argv, "--out", str(tmp_path / "g.png")]) == 2
+        assert main([*argv, "-o", str(tmp_path / "g.png")]) == 2
     assert "im0.png" in caplog.records[-1].getMessage()
     assert "does not fit" in caplog.records[-1].getMessage()

@@ -54,7 +54,7 @@ def test_cli_writes_json_with_per_image_values(tmp_path, capsys):
     _save(tmp_path / "sr/b.png", gt[:, ::-1])
     out = tmp_path / "scores.json"
     argv = ["evaluate", "--sr", str(tmp_path / "sr"), "--gt", str(tmp_path / "gt")]
-    code = main([*argv, "--metrics", "psnr,ssim", "--per-image", "--time", "--json", str(out)])
+    code = main([*argv, "--metrics", "psnr,ssim", "--per-image", "--time", "-o", str(out)])
     assert code == 0
     document = json.loads(out.read_text())
     assert document["count"] == 2 and document["metrics"] == ["psnr", "ssim"]
@@ -64,6 +64,21 @@ def test_cli_writes_json_with_per_image_values(tmp_path, capsys):
     assert set(document["seconds_per_image"]) == {"read", "psnr", "ssim"}
     table = capsys.readouterr().out
     assert "mean (2)" in table and "seconds/image" in table
+
+
+def test_an_existing_report_is_kept_unless_overwrite(tmp_path, caplog):
+    _save(tmp_path / "gt/a.png", _noise_image(0, 16, 16))
+    _save(tmp_path / "sr/a.png", _noise_image(1, 16, 16))
+    out = tmp_path / "scores.json"
+    out.write_text("keep")
+    argv = ["evaluate", "--sr", str(tmp_path / "sr"), "--gt", str(tmp_path / "gt"), "-o", str(out)]
+    code, errors = _run([*argv, "--metrics", "psnr"], caplog)
+    assert code == 2 and errors == [
+        f"gtasr evaluate: error: {out} exists; use --overwrite to replace"
+    ]
+    assert out.read_text() == "keep"
+    assert main([*argv, "--metrics", "psnr", "--overwrite"]) == 0
+    assert json.loads(out.read_text())["count"] == 1
 
 
 def test_missing_partner_is_a_one_line_error_naming_the_file(tmp_path, caplog):
@@ -84,8 +99,8 @@ def test_size_mismatch_names_the_pair_and_other_pairs_are_scored(tmp_path, caplo
     _save(tmp_path / "sr/b.png", _noise_image(1, 16, 20))
     out = tmp_path / "scores.json"
     argv = ["evaluate", "--sr", str(tmp_path / "sr"), "--gt", str(tmp_path / "gt")]
-    code, errors = _run([*argv, "--metrics", "psnr", "--json", str(out)], caplog)
-    assert code == 2
+    code, errors = _run([*argv, "--metrics", "psnr", "-o", str(out)], caplog)
+    assert code == 1  # some pairs failed, the others were scored
     mismatch = [e for e in errors if "b.png" in e]
     assert len(mismatch) == 1
     assert str(tmp_path / "sr/b.png") in mismatch[0] and str(tmp_path / "gt/b.png") in mismatch[0]
@@ -99,7 +114,7 @@ def test_without_gt_only_no_reference_metrics(tmp_path, caplog, shared_data):
     code, errors = _run(["evaluate", "--sr", str(tmp_path / "sr"), "--metrics", "psnr"], caplog)
     assert code == 2 and "need ground truth" in errors[0]
     out = tmp_path / "niqe.json"
-    assert main(["evaluate", "--sr", str(tmp_path / "sr"), "--json", str(out)]) == 0
+    assert main(["evaluate", "--sr", str(tmp_path / "sr"), "-o", str(out)]) == 0
     document = json.loads(out.read_text())
     assert document["metrics"] == ["niqe"] and document["gt"] is None
     assert 2.0 < document["per_image"]["x"]["niqe"] < 30.0
@@ -117,8 +132,8 @@ def test_image_too_small_for_lpips_is_reported_and_psnr_still_scored(tmp_path, c
     _save(tmp_path / "sr/a.png", _noise_image(1, 16, 16))
     out = tmp_path / "scores.json"
     argv = ["evaluate", "--sr", str(tmp_path / "sr"), "--gt", str(tmp_path / "gt")]
-    code, errors = _run([*argv, "--metrics", "psnr,lpips", "--json", str(out)], caplog)
-    assert code == 2
+    code, errors = _run([*argv, "--metrics", "psnr,lpips", "-o", str(out)], caplog)
+    assert code == 1
     assert any("a.png: lpips: needs images of at least 31x31" in e for e in errors)
     scores = json.loads(out.read_text())["per_image"]["a"]
     assert scores["lpips"] == "nan" and 0 < scores["psnr"] < 20

@@ -65,3 +65,8 @@ def test_demo_runs_the_bundled_model(tmp_path: Path, caplog: pytest.LogCaptureFi
     assert main(["demo", "-o", str(out)]) == 0
     assert PIL.Image.open(out / "sample.png").size == (512, 600)
     assert "with model" in caplog.text and "gtasr-default.safetensors" in caplog.text
+    (out / "sample.png").write_bytes(b"keep")
+    caplog.clear()
+    assert main(["demo", "-o", str(out)]) == 0  # an existing result is kept ...
+    assert (out / "sample.png").read_bytes() == b"keep" and "--overwrite" in caplog.text
+    assert "with model" not in caplog.text

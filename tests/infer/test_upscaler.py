@@ -107,3 +107,30 @@ def test_bf16_is_close_to_fp32(tiny_model_file: Path, upscaler: Upscaler) -> Non
 def test_tensor_api_checks_shape(upscaler: Upscaler) -> None:
     with pytest.raises(ValueError, match="Tensor"):
         upscaler.upscale_tensor(torch.zeros(3, 8, 8))
+
+
+class DoublingBackbone(torch.nn.Module):
+    """A x2 backbone (1x1 convolution of the noisy state): scale 2, stride 1."""
+
+    scale, stride = 2, 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mix = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.mix(x)
+
+
+def test_the_models_scale_sizes_colour_and_alpha(tmp_path: Path) -> None:
+    from gtasr.imageio import Image
+    from gtasr.infer.backends import TorchDenoiser
+    from gtasr.infer.batch import UpscaleOptions, upscale_image
+    from gtasr.method.precond import ConsistencyModel
+
+    model = ConsistencyModel(DoublingBackbone())
+    upscaler = Upscaler(TorchDenoiser(model, torch.device("cpu")))
+    image = Image(_rgb(6, 5), np.full((6, 5), 0.5, np.float32), False, 8, "PNG")
+    result = upscale_image(image, UpscaleOptions(out_dir=tmp_path, outscale=2), upscaler)
+    assert result.rgb.shape == (12, 10, 3) and result.alpha.shape == (12, 10)
+    np.testing.assert_allclose(result.alpha, 0.5, atol=1e-6)

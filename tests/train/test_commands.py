@@ -24,7 +24,7 @@ def test_train_then_info_describes_the_model(
 ) -> None:
     config_file = _config_file(small_config(train={"iterations": 2}), tmp_path)
     run = tmp_path / "run"
-    assert main(["train", str(config_file), "--out", str(run), "--set", "train.lr=2e-4"]) == 0
+    assert main(["train", str(config_file), "-o", str(run), "--set", "train.lr=2e-4"]) == 0
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["lr"] == 2e-4
     capsys.readouterr()
     assert main(["info", "--model", str(run / "model.safetensors")]) == 0
@@ -37,7 +37,35 @@ def test_train_then_info_describes_the_model(
     out = capsys.readouterr().out
     assert "weights     raw" in out and "weights     ema" in out
     # A second fresh run into the same folder would mix two runs' checkpoints: refused.
-    assert main(["train", str(config_file), "--out", str(run)]) == 2
+    assert main(["train", str(config_file), "-o", str(run)]) == 2
+
+
+def test_overwrite_starts_a_run_again(
+    small_config, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = small_config(train={"iterations": 2, "checkpoint_every": 1})
+    config_file = _config_file(config, tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", str(config_file), "-o", str(run)]) == 0
+    (run / "notes.txt").write_text("mine")
+    assert main(["train", str(config_file), "-o", str(run)]) == 2
+    assert "add --resume to continue it or --overwrite to start again" in caplog.text
+    assert main(["train", str(config_file), "-o", str(run), "--max-steps", "1", "--overwrite"]) == 0
+    kept = sorted(p.name for p in (run / "checkpoints").iterdir() if p.is_dir())
+    assert kept == ["step-00000001"]  # the earlier run's step-2 checkpoint is gone
+    assert not (run / "model.safetensors").exists()  # and so is its final model
+    assert (run / "notes.txt").read_text() == "mine"  # files a run does not write stay
+    with pytest.raises(SystemExit) as usage:
+        main(["train", str(config_file), "-o", str(run), "--resume", "--overwrite"])
+    assert usage.value.code == 2
+
+
+def test_device_flag_overrides_the_config(
+    small_config, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config_file = _config_file(small_config(), tmp_path)  # train.device: cpu
+    assert main(["train", str(config_file), "-o", str(tmp_path / "r"), "--device", "gpu0"]) == 2
+    assert "unknown device 'gpu0'" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -57,7 +85,7 @@ def test_train_errors_are_one_line(
     message: str,
 ) -> None:
     config_file = _config_file(small_config(), tmp_path)
-    assert main(["train", str(config_file), "--out", str(tmp_path / "r"), *overrides]) == 2
+    assert main(["train", str(config_file), "-o", str(tmp_path / "r"), *overrides]) == 2
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and errors[0].exc_info is None
     text = errors[0].getMessage()

@@ -33,7 +33,7 @@ def test_two_process_gloo_run_matches_gradient_accumulation(small_config, tmp_pa
         "gtasr",
         "train",
         str(config_file),
-        "--out",
+        "-o",
         str(tmp_path / "ddp"),
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)

@@ -73,7 +73,7 @@ def test_sigterm_writes_a_checkpoint_and_exits_cleanly(
     config_file.write_text(yaml.safe_dump(config_to_dict(config)))
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gtasr", "train", str(config_file), "--out", str(run)],
+        [sys.executable, "-m", "gtasr", "train", str(config_file), "-o", str(run)],
         env=dict(os.environ, OMP_NUM_THREADS="1"),
         stderr=subprocess.PIPE,
         text=True,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_output, add_overwrite
+
 log = logging.getLogger(__name__)
 
 
@@ -16,11 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Resize each photo's shorter side to --size, centre-crop it (the GT) and degrade it "
             "to --size/4 (the LR). Writes OUT/gt/*.png and OUT/lq/*.png; the same inputs and "
-            "seed give byte-identical files."
+            "seed give byte-identical files. Exit code 0: every photo used; 1: some photos "
+            "skipped (each named); 2: usage or fatal error."
         ),
     )
     testset.add_argument("--hr", nargs="+", required=True, metavar="DIR", help="HR photos")
-    testset.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_output(testset, "folder for gt/ and lq/", folder=True, old_names=("--out",))
+    add_overwrite(testset)
     testset.add_argument("--size", type=int, default=256, help="GT side in pixels (default 256)")
     testset.add_argument("--count", type=int, default=None, help="number of pairs (default all)")
     testset.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -44,10 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "test photos to --test-out."
         ),
     )
-    photos.add_argument("--out", required=True, metavar="DIR", help="training photos folder")
+    add_output(photos, "folder for the training photos", folder=True, old_names=("--out",))
     photos.add_argument(
         "--test-out", default=None, metavar="DIR", help="held-out photos folder (default OUT-test)"
     )
+    add_overwrite(photos)
     photos.set_defaults(func=run_fetch_photos)
 
 
@@ -56,12 +61,13 @@ def run_make_testset(args: argparse.Namespace) -> int:
 
     report = make_testset(
         args.hr,
-        args.out,
+        args.output,
         size=args.size,
         count=args.count,
         seed=args.seed,
         preset=args.preset,
         max_pixels=args.max_pixels,
+        overwrite=args.overwrite,
     )
     log.info(
         "wrote %d GT/LR pairs to %s (%d photos skipped)",
@@ -69,14 +75,14 @@ def run_make_testset(args: argparse.Namespace) -> int:
         report.out,
         report.skipped,
     )
-    return 1 if report.skipped else 0
+    return EXIT_SOME_FAILED if report.skipped else EXIT_OK
 
 
 def run_fetch_photos(args: argparse.Namespace) -> int:
     from gtasr.data.photos import fetch_photos
 
-    written = fetch_photos(args.out, test_out=args.test_out)
+    written = fetch_photos(args.output, test_out=args.test_out, overwrite=args.overwrite)
     for folder in sorted({path.parent for path in written}):
         count = sum(path.parent == folder for path in written)
         log.info("copied %d photos to %s", count, folder)
-    return 0
+    return EXIT_OK

@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from gtasr.errors import GtasrError
-from gtasr.fileio import atomic_path, file_sha256
+from gtasr.fileio import atomic_path, file_sha256, refuse_existing
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,12 @@ def default_test_folder(out: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{path.name}-test")
 
 
+def photo_target(photo: Photo, out: Path, test_out: Path | None = None) -> Path:
+    """Where a photo is copied: ``out/NAME``, or the held-out folder for test photos."""
+    folder = out if photo.split == "train" else (test_out or default_test_folder(out))
+    return folder / photo.name
+
+
 def verify_and_copy(
     photos: Sequence[Photo], root: Path, out: Path, test_out: Path | None = None
 ) -> list[Path]:
@@ -128,8 +134,7 @@ def verify_and_copy(
         sources.append(source)
     written = []
     for photo, source in zip(photos, sources, strict=True):
-        folder = out if photo.split == "train" else (test_out or default_test_folder(out))
-        target = folder / photo.name
+        target = photo_target(photo, out, test_out)
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
         written.append(target)
@@ -141,16 +146,20 @@ def fetch_photos(
     test_out: str | os.PathLike[str] | None = None,
     manifest: Manifest | None = None,
     download: Callable[[Sequence[str], Path], None] | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Download, unpack, verify and copy the listed photos; returns the copies.
 
     Training photos go to ``out``, held-out test photos to ``test_out``
-    (default ``<out>-test``).
+    (default ``<out>-test``). Photos already there are an error before anything is
+    downloaded, unless ``overwrite``.
     ``download(packages, folder)`` puts the packages' .deb files in ``folder``
     (default :func:`apt_download`).
     """
     manifest = manifest or load_manifest()
     download = download or apt_download
+    test_folder = Path(test_out) if test_out is not None else None
+    refuse_existing([photo_target(p, Path(out), test_folder) for p in manifest.photos], overwrite)
     packages = sorted({photo.package for photo in manifest.photos})
     with tempfile.TemporaryDirectory(prefix="gtasr-photos-") as temp:
         work = Path(temp)
@@ -165,5 +174,4 @@ def fetch_photos(
         missing = [p for p in packages if not (root / p).is_dir()]
         if missing:
             raise GtasrError(f"packages not downloaded: {', '.join(missing)}")
-        test_folder = Path(test_out) if test_out is not None else None
         return verify_and_copy(manifest.photos, root, Path(out), test_folder)

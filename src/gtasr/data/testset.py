@@ -28,6 +28,7 @@ import torch
 from gtasr.data.datasets import flatten_alpha, warn_skipped
 from gtasr.degrade.pipeline import DegradationConfig, degrade_batch
 from gtasr.errors import GtasrError, InputError
+from gtasr.fileio import refuse_existing
 from gtasr.imageio import list_images, read_image, to_numpy, to_tensor, write_image
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,14 @@ def make_testset(
     seed: int = 0,
     preset: str = "test",
     max_pixels: int | None = None,
+    overwrite: bool = False,
 ) -> TestSetReport:
     """Write ``count`` (default: all usable) GT/LR pairs from ``hr_inputs`` under ``out``.
 
     With ``count``, the photos are taken in a random order fixed by ``seed``
     until ``count`` are usable. Unreadable photos and photos with a side under
-    ``size`` are skipped with one warning; :class:`GtasrError` if none is usable.
+    ``size`` are skipped with one warning; :class:`GtasrError` if none is usable,
+    or if a file it could write exists and ``overwrite`` is false.
     """
     if size < 16 or size % 4:
         raise GtasrError(f"--size must be a multiple of 4 and at least 16, got {size}")
@@ -116,10 +119,12 @@ def make_testset(
     if not paths:
         raise GtasrError(f"no images found in {', '.join(map(os.fspath, hr_inputs))}")
     names = _output_names(paths)
+    root = Path(out)
+    targets = [root / folder / f"{name}.png" for name in names for folder in ("gt", "lq")]
+    refuse_existing(targets, overwrite)
     order = list(range(len(paths)))
     if count is not None:
         order = np.random.default_rng(seed).permutation(len(paths)).tolist()
-    root = Path(out)
     skipped: list[tuple[Path, str]] = []
     written = 0
     for position in order:

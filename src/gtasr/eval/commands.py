@@ -11,7 +11,14 @@ import torch
 
 from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
-from gtasr.fileio import write_json
+from gtasr.fileio import refuse_existing, write_json
+from gtasr.options import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    add_device,
+    add_output,
+    add_overwrite,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +38,8 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Score the images of --sr against --gt (matched by file stem). Without --gt only "
             "no-reference metrics (niqe) are available. Prints the means (and per image with "
-            "--per-image); --json writes every value."
+            "--per-image); -o writes every value as JSON. Exit code 0: every pair scored; 1: "
+            "some pairs failed (each named); 2: usage or fatal error."
         ),
     )
     parser.add_argument("--sr", type=Path, required=True, help="folder of SR images")
@@ -45,18 +53,25 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
         "--crop-border", type=int, default=0, help="pixels ignored at each edge (PSNR/SSIM/NIQE)"
     )
     parser.add_argument("--per-image", action="store_true", help="print one row per image")
-    parser.add_argument("--json", type=Path, help="write per-image values and means here")
+    add_output(
+        parser,
+        "JSON file of per-image values and means",
+        folder=False,
+        required=False,
+        old_names=("--json",),
+    )
+    add_overwrite(parser)
     parser.add_argument(
         "--time",
         action="store_true",
         help="report seconds per image of each metric (after decoding and model loading)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    add_device(parser)
     parser.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """``gtasr evaluate``: exit 0 when every pair was scored, 2 when some failed."""
+    """``gtasr evaluate``: exit 0 when every pair was scored, 1 when some failed."""
     from gtasr.eval.evaluate import (
         evaluate_pairs,
         format_table,
@@ -67,23 +82,25 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.crop_border < 0:
         raise GtasrError(f"--crop-border must be >= 0, not {args.crop_border}")
+    if args.output is not None:
+        refuse_existing([args.output], args.overwrite)
     metrics = parse_metrics(args.metrics, have_gt=args.gt is not None)
     pairs = match_pairs(args.sr, args.gt)
     result = evaluate_pairs(
         pairs, metrics, crop_border=args.crop_border, device=resolve_device(args.device)
     )
     sys.stdout.write(format_table(result, per_image=args.per_image, timing=args.time) + "\n")
-    if args.json is not None:
+    if args.output is not None:
         document = result_to_json(
             result, sr_dir=args.sr, gt_dir=args.gt, crop_border=args.crop_border, timing=args.time
         )
-        write_json(args.json, document)
+        write_json(args.output, document)
     if result.errors:
         log.error(
             "%d problem(s) with %d images; see the messages above", len(result.errors), len(pairs)
         )
-        return 2
-    return 0
+        return EXIT_SOME_FAILED
+    return EXIT_OK
 
 
 def _add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,10 +110,13 @@ def _add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--gt", type=Path, required=True, help="folder of ground-truth images")
     parser.add_argument("--lq", type=Path, required=True, help="folder of LR images (same stems)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (PNG + JSON)")
+    add_output(
+        parser, "folder for the plot (PNG) and the values (JSON)", folder=True, old_names=("--out",)
+    )
+    add_overwrite(parser)
     parser.add_argument("--limit", type=int, help="use only the first N images (sorted by stem)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    add_device(parser)
 
 
 def _models_and_pairs(args: argparse.Namespace) -> tuple[list, list, torch.device]:
@@ -118,7 +138,7 @@ def _register_drift(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "For each test image, predict x0 from the ground-truth bridge state at every grid "
             "point eta_k = (k/K)**power, k = 1..K (the last is x_T = y0 + eps) and plot the "
-            "error against eta for each model. Writes drift.png and drift.json to --out."
+            "error against eta for each model. Writes drift.png and drift.json to -o."
         ),
     )
     _add_model_data_arguments(parser)
@@ -135,6 +155,8 @@ def run_drift(args: argparse.Namespace) -> int:
 
     if args.grid_points < 1 or args.draws < 1 or args.power <= 0:
         raise GtasrError("--grid-points and --draws must be >= 1 and --power > 0")
+    files = (args.output / "drift.json", args.output / "drift.png")
+    refuse_existing(files, args.overwrite)
     models, pairs, device = _models_and_pairs(args)
     config = DriftConfig(
         grid_points=args.grid_points,
@@ -144,10 +166,10 @@ def run_drift(args: argparse.Namespace) -> int:
         lpips=args.lpips,
     )
     document = measure_drift(models, pairs, config, device)
-    write_json(args.out / "drift.json", document)
-    plot_drift(document, args.out / "drift.png")
-    log.info("wrote %s and %s", args.out / "drift.json", args.out / "drift.png")
-    return 0
+    write_json(files[0], document)
+    plot_drift(document, files[1])
+    log.info("wrote %s and %s", *files)
+    return EXIT_OK
 
 
 def _register_decoupling(subparsers: argparse._SubParsersAction) -> None:
@@ -158,7 +180,7 @@ def _register_decoupling(subparsers: argparse._SubParsersAction) -> None:
             "Per image and model: positional error = mean |f(x_T) - x0| over K draws; structural "
             "variance = mean over pixels of the variance, over K draws x timesteps, of the Sobel "
             "magnitude of f's prediction from the ground-truth bridge state (docs/diagnostics.md). "
-            "Writes decoupling.png and decoupling.json to --out."
+            "Writes decoupling.png and decoupling.json to -o."
         ),
     )
     _add_model_data_arguments(parser)
@@ -183,13 +205,15 @@ def run_decoupling(args: argparse.Namespace) -> int:
         raise GtasrError("--timesteps must lie in (0, 1] and --draws must be >= 1")
     if args.draws * len(timesteps) < 2:
         raise GtasrError("structural variance needs at least two predictions (--draws x steps)")
+    files = (args.output / "decoupling.json", args.output / "decoupling.png")
+    refuse_existing(files, args.overwrite)
     models, pairs, device = _models_and_pairs(args)
     config = DecouplingConfig(draws=args.draws, timesteps=timesteps, seed=args.seed)
     document = measure_decoupling(models, pairs, config, device)
-    write_json(args.out / "decoupling.json", document)
-    plot_decoupling(document, args.out / "decoupling.png")
-    log.info("wrote %s and %s", args.out / "decoupling.json", args.out / "decoupling.png")
-    return 0
+    write_json(files[0], document)
+    plot_decoupling(document, files[1])
+    log.info("wrote %s and %s", *files)
+    return EXIT_OK
 
 
 def _register_compare_grid(subparsers: argparse._SubParsersAction) -> None:
@@ -199,7 +223,7 @@ def _register_compare_grid(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "For each image in --images, crop the same box (HR coordinates) from the LR "
             "(nearest x4), Pillow bicubic x4, every --sr folder and the GT, and draw them in one "
-            "row with labels and PSNR-Y. Writes --out (PNG) and the PSNR values beside it (JSON)."
+            "row with labels and PSNR-Y. Writes -o (PNG) and the PSNR values beside it (JSON)."
         ),
     )
     parser.add_argument("--lq", type=Path, required=True, help="folder of LR images")
@@ -214,7 +238,13 @@ def _register_compare_grid(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="x,y,w,h in HR pixels; once for all images or once per image",
     )
-    parser.add_argument("--out", type=Path, required=True, help="output PNG")
+    add_output(
+        parser,
+        "the grid, a .png; its PSNR values go beside it as .json",
+        folder=False,
+        old_names=("--out",),
+    )
+    add_overwrite(parser)
     parser.set_defaults(func=run_compare_grid)
 
 
@@ -225,8 +255,10 @@ def run_compare_grid(args: argparse.Namespace) -> int:
     stems = [s.strip() for s in args.images.split(",") if s.strip()]
     if not stems:
         raise GtasrError("--images names no image")
-    if args.out.suffix.lower() != ".png":
-        raise GtasrError(f"--out {args.out}: expected a .png file name")
+    if args.output.suffix.lower() != ".png":
+        raise GtasrError(f"-o {args.output}: expected a .png file name")
+    files = (args.output, args.output.with_suffix(".json"))
+    refuse_existing(files, args.overwrite)
     rows = build_grid(
         stems,
         [Box.parse(text) for text in args.box],
@@ -234,7 +266,7 @@ def run_compare_grid(args: argparse.Namespace) -> int:
         args.gt,
         [parse_named_dir(text) for text in args.sr],
     )
-    plot_grid(rows, args.out)
-    write_json(args.out.with_suffix(".json"), grid_document(rows))
-    log.info("wrote %s and %s", args.out, args.out.with_suffix(".json"))
-    return 0
+    plot_grid(rows, files[0])
+    write_json(files[1], grid_document(rows))
+    log.info("wrote %s and %s", *files)
+    return EXIT_OK

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 METHODS = ("model", "bicubic", "lanczos")
 EXTENSIONS = ("auto", "png", "jpg", "webp")
-SCALE = 4
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ def upscale_image(
             steps=options.steps,
             on_tile=on_tile,
         )
-        alpha = None if image.alpha is None else upscale_alpha(image.alpha, SCALE)
+        alpha = None if image.alpha is None else upscale_alpha(image.alpha, upscaler.scale)
         if (width, height) != (rgb.shape[1], rgb.shape[0]):
             rgb = resize(rgb, width, height, "lanczos", 16)
             if alpha is not None:

@@ -8,21 +8,19 @@ import logging
 import time
 from pathlib import Path
 
-from gtasr.errors import GtasrError, InputError
+from gtasr.errors import InputError
+from gtasr.fileio import refuse_existing
 from gtasr.imageio import list_images, read_image
 from gtasr.infer.backends import PRECISIONS
 from gtasr.infer.batch import EXTENSIONS, METHODS, UpscaleOptions, image_size, process_files
-from gtasr.infer.upscaler import (
-    DEFAULT_TILE,
-    DEFAULT_TILE_OVERLAP,
-    Upscaler,
-    bundled_model_path,
-)
+from gtasr.infer.upscaler import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, Upscaler, bundled_model_path
+from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite
 from gtasr.release import WEIGHT_KEYS
 
 log = logging.getLogger(__name__)
 
 DEMO_SAMPLE = "sample.png"
+DEMO_OUT = Path("out/demo")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +48,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="model file: gtasr .safetensors or the authors' .pth (default: the bundled model)",
     )
     add_weights_option(parser)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    add_device(parser)
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
 
@@ -59,10 +57,12 @@ def _register_upscale(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "upscale",
         help="x4 super-resolution of image files",
-        description="Upscale images x4. INPUT may be files, folders or glob patterns.",
+        description="Upscale images x4. INPUT may be files, folders or glob patterns. Exit "
+        "code 0: all done; 1: some inputs failed (each named), the others were written; 2: "
+        "usage or fatal error.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR")
+    add_output(parser, "folder for the upscaled images, OUT/<stem>.<ext>", folder=True)
     _add_model_options(parser)
     parser.add_argument(
         "--tile",
@@ -78,7 +78,7 @@ def _register_upscale(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ext", choices=EXTENSIONS, default="auto", help="output format")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (95)")
     parser.add_argument("--recursive", action="store_true", help="descend into sub-folders")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_overwrite(parser)
     parser.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger inputs")
     parser.add_argument(
@@ -97,8 +97,8 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model", type=Path, required=True, help="model file (.safetensors or the authors' .pth)"
     )
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.onnx")
-    parser.add_argument("--overwrite", action="store_true")
+    add_output(parser, "the ONNX model to write, e.g. model.onnx", folder=False)
+    add_overwrite(parser)
     add_weights_option(parser)
     parser.set_defaults(func=run_export_onnx)
 
@@ -111,7 +111,7 @@ def _register_convert(subparsers: argparse._SubParsersAction) -> None:
         "gtasr file) as a self-describing gtasr .safetensors file.",
     )
     parser.add_argument("source", type=Path, metavar="SRC")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="DST.safetensors")
+    add_output(parser, "the gtasr model file to write, e.g. model.safetensors", folder=False)
     add_weights_option(parser)
     parser.add_argument(
         "--dtype", choices=tuple(PRECISIONS), default="fp32", help="stored precision (fp32)"
@@ -121,7 +121,7 @@ def _register_convert(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="the network was trained with the release's res_con (its file cannot tell)",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
+    add_overwrite(parser)
     parser.set_defaults(func=run_convert)
 
 
@@ -129,7 +129,10 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="upscale the bundled sample image", description="Upscale a sample image."
     )
-    parser.add_argument("-o", "--output", type=Path, default=Path("out/demo"), metavar="OUT_DIR")
+    add_output(
+        parser, "folder for the upscaled sample", folder=True, required=False, default=DEMO_OUT
+    )
+    add_overwrite(parser)
     _add_model_options(parser)
     parser.set_defaults(func=run_demo)
 
@@ -153,7 +156,7 @@ def _expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Path], int]
 
 
 def run_upscale(args: argparse.Namespace) -> int:
-    """``gtasr upscale``: exit 0 when every input was upscaled or skipped, 1 otherwise."""
+    """``gtasr upscale``: exit 0 when every input was upscaled or skipped, 1 when some failed."""
     options = UpscaleOptions(
         out_dir=args.output,
         method=args.method,
@@ -187,27 +190,25 @@ def run_upscale(args: argparse.Namespace) -> int:
         result.failed,
         options.out_dir,
     )
-    return 1 if result.failed else 0
+    return EXIT_SOME_FAILED if result.failed else EXIT_OK
 
 
 def run_export_onnx(args: argparse.Namespace) -> int:
     """``gtasr export-onnx``."""
     from gtasr.infer.onnx_export import export_onnx
 
-    if args.output.exists() and not args.overwrite:
-        raise GtasrError(f"{args.output} exists (use --overwrite to replace it)")
+    refuse_existing([args.output], args.overwrite)
     start = time.perf_counter()
     export_onnx(args.model, args.output, weights=args.weights)
     log.info("wrote %s in %.1f s", args.output, time.perf_counter() - start)
-    return 0
+    return EXIT_OK
 
 
 def run_convert(args: argparse.Namespace) -> int:
     """``gtasr convert``."""
     from gtasr.release import convert
 
-    if args.output.exists() and not args.overwrite:
-        raise GtasrError(f"{args.output} exists (use --overwrite to replace it)")
+    refuse_existing([args.output], args.overwrite)
     start = time.perf_counter()
     info = convert(
         args.source, args.output, weights=args.weights, dtype=args.dtype, res_con=args.res_con
@@ -221,13 +222,13 @@ def run_convert(args: argparse.Namespace) -> int:
         args.dtype,
         time.perf_counter() - start,
     )
-    return 0
+    return EXIT_OK
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """``gtasr demo``: upscale the bundled sample with the bundled (or the given) model."""
     model = args.model or bundled_model_path()
-    options = UpscaleOptions(out_dir=args.output, seed=args.seed, overwrite=True)
+    options = UpscaleOptions(out_dir=args.output, seed=args.seed, overwrite=args.overwrite)
     start = time.perf_counter()
     upscaler = Upscaler.from_pretrained(
         model, device=args.device, precision=args.precision, weights=args.weights
@@ -238,7 +239,9 @@ def run_demo(args: argparse.Namespace) -> int:
         target = options.out_dir / f"{sample.stem}.png"
         source_size = image_size(read_image(sample).rgb)
     if result.failed:
-        return 1
+        return EXIT_SOME_FAILED
+    if result.skipped:
+        return EXIT_OK
     seconds = time.perf_counter() - start
     log.info(
         "Upscaled the %s sample to %s (%s) with model %s in %.2f s.",
@@ -248,4 +251,4 @@ def run_demo(args: argparse.Namespace) -> int:
         model,
         seconds,
     )
-    return 0
+    return EXIT_OK

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME: Final = "gtasr-default.safetensors"
 DEFAULT_TILE: Final = 512
+"""LR tile side of the API and the command line: bounds memory; smaller images are one tile."""
 DEFAULT_TILE_OVERLAP: Final = 32
 
 
@@ -123,7 +124,7 @@ class Upscaler:
         y: Tensor,
         *,
         seed: int = 0,
-        tile: int | None = None,
+        tile: int | None = DEFAULT_TILE,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         steps: int = 1,
         noise: Tensor | None = None,
@@ -173,12 +174,15 @@ class Upscaler:
         self,
         image: PIL.Image.Image | np.ndarray,
         seed: int = 0,
-        tile: int | None = None,
+        tile: int | None = DEFAULT_TILE,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         steps: int = 1,
         noise: Tensor | None = None,
     ) -> PIL.Image.Image | np.ndarray:
         """Upscale a PIL image or an H x W [x C] array; returns the same kind.
+
+        The image is processed in LR tiles of ``tile`` pixels (``None`` or 0: whole), which
+        bounds memory and does not change the picture beyond the blend of the overlaps.
 
         Arrays may be uint8, uint16 (full 16-bit range) or float ([0, 1]),
         grayscale (H x W or H x W x 1), RGB or RGBA; the result has the same

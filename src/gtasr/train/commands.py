@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gtasr.errors import GtasrError
 from gtasr.infer.commands import add_weights_option
+from gtasr.options import EXIT_OK, add_device, add_output
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a dotted config key; the value is YAML (repeatable)",
     )
-    train.add_argument("--out", type=Path, help="run directory (default: runs/CONFIG_NAME)")
-    train.add_argument(
+    add_output(
+        train,
+        "run directory for checkpoints, logs and model files; default runs/CONFIG_NAME",
+        folder=True,
+        required=False,
+        old_names=("--out",),
+    )
+    fresh_or_resume = train.add_mutually_exclusive_group()
+    fresh_or_resume.add_argument(
         "--resume", action="store_true", help="continue from the run directory's latest checkpoint"
     )
+    fresh_or_resume.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again in a run directory that holds a run: its outputs are deleted first",
+    )
+    add_device(train, default=None)
     train.add_argument(
         "--max-steps",
         type=int,
@@ -62,12 +76,19 @@ def run_train(args: argparse.Namespace) -> int:
     from gtasr.train.run import train
 
     config = load_config(args.config, args.overrides)
-    run_dir = args.out or Path("runs") / args.config.stem
-    env = setup(config.train.device)
+    run_dir = args.output or Path("runs") / args.config.stem
+    env = setup(args.device or config.train.device)
     if not env.is_main:
         logging.getLogger("gtasr").setLevel(logging.WARNING)
     try:
-        summary = train(config, run_dir, env, resume=args.resume, max_steps=args.max_steps)
+        summary = train(
+            config,
+            run_dir,
+            env,
+            resume=args.resume,
+            max_steps=args.max_steps,
+            overwrite=args.overwrite,
+        )
     finally:
         teardown()
     if env.is_main:
@@ -84,7 +105,7 @@ def run_train(args: argparse.Namespace) -> int:
             summary.nonfinite_total,
         )
         log.info("run directory: %s", run_dir)
-    return 0
+    return EXIT_OK
 
 
 def _model_files(path: Path) -> list[Path]:
@@ -189,4 +210,4 @@ def run_info(args: argparse.Namespace) -> int:
         ]
         lines += [_extra_line(key, value) for key, value in sorted(info.extra.items())]
         sys.stdout.write("\n".join(lines) + "\n\n")
-    return 0
+    return EXIT_OK

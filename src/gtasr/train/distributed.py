@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from gtasr.errors import GtasrError
+from gtasr.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +40,12 @@ class DistEnv:
         return self.world_size > 1
 
 
-def _pick_device(requested: str, local_rank: int) -> torch.device:
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise GtasrError(f"config key 'train.device': {requested} requested but CUDA is absent")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-    return device
-
-
 def setup(requested_device: str = "auto") -> DistEnv:
     """Join torchrun's process group when launched by it (gloo on CPU, nccl on CUDA)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = _pick_device(requested_device, local_rank)
+    device = resolve_device(requested_device, local_rank, allow_mps=world_size == 1)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():

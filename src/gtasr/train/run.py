@@ -2,7 +2,7 @@
 
 Run directory::
 
-    RUN/config.yaml        the resolved config (what --resume reads back)
+    RUN/config.yaml        the resolved config (`gtasr train RUN/config.yaml` repeats the run)
     RUN/metrics.jsonl      one JSON line per log step, validation and the summary
     RUN/tensorboard/       the same scalars, when TensorBoard is installed
     RUN/samples/           validation grids (bicubic | SR | GT per row)
@@ -29,12 +29,24 @@ from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_write_bytes, write_json
 from gtasr.train.checkpoints import EMA_FILE, CheckpointStore
 from gtasr.train.config import Config, dump_config
-from gtasr.train.distributed import DistEnv, all_reduce_max
+from gtasr.train.distributed import DistEnv, all_reduce_max, barrier
 from gtasr.train.monitor import MetricsLog, StopRequest
 from gtasr.train.trainer import Trainer
 from gtasr.train.validation import Validator, load_val_pairs
 
 log = logging.getLogger(__name__)
+
+RUN_OUTPUTS = (
+    "config.yaml",
+    "metrics.jsonl",
+    "tensorboard",
+    "samples",
+    "checkpoints",
+    "model.safetensors",
+    "best.safetensors",
+    "best.json",
+)
+"""Everything a run writes into its directory (the layout in the module docstring)."""
 
 
 @dataclass
@@ -98,22 +110,44 @@ def _fmt(values: dict[str, float]) -> str:
     return " ".join(f"{k} {v:.4g}" for k, v in values.items())
 
 
+def clear_run(run_dir: Path) -> None:
+    """Delete what a run wrote into ``run_dir`` (and nothing else that lives there)."""
+    for name in RUN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def train(
     config: Config,
     run_dir: Path,
     env: DistEnv,
     resume: bool = False,
     max_steps: int | None = None,
+    overwrite: bool = False,
 ) -> Summary:
     """Train ``config`` into ``run_dir`` (rank 0 writes; every rank computes).
 
     ``max_steps`` ends this invocation after that many iterations with a
-    checkpoint (``--resume`` continues), e.g. to train in time slices.
+    checkpoint (``--resume`` continues), e.g. to train in time slices. A run
+    directory that already holds checkpoints needs ``resume`` (continue) or
+    ``overwrite`` (delete the old run's outputs and start again).
     """
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
-    if not resume and CheckpointStore(run_dir).latest() is not None:
-        raise GtasrError(f"{run_dir}: already holds checkpoints; add --resume or choose --out")
+    earlier_run = CheckpointStore(run_dir).latest() is not None
+    barrier(env)  # every rank has looked before rank 0 deletes anything
+    if earlier_run and not resume:
+        if not overwrite:
+            raise GtasrError(
+                f"{run_dir}: already holds a run; add --resume to continue it or --overwrite "
+                "to start again"
+            )
+        if env.is_main:
+            clear_run(run_dir)
+    barrier(env)
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(run_dir / "config.yaml", dump_config(config).encode("utf-8"))

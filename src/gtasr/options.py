@@ -1,0 +1,103 @@
+"""The command-line grammar every gtasr command shares.
+
+- ``-o/--output``: where a command writes. A folder when it writes several files, a file when
+  it writes one; each command's ``--help`` says which.
+- ``--overwrite``: replace existing outputs. Without it nothing is replaced: ``upscale`` skips
+  the inputs whose output exists, the other commands stop before writing anything
+  (:func:`gtasr.fileio.refuse_existing`).
+- ``--device``: auto, cpu, cuda, cuda:N or mps (:func:`gtasr.devices.resolve_device`).
+- Exit codes: :data:`EXIT_OK` when everything was done, :data:`EXIT_SOME_FAILED` when some
+  inputs failed (each named in a one-line error) and the others were processed,
+  :data:`EXIT_FATAL` for a usage error or an error that stopped the command.
+
+Flag names of earlier versions keep working for one release; using one logs a one-line
+deprecation warning (:func:`report_deprecations`, called once logging is set up).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gtasr.devices import DEVICE_HELP
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_FATAL = 2
+
+_DEPRECATIONS = "deprecated_flags"
+
+
+class _DeprecatedFlag(argparse.Action):
+    """Stores its value like the flag that replaced it and records the deprecation."""
+
+    def __init__(self, *args: Any, replacement: str, **kwargs: Any) -> None:
+        self.replacement = replacement
+        super().__init__(*args, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        notes = getattr(namespace, _DEPRECATIONS, None) or []
+        notes.append(
+            f"{option_string} is deprecated and will be removed in the next release; "
+            f"use {self.replacement}"
+        )
+        setattr(namespace, _DEPRECATIONS, notes)
+
+
+def add_output(
+    parser: argparse.ArgumentParser,
+    what: str,
+    *,
+    folder: bool,
+    required: bool = True,
+    default: Path | None = None,
+    old_names: Sequence[str] = (),
+) -> None:
+    """``-o/--output`` (a folder or a file, as ``folder`` says), plus deprecated ``old_names``."""
+    kind = "a folder: the command writes several files" if folder else "a file"
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=default,
+        metavar="DIR" if folder else "FILE",
+        help=f"{what} ({kind})" + (f"; default {default}" if default is not None else ""),
+    )
+    for name in old_names:
+        group.add_argument(
+            name,
+            dest="output",
+            type=Path,
+            action=_DeprecatedFlag,
+            replacement="-o/--output",
+            help=argparse.SUPPRESS,
+        )
+
+
+def add_overwrite(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: replace existing outputs (refused without it)."""
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (default: keep them)"
+    )
+
+
+def add_device(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    """``--device`` with the values :func:`gtasr.devices.resolve_device` understands."""
+    where = f"default: {default}" if default is not None else "default: the config's train.device"
+    parser.add_argument("--device", default=default, help=f"{DEVICE_HELP} ({where})")
+
+
+def report_deprecations(args: argparse.Namespace, log: Any) -> None:
+    """Log one warning line per deprecated flag the command line used."""
+    for note in getattr(args, _DEPRECATIONS, None) or []:
+        log.warning("gtasr %s: %s", getattr(args, "command", ""), note)

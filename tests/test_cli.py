@@ -1,0 +1,90 @@
+"""The grammar of all commands: -o/--output, --overwrite, --device, old flag names, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gtasr.cli import build_parser, main
+
+WRITERS = {  # command -> does -o name a folder?
+    "upscale": True,
+    "demo": True,
+    "export-onnx": False,
+    "evaluate": False,
+    "drift": True,
+    "decoupling": True,
+    "compare-grid": False,
+    "make-testset": True,
+    "fetch-photos": True,
+    "train": True,
+}
+DEVICE_USERS = ("upscale", "demo", "evaluate", "drift", "decoupling", "train")
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    [action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {name: action for action in parser._actions for name in action.option_strings}
+
+
+def test_every_command_that_writes_takes_output_and_overwrite() -> None:
+    commands = _subparsers()
+    assert set(WRITERS) | {"info"} <= set(commands)
+    for name, folder in WRITERS.items():
+        options = _options(commands[name])
+        output = options.get("-o")
+        assert output is not None and options["--output"] is output, name
+        assert output.metavar == ("DIR" if folder else "FILE"), name
+        assert ("a folder" in output.help) == folder, name
+        assert "--overwrite" in options, name
+    for name in DEVICE_USERS:
+        assert "mps" in _options(commands[name])["--device"].help, name
+
+
+def test_the_api_and_the_command_line_tile_alike() -> None:
+    from gtasr.infer.upscaler import Upscaler
+
+    api = inspect.signature(Upscaler.upscale).parameters["tile"].default
+    assert _options(_subparsers()["upscale"])["--tile"].default == api == 512
+
+
+def test_old_flag_names_still_work_with_one_warning(tmp_path: Path, caplog) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    for folder in ("sr", "gt"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(pixels).save(tmp_path / folder / "a.png")
+    argv = ["evaluate", "--sr", str(tmp_path / "sr"), "--gt", str(tmp_path / "gt")]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "--metrics", "psnr", "--json", str(tmp_path / "s.json")]) == 0
+    assert (tmp_path / "s.json").is_file()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "gtasr evaluate: --json is deprecated and will be removed in the next release; "
+        "use -o/--output"
+    ]
+    args = build_parser().parse_args(
+        ["drift", "--model", "m", "--gt", "g", "--lq", "l", "--out", "d"]
+    )
+    assert args.output == Path("d")
+
+
+def test_usage_errors_exit_2(capsys) -> None:
+    with pytest.raises(SystemExit) as both:
+        main(["drift", "--model", "m", "--gt", "g", "--lq", "l", "-o", "a", "--out", "b"])
+    assert both.value.code == 2
+    with pytest.raises(SystemExit) as missing:
+        main(["make-testset", "--hr", "photos"])
+    assert missing.value.code == 2
+    assert "-o/--output" in capsys.readouterr().err
+    assert main([]) == 2
