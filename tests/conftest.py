@@ -1,7 +1,13 @@
-"""Shared test fixtures."""
+"""Shared test fixtures, and the full-suite guard of CI.
+
+``GTASR_FULL_SUITE=1`` (set by ``.ci/run``) means every test must run: missing evaluation
+data fails the tests that need it instead of skipping them, and a session in which any test
+was skipped or deselected fails.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,14 +16,29 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+FULL_SUITE = os.environ.get("GTASR_FULL_SUITE") == "1"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The evaluation data beside the checkout (never shipped in the package)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"evaluation data not found at {SHARED_DATA}")
+        message = f"evaluation data not found at {SHARED_DATA}"
+        if FULL_SUITE:
+            pytest.fail(f"{message} (GTASR_FULL_SUITE=1: the full suite needs it)")
+        pytest.skip(message)
     return SHARED_DATA
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under GTASR_FULL_SUITE=1, a skipped or deselected test fails the session."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not FULL_SUITE or reporter is None or exitstatus != pytest.ExitCode.OK:
+        return
+    missed = {kind: len(reporter.stats.get(kind, [])) for kind in ("skipped", "deselected")}
+    if any(missed.values()):
+        reporter.write_line(f"GTASR_FULL_SUITE=1 but tests did not run: {missed}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -164,8 +165,9 @@ def test_shipped_list_is_consistent():
     assert sum(p.split == "test" for p in manifest.photos) == 6
     assert {p.split for p in manifest.photos} == {"train", "test"}
     assert len({p.name for p in manifest.photos}) == len(manifest.photos)
+    assert len({p.sha256 for p in manifest.photos}) == len(manifest.photos)  # no photo twice
     assert {p.package for p in manifest.photos} == set(manifest.packages)
     for photo in manifest.photos:
-        assert len(photo.sha256) == 64 and int(photo.sha256, 16) >= 0
+        assert re.fullmatch("[0-9a-f]{64}", photo.sha256), photo.name
         assert photo.size > 50_000
         assert Path(photo.name).suffix in (".jpg", ".png")

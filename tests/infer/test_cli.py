@@ -123,6 +123,7 @@ def test_same_output_name_is_an_error(tmp_path: Path, caplog: pytest.LogCaptureF
     assert "same output name" in caplog.text
 
 
+@pytest.mark.slow
 def test_model_upscale_matches_the_python_api(tmp_path: Path, tiny_model_file: Path) -> None:
     source = _save(tmp_path / "a.png", 12, 12)
     out = tmp_path / "out"

@@ -15,6 +15,7 @@ from gtasr.infer.upscaler import Upscaler
 from gtasr.method.precond import ConsistencyModel
 
 pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow  # exporting the model takes over 10 s
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -24,6 +25,7 @@ def _saved(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "best.safetensors"))
 
 
+@pytest.mark.slow
 def test_best_model_is_replaced_only_by_a_better_score(small_config, tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
@@ -47,6 +49,7 @@ def test_best_model_is_replaced_only_by_a_better_score(small_config, tmp_path: P
     }
 
 
+@pytest.mark.slow
 def test_training_keeps_the_best_validated_model(small_config, photos: Path, tmp_path: Path):
     config = small_config(
         data={"val_dir": str(photos / "val")},

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -17,6 +18,7 @@ from gtasr.train.distributed import setup
 from gtasr.train.run import train
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run_matches_gradient_accumulation(small_config, tmp_path: Path) -> None:
     config = small_config(train={"iterations": 3, "checkpoint_every": 3})
     config_file = tmp_path / "ddp.yaml"

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
+
+import pytest
 
 from gtasr.train.distributed import setup
 from gtasr.train.run import train
 
 FALL_FACTOR = 2.0
-"""Measured: mean |SR - GT| 0.066 at step 0 (the tiny preset starts at bicubic) -> 0.025 after
-200 steps (2.6x); PSNR-Y 37.0 -> 40.7 dB."""
+"""The validation error must at least halve in 200 steps (the tiny preset starts at bicubic).
+
+How long such steps take is measured by ``bench/train_step.py``, not here.
+"""
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_two_images(small_config, photos: Path, tmp_path: Path) -> None:
     config = small_config(
         data={"val_dir": str(photos / "val")},
@@ -21,9 +25,7 @@ def test_tiny_model_overfits_two_images(small_config, photos: Path, tmp_path: Pa
         val={"every": 200},
         log={"every": 50},
     )
-    start = time.perf_counter()
     summary = train(config, tmp_path / "run", setup("cpu"))
-    assert time.perf_counter() - start < 120
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     val = {r["step"]: r for r in records if r["kind"] == "val"}
     assert sorted(val) == [0, 200]

@@ -52,6 +52,7 @@ def test_stage1_resume_is_bit_exact(small_config, tmp_path: Path) -> None:
     assert any(not torch.equal(raw_a[k], ema_a[k]) for k in raw_a)
 
 
+@pytest.mark.slow
 def test_stage2_resume_restores_the_reference_network(small_config, tmp_path: Path) -> None:
     env = setup("cpu")
     train(small_config(train={"iterations": 2, "checkpoint_every": 2}), tmp_path / "one", env)
