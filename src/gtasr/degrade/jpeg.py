@@ -1,14 +1,11 @@
 """JPEG compression artefacts through a real codec (Pillow / libjpeg), per image.
 
 Why a real codec rather than a DCT re-implementation in torch (the release's
-``DiffJPEG``): measured on a batch of 8 photo crops, one CPU thread, CPU time
-per batch, Pillow encode+decode took 22 / 10 / 3.0 ms at 384 / 256 / 64 px
-against 44 / 19 / 1.7 ms for a batched torch prototype (colour transform,
-4:2:0, 8x8 DCT by matrix products, scaled quantisation tables). The first
-JPEG of the pipeline runs at 256-384 px, where the codec is twice as fast;
-it is also exact (libjpeg's tables, rounding and chroma filtering are those
-of the files people upscale) and leaves no table code to maintain. The
-price is a host round trip for tensors on a GPU, small next to a training
+``DiffJPEG``): on the CPU, at the 256-384 px where the first JPEG of the
+pipeline runs, libjpeg's encode and decode cost less than a batched torch
+DCT; the codec is also exact (libjpeg's tables, rounding and chroma filtering
+are those of the files people upscale) and leaves no table code to maintain.
+The price is a host round trip for tensors on a GPU, small next to a training
 step. Quality is rounded to an integer, as codecs take it.
 """
 

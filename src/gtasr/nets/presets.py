@@ -1,18 +1,17 @@
 """Named network sizes and :func:`build_network`, the one way to construct a backbone.
 
-- ``paper``: the authors' release (METHOD §3): 171,518,529 parameters,
-  153.2 GMAC for a 64x64 LR input. Stride 8.
+- ``paper``: the authors' release (METHOD §3). Stride 8.
 - ``small``: the same layout at a third of the width (64 base channels,
-  2-head Swin blocks of width 64): 19,129,197 parameters, 17.3 GMAC. Stride 8.
+  2-head Swin blocks of width 64). Stride 8.
 - ``tiny``: three levels, one block per level, Swin only on the two lower
   levels, no dropout and a 16-channel upsampling head, so that a Stage I
-  training step runs on two CPU cores: 1,483,469 parameters, 1.64 GMAC. Stride 4.
-  It adds the bicubic upsampling of the LR image to its output (``lr_skip``):
-  trained for 700 steps to regress x0 from y0 + eps at sigma 1, the plain
-  network's MSE on imagenet-test-sample was still twice bicubic's (0.058 vs
-  0.031); with the skip it starts at bicubic's.
+  training step runs on two CPU cores. Stride 4. It adds the bicubic
+  upsampling of the LR image to its output (``lr_skip``, the release's
+  ``res_con``): an untrained network then starts at bicubic instead of grey,
+  which a network this small trained this briefly does not otherwise reach.
 
-(GMAC for a 64x64 LR input, from :func:`gtasr.nets.count_macs`.)
+Parameters and multiply-accumulates of each preset are in the README, from
+``python bench/network.py`` (:func:`gtasr.nets.count_macs`).
 """
 
 from __future__ import annotations

@@ -91,8 +91,8 @@ def autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``train.autocast`` on ``device`` (None: full precision).
 
     ``auto`` picks bf16 on CUDA (fp16 where bf16 is missing) and bf16 on CPUs with native
-    bf16 kernels: on this project's AVX512-BF16 machine a tiny-preset training step's
-    LPIPS-VGG share runs 1.8x faster in bf16 (bench/train_step.py); elsewhere full fp32.
+    bf16 kernels, where the LPIPS-VGG passes of a training step run faster in bf16
+    (``bench/train_step.py --autocast``); on other CPUs bf16 is emulated, so full fp32.
     """
     if name == "auto":
         if device.type == "cuda":
