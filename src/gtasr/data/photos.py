@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,11 +26,13 @@ from importlib import resources
 from pathlib import Path
 
 from gtasr.errors import GtasrError
+from gtasr.external import run_program
 from gtasr.fileio import atomic_path, file_sha256, refuse_existing
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "training_photos.json"
+DEBIAN = "a Debian-based system is needed"
 
 
 @dataclass(frozen=True)
@@ -70,21 +71,9 @@ def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
     return Manifest(packages=dict(data["packages"]), photos=photos)
 
 
-def _run(command: Sequence[str], cwd: Path) -> None:
-    """Run a packaging tool; its failure becomes one clear error line."""
-    try:
-        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError as error:
-        raise GtasrError(f"{command[0]} not found (a Debian-based system is needed)") from error
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        reason = detail[-1] if detail else f"exit code {result.returncode}"
-        raise GtasrError(f"{' '.join(command[:2])} failed: {reason}")
-
-
 def apt_download(packages: Sequence[str], folder: Path) -> None:
     """``apt-get download`` the packages' .deb files into ``folder`` (no install)."""
-    _run(["apt-get", "download", *packages], cwd=folder)
+    run_program(["apt-get", "download", *packages], cwd=folder, needs=DEBIAN)
 
 
 def unpack_debs(debs: Path, root: Path) -> None:
@@ -93,7 +82,7 @@ def unpack_debs(debs: Path, root: Path) -> None:
         package = deb.name.split("_", 1)[0]
         target = root / package
         target.mkdir(parents=True, exist_ok=True)
-        _run(["dpkg-deb", "-x", str(deb), str(target)], cwd=debs)
+        run_program(["dpkg-deb", "-x", str(deb), str(target)], cwd=debs, needs=DEBIAN)
 
 
 def default_test_folder(out: str | os.PathLike[str]) -> Path:

@@ -13,10 +13,14 @@ first readable file wins:
    and ``DISTS_pytorch`` (``weights.pt``);
 3. an explicit ``weights_dir`` argument, then the directory named by the
    ``GTASR_WEIGHTS_DIR`` environment variable, holding any of the files above
-   under the same names.
+   under the same names;
+4. gtasr's own weight folder, ``<sys.prefix>/share/gtasr/weights`` (inside the
+   virtual environment), where ``gtasr fetch-weights`` (run by ``make venv``)
+   puts the files of those packages without installing them
+   (:mod:`gtasr.perceptual.fetch`).
 
-All three sources hold the same canonical numbers, so the order only decides
-which file is read. If nothing is found, :class:`WeightsNotFoundError` lists
+All sources hold the same canonical numbers, so the order only decides which
+file is read. If nothing is found, :class:`WeightsNotFoundError` lists
 every place searched and why each was not used.
 """
 
@@ -26,6 +30,7 @@ import importlib.util
 import logging
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +69,8 @@ class WeightsNotFoundError(GtasrError):
         self.searched = list(searched)
         places = "; ".join(searched) if searched else "nowhere"
         super().__init__(
-            f"no weights for {what} found (searched: {places}); put the files in a directory "
-            f"and pass weights_dir= or set {ENV_WEIGHTS_DIR}"
+            f"no weights for {what} found (searched: {places}); run `gtasr fetch-weights`, or "
+            f"put the files in a directory and pass weights_dir= or set {ENV_WEIGHTS_DIR}"
         )
 
 
@@ -279,12 +284,18 @@ def package_dir(name: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def fetched_weights_dir() -> Path:
+    """gtasr's own weight folder, ``<sys.prefix>/share/gtasr/weights`` (``gtasr fetch-weights``)."""
+    return Path(sys.prefix) / "share" / "gtasr" / "weights"
+
+
 def user_dirs(weights_dir: str | os.PathLike[str] | None) -> list[tuple[Path | None, str]]:
-    """The explicit directory, then the one named by ``GTASR_WEIGHTS_DIR``."""
+    """The explicit directory, the one named by ``GTASR_WEIGHTS_DIR``, gtasr's own folder."""
     env = os.environ.get(ENV_WEIGHTS_DIR)
     return [
         (Path(weights_dir) if weights_dir is not None else None, "weights_dir argument"),
         (Path(env) if env else None, f"${ENV_WEIGHTS_DIR}"),
+        (fetched_weights_dir(), "gtasr fetch-weights"),
     ]
 
 
