@@ -24,7 +24,6 @@ COMMAND_MODULES = (
     "gtasr.infer.commands",
     "gtasr.eval.commands",
     "gtasr.data.commands",
-    "gtasr.perceptual.commands",
     "gtasr.train.commands",
     "gtasr.web.commands",
 )
