@@ -61,6 +61,7 @@ def test_nonfinite_in_a_row_aborts_and_keeps_the_last_good_checkpoint(
     assert read_state(latest)["step"] == 2  # step 4 fell inside the NaN streak: not written
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("to_group", [False, True], ids=["process", "process-group"])
 def test_sigterm_writes_a_checkpoint_and_exits_cleanly(
     small_config, tmp_path: Path, to_group: bool
