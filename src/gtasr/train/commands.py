@@ -75,9 +75,10 @@ def run_train(args: argparse.Namespace) -> int:
     from gtasr.train.distributed import setup, teardown
     from gtasr.train.run import train
 
-    config = load_config(args.config, args.overrides)
+    device = [f"train.device={args.device}"] if args.device else []  # recorded in config.yaml
+    config = load_config(args.config, [*args.overrides, *device])
     run_dir = args.output or Path("runs") / args.config.stem
-    env = setup(args.device or config.train.device)
+    env = setup(config.train.device)
     if not env.is_main:
         logging.getLogger("gtasr").setLevel(logging.WARNING)
     try:
