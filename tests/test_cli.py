@@ -26,7 +26,7 @@ WRITERS = {  # command -> does -o name a folder?
     "fetch-weights": True,
     "train": True,
 }
-DEVICE_USERS = ("upscale", "demo", "evaluate", "drift", "decoupling", "train")
+DEVICE_USERS = ("upscale", "demo", "evaluate", "drift", "decoupling", "train", "serve")
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

@@ -91,7 +91,6 @@ def test_catalog_offers_the_bundled_model_then_the_given_files(
     tmp_path: Path, catalog: ModelCatalog
 ) -> None:
     bundled = bundled_model_path()
-    assert bundled is not None
     copies = [tmp_path / "a" / "m.safetensors", tmp_path / "b" / "m.safetensors"]
     for copy in copies:
         copy.parent.mkdir()

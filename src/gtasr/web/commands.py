@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from gtasr.infer.backends import PRECISIONS
+from gtasr.options import EXIT_OK, add_device
 from gtasr.web.server import DEFAULT_HOST, DEFAULT_PORT
 
 
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--host", default=DEFAULT_HOST, help=f"address to listen on ({DEFAULT_HOST})"
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    add_device(parser)
     parser.add_argument(
         "--precision", choices=tuple(PRECISIONS), default="fp32", help="the page's default"
     )
@@ -52,4 +53,4 @@ def run_serve(args: argparse.Namespace) -> int:
         precision=args.precision,
         max_pixels=args.max_pixels,
     )
-    return 0
+    return EXIT_OK

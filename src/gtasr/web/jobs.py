@@ -47,17 +47,13 @@ class ModelCatalog:
     ) -> None:
         self.device = device
         self.precision = precision
-        self.paths: dict[str, Path] = {}
         bundled = bundled_model_path()
-        if bundled is not None:
-            self.paths[f"{bundled.stem} (bundled)"] = bundled
+        self.paths: dict[str, Path] = {f"{bundled.stem} (bundled)": bundled}
         for file in files:
             if file in self.paths.values():
                 continue
             label = str(file) if file.name in self.paths else file.name
             self.paths[label] = file
-        if not self.paths:
-            raise GtasrError("no model to serve: pass a model file with --model")
         self._loaded: dict[tuple[str, str], Upscaler] = {}
         self._lock = threading.Lock()
 

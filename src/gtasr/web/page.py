@@ -27,15 +27,13 @@ import gradio as gr
 from gtasr.errors import GtasrError, InputError
 from gtasr.infer.backends import PRECISIONS
 from gtasr.infer.batch import UpscaleOptions, is_out_of_memory
+from gtasr.infer.upscaler import DEFAULT_TILE
 from gtasr.web.jobs import JobFolders, ModelCatalog, compare, upscale_many
 
 log = logging.getLogger(__name__)
 
 QUEUE = "upscale"
 """The concurrency group of both tabs: one slot, so one job at a time."""
-
-DEFAULT_TILE = 512
-"""LR tile size offered first: the same default as ``gtasr upscale --tile``."""
 
 INTRO = (
     "# gtasr: one-step x4 super-resolution\n"
