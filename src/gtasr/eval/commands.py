@@ -12,13 +12,7 @@ import torch
 from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
 from gtasr.fileio import refuse_existing, write_json
-from gtasr.options import (
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    add_device,
-    add_output,
-    add_overwrite,
-)
+from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite
 
 log = logging.getLogger(__name__)
 
