@@ -13,7 +13,7 @@ on training), then measures:
 bf16 runs fast only on CPUs with native bf16 (AVX512-BF16, AMX); elsewhere
 PyTorch emulates it. Usage::
 
-    python bench/release.py [--lr 128] [--repeats 1] [--json FILE]
+    python bench/release.py [--lr 128] [--repeats 1] [-o FILE]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lr", type=int, default=128, help="LR side (128)")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gtasr-bench-") as folder:
         checkpoint = release_checkpoint(Path(folder))
@@ -88,8 +88,8 @@ def main() -> None:
     }
     text = json.dumps(result, indent=2)
     print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    if args.output:
+        args.output.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ WRITERS = {  # command -> does -o name a folder?
     "upscale": True,
     "demo": True,
     "export-onnx": False,
+    "convert": False,
     "evaluate": False,
     "drift": True,
     "decoupling": True,
