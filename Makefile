@@ -40,9 +40,10 @@ $(SPANDREL_STAMP): pyproject.toml Makefile
 	$(SPANDREL_VENV)/bin/python -m pip install -q -e ".[spandrel,dev]"
 	@touch $@
 
+# tests/integrations need spandrel and torchvision: they run in the second environment.
 test: $(STAMP) $(SPANDREL_STAMP)
 	$(BIN)/ruff check src tests bench scripts app.py
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/integrations
 	$(SPANDREL_VENV)/bin/python -m pytest -q tests/integrations
 
 bench: $(STAMP)
