@@ -17,8 +17,8 @@ import sys
 from collections.abc import Sequence
 
 from gtasr import __version__
-from gtasr.errors import GtasrError
-from gtasr.options import EXIT_FATAL, report_deprecations
+from gtasr.errors import GtasrError, is_out_of_memory, one_line
+from gtasr.options import EXIT_FATAL, EXIT_INTERRUPTED, report_deprecations
 
 COMMAND_MODULES = (
     "gtasr.infer.commands",
@@ -45,26 +45,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gtasr`` script; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
-    if not hasattr(args, "func"):
-        parser.print_help()
-        return EXIT_FATAL
-    report_deprecations(args, log)
+    """Entry point of the ``gtasr`` script; returns the process exit code.
+
+    Whatever stops a command reaches the user as one line: its own errors, an operating
+    system error (a read-only folder, a full disk), running out of memory, and Ctrl-C at
+    any moment, start-up included (:data:`~gtasr.options.EXIT_INTERRUPTED`). Other
+    exceptions are bugs and keep their traceback.
+    """
+    command = "gtasr"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = f"gtasr {args.command}" if getattr(args, "command", None) else "gtasr"
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(message)s",
+            stream=sys.stderr,
+        )
+        if not hasattr(args, "func"):
+            parser.print_help()
+            return EXIT_FATAL
+        report_deprecations(args, log)
         return int(args.func(args) or 0)
     except GtasrError as error:
-        log.error("gtasr %s: error: %s", args.command, error)
-        return EXIT_FATAL
+        return _fatal(command, str(error))
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return _fatal(command, f"{where}{error.strerror or error}")
+    except (MemoryError, RuntimeError) as error:
+        if not is_out_of_memory(error):
+            raise
+        return _fatal(command, "out of memory")
     except KeyboardInterrupt:
-        log.error("gtasr %s: interrupted", args.command)
-        return 130
+        log.error("%s: interrupted", command)
+        return EXIT_INTERRUPTED
+
+
+def _fatal(command: str, message: str) -> int:
+    """Log what stopped the command on one line; the fatal exit code."""
+    log.error("%s: error: %s", command, one_line(message))
+    return EXIT_FATAL
 
 
 if __name__ == "__main__":

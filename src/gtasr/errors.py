@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class GtasrError(Exception):
     """A problem the user can fix (bad path, bad config, missing weights).
@@ -10,10 +12,40 @@ class GtasrError(Exception):
     """
 
 
-class InputError(GtasrError):
-    """One input file cannot be used; its message names the file and the problem."""
+class FileError(GtasrError):
+    """One file cannot be used; the message names the file and the problem."""
 
     def __init__(self, path: object, problem: str) -> None:
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class InputError(FileError):
+    """One input file cannot be read or used."""
+
+
+class OutputError(FileError):
+    """One output file cannot be written (full disk, read-only folder, name too long)."""
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks and runs of spaces folded into single spaces.
+
+    Messages quote other libraries' errors (YAML parsers, decoders), some of which span
+    lines; what gtasr reports stays on one.
+    """
+    return " ".join(message.split())
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for the errors PyTorch and Python raise when a job does not fit in memory."""
+    if isinstance(error, MemoryError):
+        return True
+    torch = sys.modules.get("torch")  # a PyTorch error implies PyTorch is loaded
+    if torch is not None and isinstance(error, torch.OutOfMemoryError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )

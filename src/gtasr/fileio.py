@@ -7,12 +7,13 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from gtasr.errors import GtasrError
+from gtasr.errors import GtasrError, OutputError
 
 
 def _current_umask() -> int:
@@ -22,20 +23,69 @@ def _current_umask() -> int:
     return mask
 
 
+TEMP_STEM_CHARS = 32
+"""Characters of the final stem kept in a temporary name, so that any name that fits the
+file system also fits with the temporary decoration around it."""
+
+_TEMP_NAME = re.compile(r"^\..*\.(\d+)\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$")
+_swept: set[Path] = set()
+
+
+def _temp_affixes(final: Path) -> tuple[str, str]:
+    """``.<stem, cut>.<pid>.`` and ``.tmp<suffix>``: the pid tells whose the file is."""
+    suffix = final.suffix if len(final.suffix) <= 16 else ""
+    return f".{final.stem[:TEMP_STEM_CHARS]}.{os.getpid()}.", f".tmp{suffix}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_path` left in ``folder`` by dead processes.
+
+    A process killed while writing (SIGKILL, power loss) cannot remove its temporary file;
+    the next process that writes into the folder does. Files of live processes stay.
+    """
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            found = _TEMP_NAME.match(entry.name)
+            if found and entry.is_file() and not _pid_alive(int(found.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     The temporary file lives in the same folder so the final ``os.replace`` is
     atomic; it is fsynced first so a crash never leaves a truncated file under
-    the final name. On any exception the temporary file is removed.
+    the final name. On any exception the temporary file is removed. An operating
+    system error while writing it (disk full, read-only folder, name too long)
+    becomes an :class:`~gtasr.errors.OutputError` naming ``path``. The first write
+    into a folder removes what killed writers left there.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
-    )
-    os.close(fd)
+    prefix, suffix = _temp_affixes(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.parent not in _swept:
+            _swept.add(final.parent)
+            remove_stale_temporaries(final.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=final.parent)
+        os.close(fd)
+    except OSError as error:
+        raise OutputError(final, f"cannot write ({error.strerror or error})") from error
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -43,6 +93,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, final)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if error.filename not in (None, str(tmp), tmp):
+            raise  # about another file the writer used
+        raise OutputError(final, f"cannot write ({error.strerror or error})") from error
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

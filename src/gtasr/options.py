@@ -8,7 +8,9 @@
 - ``--device``: auto, cpu, cuda, cuda:N or mps (:func:`gtasr.devices.resolve_device`).
 - Exit codes: :data:`EXIT_OK` when everything was done, :data:`EXIT_SOME_FAILED` when some
   inputs failed (each named in a one-line error) and the others were processed,
-  :data:`EXIT_FATAL` for a usage error or an error that stopped the command.
+  :data:`EXIT_FATAL` for a usage error or an error that stopped the command,
+  :data:`EXIT_INTERRUPTED` and :data:`EXIT_TERMINATED` when Ctrl-C or SIGTERM stopped it
+  (the shell's 128 + signal number; ``train`` exits so after writing its checkpoint).
 
 Flag names of earlier versions keep working for one release; using one logs a one-line
 deprecation warning (:func:`report_deprecations`, called once logging is set up).
@@ -26,6 +28,8 @@ from gtasr.devices import DEVICE_HELP
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_FATAL = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 _DEPRECATIONS = "deprecated_flags"
 

@@ -12,7 +12,7 @@ import torch
 
 import gtasr
 from gtasr.cli import main
-from gtasr.errors import GtasrError
+from gtasr.errors import GtasrError, OutputError
 from gtasr.fileio import file_sha256
 from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
 from gtasr.modelfile import read_info
@@ -103,7 +103,7 @@ def test_failed_convert_leaves_nothing(
         raise OSError("disk full")
 
     monkeypatch.setattr("safetensors.torch.save_file", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match=r"out\.safetensors: cannot write \(disk full\)"):
         convert(release_small, tmp_path / "out.safetensors")
     assert list(tmp_path.iterdir()) == []
 
