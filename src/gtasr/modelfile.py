@@ -15,23 +15,39 @@ config file::
 Files are written atomically (temporary file, then rename). :func:`read_weights`
 is where every model file is opened: gtasr files and the authors' released
 checkpoints (:mod:`gtasr.release`) alike.
+
+Nothing a file says is trusted before it is checked: the metadata must have
+exactly these keys (plus free-form ``extra.*`` strings), each of its type and
+range, and the tensors named in the file's header must be those of the network
+the metadata describes, shape for shape, before that network is built or a
+tensor is read (:func:`check_tensors`, on the ``meta`` device). Weights that are
+NaN or infinite are refused when they are read.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_path
 
 FORMAT_VERSION = "1"
+METADATA_KEYS = ("gtasr.format", "network", "precond", "scale", "stage", "iteration", "weights")
+"""Every metadata key of a model file besides the free-form ``extra.*`` ones."""
+PRECOND_KEYS = ("sigma_data", "sigma_scale", "noise_offset")
+SCALE = 4
+STAGES = (0, 1, 2)
+"""Training stage of the weights; 0 for weights gtasr did not train (the authors')."""
+WEIGHT_KINDS = ("ema", "raw")
 
 
 @dataclass(frozen=True)
@@ -104,7 +120,7 @@ def save_described(
 
 
 def read_info(path: str | os.PathLike[str]) -> ModelInfo:
-    """Read a model file's metadata without loading its tensors."""
+    """Read and check a model file's metadata without loading its tensors."""
     from safetensors import safe_open
 
     file = Path(path)
@@ -117,8 +133,11 @@ def read_info(path: str | os.PathLike[str]) -> ModelInfo:
         raise GtasrError(f"{file}: not a safetensors model file ({error})") from error
     if meta.get("gtasr.format") != FORMAT_VERSION:
         raise GtasrError(f"{file}: not a gtasr model file (no 'gtasr.format' metadata)")
+    unknown = sorted(k for k in meta if k not in METADATA_KEYS and not k.startswith("extra."))
+    if unknown:
+        raise GtasrError(f"{file}: unknown metadata key '{unknown[0]}'")
     try:
-        return ModelInfo(
+        info = ModelInfo(
             path=file,
             network=json.loads(meta["network"]),
             precond=json.loads(meta["precond"]),
@@ -130,6 +149,127 @@ def read_info(path: str | os.PathLike[str]) -> ModelInfo:
         )
     except (KeyError, ValueError) as error:
         raise GtasrError(f"{file}: damaged gtasr metadata ({error})") from error
+    problem = metadata_problem(info)
+    if problem:
+        raise GtasrError(f"{file}: bad metadata: {problem}")
+    return info
+
+
+def metadata_problem(info: ModelInfo) -> str | None:
+    """What is wrong with a description's values, or None when each is of its kind and range."""
+    from gtasr.nets.songunet import SongUNetConfig
+    from gtasr.release import FAMILY
+
+    if not isinstance(info.network, dict):
+        return "'network' is not a mapping"
+    try:
+        SongUNetConfig.from_dict(info.network)
+    except (TypeError, ValueError) as error:
+        return f"'network': {error}"
+    precond = info.precond
+    if not isinstance(precond, dict) or sorted(precond) != sorted(PRECOND_KEYS):
+        return f"'precond' must have exactly the keys {', '.join(PRECOND_KEYS)}"
+    for key, value in precond.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"'precond' {key} is not a number"
+        if not (math.isfinite(value) and value > 0):
+            return f"'precond' {key} must be a positive finite number, not {value}"
+    if info.scale != SCALE:
+        return f"'scale' {info.scale}: gtasr models are x{SCALE}"
+    if info.stage not in STAGES:
+        return f"'stage' must be one of {', '.join(map(str, STAGES))}, not {info.stage}"
+    if info.iteration < 0:
+        return f"'iteration' must not be negative, not {info.iteration}"
+    if info.weights not in WEIGHT_KINDS:
+        return f"'weights' must be {' or '.join(WEIGHT_KINDS)}, not {info.weights!r}"
+    if info.family not in ("gtasr", FAMILY):
+        return f"'extra.family' {info.family!r} is not a model family gtasr knows"
+    return None
+
+
+def check_tensors(info: ModelInfo) -> None:
+    """Compare the tensors in the file's header with the network its metadata describes.
+
+    The network is built on the ``meta`` device (no memory), so a small file whose
+    metadata claims a huge network is refused without building it. Names, shapes and
+    floating-point types must all match; the error names the first tensor that does not.
+    """
+    from safetensors import safe_open
+
+    from gtasr.nets import state_shapes
+
+    expected = state_shapes(info.network)
+    try:
+        with safe_open(str(info.path), framework="pt") as handle:
+            stored = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118
+            shapes = {name: tuple(part.get_shape()) for name, part in stored.items()}
+            dtypes = {name: part.get_dtype() for name, part in stored.items()}
+    except Exception as error:  # safetensors raises several types for damaged headers
+        raise GtasrError(f"{info.path}: damaged tensor header ({error})") from error
+    missing = [name for name in expected if name not in shapes]
+    if missing:
+        raise GtasrError(f"{info.path}: tensor '{missing[0]}' of the described network is missing")
+    for name, shape in shapes.items():
+        if name not in expected:
+            raise GtasrError(f"{info.path}: tensor '{name}' is not part of the described network")
+        if shape != expected[name]:
+            raise GtasrError(
+                f"{info.path}: tensor '{name}' has shape {shape}, but the network described "
+                f"by the metadata needs {expected[name]}"
+            )
+        if dtypes[name] not in FLOAT_DTYPES:
+            raise GtasrError(f"{info.path}: tensor '{name}' holds {dtypes[name]}, not floats")
+
+
+FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
+"""safetensors' names of the floating-point types weights may be stored in."""
+
+
+_EXPONENT_BITS = {
+    torch.float64: (torch.int64, 0x7FF0000000000000),
+    torch.float32: (torch.int32, 0x7F800000),
+    torch.float16: (torch.int16, 0x7C00),
+    torch.bfloat16: (torch.int16, 0x7F80),
+}
+"""Per float type: the integer type of its width and the mask of its exponent field."""
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Whether no value of a float tensor is NaN or infinite (all exponent bits set).
+
+    On the CPU, read through a NumPy view of the bits: one pass without PyTorch's
+    per-operation thread pool overhead, which dominates for the hundreds of small tensors
+    of a model file.
+    """
+    if tensor.device.type != "cpu":
+        return bool(torch.isfinite(tensor).all())
+    int_type, mask = _EXPONENT_BITS[tensor.dtype]
+    bits = tensor.detach().contiguous().view(int_type).numpy()
+    return not bool(np.any((bits & mask) == mask))
+
+
+def refuse_nonfinite(tensors: Iterable[tuple[str, torch.Tensor]], source: object) -> None:
+    """Raise naming the first tensor with a NaN or infinite value (a diverged training run)."""
+    for name, tensor in tensors:
+        if tensor.is_floating_point() and not all_finite(tensor):
+            raise GtasrError(f"{source}: tensor '{name}' holds NaN or infinite values")
+
+
+def verify_model_file(path: str | os.PathLike[str]) -> ModelInfo:
+    """Every check :func:`read_weights` makes on a gtasr file, reading one tensor at a time."""
+    from safetensors import safe_open
+
+    info = read_info(path)
+    check_tensors(info)
+    try:
+        with safe_open(str(info.path), framework="pt") as handle:
+            names = list(handle.keys())
+            refuse_nonfinite(((name, handle.get_tensor(name)) for name in names), info.path)
+    except GtasrError:
+        raise
+    except Exception as error:  # safetensors raises several types for damaged data
+        raise GtasrError(f"{info.path}: cannot read tensors ({error})") from error
+    return info
 
 
 def read_weights(
@@ -140,19 +280,27 @@ def read_weights(
     ``weights`` ("ema" or "raw") picks ``params_ema`` (the default) or
     ``params`` of a release checkpoint; a gtasr file holds one kind, so there
     it may only name that kind. ``res_con`` applies to release checkpoints only
-    (their files cannot tell it).
+    (their files cannot tell it). Every check of the module docstring is made.
     """
     from gtasr import release
 
     file = Path(path)
     if file.is_file() and release.is_release_file(file):
-        return release.read_release_model(file, weights or "ema", res_con=res_con)
+        state, info = release.read_release_model(file, weights or "ema", res_con=res_con)
+        refuse_nonfinite(state.items(), file)
+        return state, info
     from safetensors.torch import load_file
 
     info = read_info(file)
     if weights is not None and weights != info.weights:
         raise GtasrError(f"{file}: holds {info.weights} weights only, not {weights}")
-    return load_file(str(info.path), device="cpu"), info
+    check_tensors(info)
+    try:
+        state = load_file(str(info.path), device="cpu")
+    except Exception as error:  # safetensors raises several types for damaged data
+        raise GtasrError(f"{file}: cannot read tensors ({error})") from error
+    refuse_nonfinite(state.items(), file)
+    return state, info
 
 
 def load_model(
@@ -168,11 +316,6 @@ def load_model(
 
     state, info = read_weights(path, weights, res_con=res_con)
     backbone = build_network(info.network)
-    missing, unexpected = backbone.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise GtasrError(
-            f"{info.path}: weights do not fit the stored architecture "
-            f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)"
-        )
+    backbone.load_state_dict(state)  # read_weights has matched every name and shape
     model = ConsistencyModel(backbone, **info.precond)
     return model.to(device).eval(), info

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gtasr.modelfile import read_info
+from gtasr.nets import preset_config
 from gtasr.train.checkpoints import (
     EMA_FILE,
     RAW_FILE,
@@ -26,7 +27,8 @@ from gtasr.train.checkpoints import (
 )
 from gtasr.train.state import capture_rng_state, pack, restore_rng_state, unpack
 
-META = ModelMeta(network={"kind": "test"}, precond={"sigma_data": 0.5}, stage=1)
+PRECOND = {"sigma_data": 0.5, "sigma_scale": 0.1, "noise_offset": 0.002}
+META = ModelMeta(network=preset_config("tiny"), precond=PRECOND, stage=1)
 
 
 def _optimiser_state() -> tuple[torch.nn.Module, torch.optim.Optimizer, object]:
@@ -90,6 +92,7 @@ KILLER = textwrap.dedent(
     """
     import sys, time, pathlib, torch
     import gtasr.train.checkpoints as ck
+    from gtasr.nets import preset_config
     run, marker = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
     original = ck.save_model
     calls = []
@@ -101,7 +104,8 @@ KILLER = textwrap.dedent(
             time.sleep(60)
     ck.save_model = slow_save
     store = ck.CheckpointStore(run, keep=3)
-    meta = ck.ModelMeta(network={"kind": "test"}, precond={}, stage=1)
+    precond = {"sigma_data": 0.5, "sigma_scale": 0.1, "noise_offset": 0.002}
+    meta = ck.ModelMeta(network=preset_config("tiny"), precond=precond, stage=1)
     big = {"w": torch.ones(256, 1024)}
     for step in (1, 2):
         store.save(step, meta, big, big, {"step": step, "m": torch.full((256, 1024), step)})

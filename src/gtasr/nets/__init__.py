@@ -1,7 +1,7 @@
 """Backbones F(x, c_noise, y) for x4 super-resolution; they know nothing about diffusion."""
 
 from gtasr.nets.cost import count_macs
-from gtasr.nets.presets import PRESETS, build_network, preset_config
+from gtasr.nets.presets import PRESETS, build_network, preset_config, state_shapes
 from gtasr.nets.songunet import SongUNetConfig, SongUNetSR
 
 __all__ = [
@@ -11,4 +11,5 @@ __all__ = [
     "build_network",
     "count_macs",
     "preset_config",
+    "state_shapes",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from gtasr.errors import GtasrError
@@ -71,3 +72,15 @@ def build_network(spec: str | Mapping[str, Any]) -> nn.Module:
     except (TypeError, ValueError) as err:
         raise GtasrError(f"invalid network config: {err}") from err
     return SongUNetSR(cfg)
+
+
+def state_shapes(spec: str | Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in the state dict of :func:`build_network` ``(spec)``.
+
+    The network is built on the ``meta`` device, so no memory is allocated for it: a
+    file's tensors can be checked against the architecture its metadata claims before
+    that architecture is built for real.
+    """
+    with torch.device("meta"):
+        backbone = build_network(spec)
+    return {name: tuple(tensor.shape) for name, tensor in backbone.state_dict().items()}

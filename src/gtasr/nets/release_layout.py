@@ -234,12 +234,10 @@ def map_state_dict(
     same shape, or one of the release's constant buffers with the value the
     network implies; the first that is neither is named in the error.
     """
-    from gtasr.nets import build_network
+    from gtasr.nets import state_shapes
 
     resolution = int(next(m for m in map(_CONV_IN.match, state) if m).group(1))
-    with torch.device("meta"):
-        backbone = build_network(dict(network))
-    expected = {name: tuple(t.shape) for name, t in backbone.state_dict().items()}
+    expected = state_shapes(dict(network))
     names = release_names(list(expected), network, resolution)
     by_release = {theirs: ours for ours, theirs in names.items()}
     constants = constant_buffers(names, int(network["swin_window"]))

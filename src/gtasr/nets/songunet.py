@@ -29,6 +29,7 @@ and a two-layer MLP. Attention slots are Swin blocks (:mod:`gtasr.nets.swin`).
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -42,6 +43,8 @@ SCALE = 4
 SKIP_SCALE = math.sqrt(0.5)
 NORM_EPS = 1e-6
 UPSAMPLERS = ("nearest", "pixelshuffle")
+MAX_SWIN_WINDOW = 32
+"""Largest Swin window side: the attention of a window grows with its fourth power."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,8 @@ class SongUNetConfig:
             raise ValueError(f"attention_levels {bad} outside 0..{len(self.channel_mults) - 1}")
         if self.blocks_per_level < 1 or self.base_channels < 4:
             raise ValueError("need blocks_per_level >= 1 and base_channels >= 4")
-        if not 0.0 <= self.dropout < 1.0 or self.swin_window < 1:
-            raise ValueError("need 0 <= dropout < 1 and swin_window >= 1")
+        if not 0.0 <= self.dropout < 1.0 or not 1 <= self.swin_window <= MAX_SWIN_WINDOW:
+            raise ValueError(f"need 0 <= dropout < 1 and swin_window within 1..{MAX_SWIN_WINDOW}")
         if self.swin_dim % self.swin_heads:
             raise ValueError(f"swin_dim {self.swin_dim} not divisible by {self.swin_heads} heads")
         if self.swin_norm_groups < 0 or (
@@ -115,15 +118,52 @@ class SongUNetConfig:
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> SongUNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error (they would be ignored)."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error (they would be ignored).
+
+        So is a value of the wrong type or beyond :data:`SANITY_LIMIT`: the dict may come
+        from a file's metadata, which must not make gtasr build a network it cannot afford.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise ValueError(f"unknown network config keys: {', '.join(unknown)}")
+        hints = typing.get_type_hints(cls)
+        for name, value in spec.items():
+            if not _fits(value, hints[name]):
+                raise ValueError(
+                    f"network config key {name!r}: {value!r} is not {_describe(hints[name])}"
+                )
         return cls(**spec)
 
 
 _OPTIONAL_DEFAULTS = {"swin_norm_groups": 0, "upsampler": "nearest"}
+
+SANITY_LIMIT = 2**16
+"""No width, count, window or ratio of a network gtasr can run comes near this."""
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON ``value`` is of the field type ``hint``, its numbers in 0..SANITY_LIMIT."""
+    if hint is bool or hint is str:
+        return isinstance(value, hint)
+    if hint is int or hint is float:
+        number = (int, float) if hint is float else int
+        return (
+            isinstance(value, number)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and 0 <= value <= SANITY_LIMIT
+        )
+    (item, _) = typing.get_args(hint)  # tuple[int, ...]
+    return isinstance(value, list | tuple) and all(_fits(v, item) for v in value)
+
+
+def _describe(hint: Any) -> str:
+    if hint in (bool, str):
+        return {bool: "true or false", str: "a string"}[hint]
+    if hint in (int, float):
+        return f"{'an integer' if hint is int else 'a number'} within 0..{SANITY_LIMIT}"
+    return f"a list of integers within 0..{SANITY_LIMIT}"
 
 
 def noise_embedding(c_noise: Tensor, channels: int, max_positions: float = 10000.0) -> Tensor:

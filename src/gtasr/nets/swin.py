@@ -39,11 +39,12 @@ def group_norm(channels: int, groups: int = 32, eps: float = 1e-5) -> nn.GroupNo
 def relative_position_index(window: int) -> Tensor:
     """Index into the (2w-1)^2 bias table for every (query, key) pair of a window.
 
-    Pairs with the same row and column offset share one learned bias per head.
+    Pairs with the same row and column offset share one learned bias per head. Computed
+    on the CPU under any device context: a network built on the ``meta`` device to learn
+    its shapes then needs none of PyTorch's slow meta decompositions.
     """
-    coords = torch.stack(
-        torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
-    ).flatten(1)
+    axis = torch.arange(window, device="cpu")
+    coords = torch.stack(torch.meshgrid(axis, axis, indexing="ij")).flatten(1)
     offsets = coords[:, :, None] - coords[:, None, :] + (window - 1)
     return offsets[0] * (2 * window - 1) + offsets[1]
 
