@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
 import warnings
 from collections.abc import Iterable
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import PIL.Image
 
-from gtasr.errors import GtasrError, InputError
+from gtasr.errors import GtasrError, InputError, OutputError
 from gtasr.fileio import atomic_path
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
             warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
             with PIL.Image.open(file) as pil:
                 _check_size(file, pil.size, limit)
+                _warn_if_animated(file, pil)
                 orientation = _orientation(pil)
                 image = _decode(file, pil)
     except InputError:
@@ -105,7 +107,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     except PIL.Image.DecompressionBombError as error:
         raise InputError(file, f"too many pixels to decode safely ({error})") from error
     except PIL.UnidentifiedImageError as error:
-        raise InputError(file, "not a recognised image file") from error
+        raise InputError(file, _unidentified(file)) from error
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as error:
         raise InputError(file, f"damaged or truncated image ({error})") from error
     except Exception as error:  # pypng and tifffile raise their own exception types
@@ -124,6 +126,30 @@ def _check_size(file: Path, size: tuple[int, int], limit: int) -> None:
             f"{width}x{height} is {width * height} pixels, over the limit of {limit} "
             "(raise it with --max-pixels)",
         )
+
+
+def _unidentified(file: Path) -> str:
+    """Why Pillow could not open ``file``: a TIFF whose samples it cannot read, or not an image."""
+    with open(file, "rb") as handle:
+        head = handle.read(4)
+    if head not in (b"II*\0", b"MM\0*"):
+        return "not a recognised image file"
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(file) as tif:
+            page = tif.pages[0]
+            kind = f"{page.dtype} samples ({len(page.shape)}-D {page.axes})"
+    except Exception:  # a TIFF header over damaged contents
+        return "damaged TIFF file"
+    return f"TIFF with {kind} is not supported (8- and 16-bit integer samples are)"
+
+
+def _warn_if_animated(file: Path, pil: PIL.Image.Image) -> None:
+    """Say that only the first frame of an animation or a multi-page file is used."""
+    frames = int(getattr(pil, "n_frames", 1) or 1)
+    if frames > 1:
+        log.warning("%s: has %d frames; only the first is used", file, frames)
 
 
 def _orientation(pil: PIL.Image.Image) -> int:
@@ -292,7 +318,8 @@ def write_image(
     ``grayscale`` stores one channel (BT.601 luma of ``rgb``); ``alpha`` (H x W)
     adds an alpha channel (PNG, TIFF and WebP only); ``bit_depth=16`` is kept for
     PNG and TIFF, while JPEG, WebP and BMP always store 8 bits. ``quality``
-    applies to JPEG and WebP.
+    applies to JPEG and WebP. Values that are NaN or infinite (a diverged model) are
+    refused with an :class:`~gtasr.errors.OutputError`: they would be written as black.
     """
     file = Path(path)
     suffix = file.suffix.lower()
@@ -305,6 +332,8 @@ def write_image(
     if suffix in _EIGHT_BIT_ONLY:
         bit_depth = 8
     planes = _planes_for_writing(rgb, alpha, grayscale)
+    if not (math.isfinite(float(planes.min())) and math.isfinite(float(planes.max()))):
+        raise OutputError(file, "not written: the image holds NaN or infinite values")
     samples = quantize(planes, bit_depth)
     with atomic_path(file) as tmp:
         if bit_depth == 16 and suffix == ".png":
@@ -405,32 +434,40 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 def list_images(inputs: Iterable[str | os.PathLike[str]], recursive: bool = False) -> list[Path]:
     """Expand files, folders and glob patterns into image paths (ordered, no duplicates).
 
+    A file reached twice (by a relative and an absolute path, a folder and a glob) is
+    listed once, under the first spelling.
+
     A file named explicitly is taken whatever its extension (reading decides);
     folders and globs yield files ending in :data:`IMAGE_SUFFIXES`, skipping
     hidden files. ``recursive`` descends into sub-folders (and makes ``**``
     match them in globs). A path that does not exist, or a pattern that matches
     nothing, raises :class:`InputError`.
     """
-    found: dict[Path, None] = {}
+    found: dict[Path, Path] = {}  # resolved path -> the spelling first met
+
+    def add(paths: Iterable[Path]) -> None:
+        for one in paths:
+            found.setdefault(one.resolve(), one)
+
     for item in inputs:
         text = os.fspath(item)
         path = Path(text)
         if path.is_file():
-            found[path] = None
+            add([path])
         elif path.is_dir():
-            found.update(dict.fromkeys(_images_in_folder(path, recursive)))
+            add(_images_in_folder(path, recursive))
         elif any(char in text for char in "*?["):
             matches = sorted(glob.glob(text, recursive=recursive))
             if not matches:
                 raise InputError(text, "no files match this pattern")
             for match in map(Path, matches):
                 if match.is_dir():
-                    found.update(dict.fromkeys(_images_in_folder(match, recursive)))
+                    add(_images_in_folder(match, recursive))
                 elif _is_image_name(match):
-                    found[match] = None
+                    add([match])
         else:
             raise InputError(text, "no such file or folder")
-    return list(found)
+    return list(found.values())
 
 
 def _images_in_folder(folder: Path, recursive: bool) -> list[Path]:

@@ -52,9 +52,11 @@ def test_release_models_pad_and_tile_at_multiples_of_64(
     recording = _Recording(upscaler.denoiser)
     tiled = Upscaler(recording, family="release")  # type: ignore[arg-type]
     rgb = np.asarray(PIL.Image.open(reference / "pipeline_lr.png"), dtype=np.float32) / 255
-    out = tiled.upscale_rgb(rgb, seed=1, tile=100, tile_overlap=16)
-    assert out.shape == (212, 280, 3) and np.isfinite(out).all()
-    assert recording.sizes == [(64, 64), (64, 64)]  # 53x70 padded to 64x128, tiles of 64
+    wide = np.concatenate([rgb, rgb[:, ::-1]], axis=1)[:, :140]
+    out = tiled.upscale_rgb(wide, seed=1, tile=130, tile_overlap=16)
+    assert out.shape == (212, 560, 3) and np.isfinite(out).all()
+    # 53x140 padded to 64x192; tiles of 128 (130 rounded down), overlap 64 (16 rounded up)
+    assert recording.sizes == [(64, 128), (64, 128)]
 
 
 def test_explicit_noise_is_for_one_step_over_the_padded_canvas(

@@ -7,24 +7,32 @@ the batch goes on; the caller turns the failure count into the exit code.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from gtasr.errors import GtasrError, InputError
+from gtasr.errors import FileError, GtasrError, InputError, is_out_of_memory, one_line
 from gtasr.imageio import Image, read_image, write_image
 from gtasr.infer.resample import resize
-from gtasr.infer.tiling import TileProgress
-from gtasr.infer.upscaler import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, Upscaler, upscale_alpha
+from gtasr.infer.tiling import TileProgress, seamless_tiling
+from gtasr.infer.upscaler import (
+    DEFAULT_TILE,
+    DEFAULT_TILE_OVERLAP,
+    MAX_STEPS,
+    Upscaler,
+    upscale_alpha,
+)
 
 log = logging.getLogger(__name__)
 
 METHODS = ("model", "bicubic", "lanczos")
 EXTENSIONS = ("auto", "png", "jpg", "webp")
+MAX_OUTSCALE = 16.0
+"""Largest ``--outscale``: beyond the model's x4, the rest is Lanczos magnification."""
 
 
 @dataclass(frozen=True)
@@ -49,18 +57,26 @@ class UpscaleOptions:
             raise GtasrError(f"unknown --method {self.method!r} (choose from {', '.join(METHODS)})")
         if self.ext not in EXTENSIONS:
             raise GtasrError(f"unknown --ext {self.ext!r} (choose from {', '.join(EXTENSIONS)})")
-        if not self.outscale > 0:
-            raise GtasrError(f"--outscale must be positive, not {self.outscale}")
+        if not 0 < self.outscale <= MAX_OUTSCALE:
+            limit = f"{MAX_OUTSCALE:g}"
+            raise GtasrError(f"--outscale must be above 0 and at most {limit}, not {self.outscale}")
         if not 1 <= self.quality <= 100:
             raise GtasrError(f"--quality must be within 1..100, not {self.quality}")
-        if self.steps < 1:
-            raise GtasrError(f"--steps must be at least 1, not {self.steps}")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise GtasrError(f"--steps must be within 1..{MAX_STEPS}, not {self.steps}")
         if self.tile is not None and self.tile < 0:
             raise GtasrError(f"--tile must be 0 (off) or positive, not {self.tile}")
         if self.tile_overlap < 0:
             raise GtasrError(f"--tile-overlap must not be negative, not {self.tile_overlap}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise GtasrError(f"--max-pixels must be positive, not {self.max_pixels}")
+        separators = {"/", "\\", "\0", os.sep, os.altsep} - {None}
+        if any(char in self.suffix for char in separators):
+            raise GtasrError(f"--suffix must not contain a path separator, not {self.suffix!r}")
+        if self.method == "model":
+            tile, overlap = seamless_tiling(self.tile, self.tile_overlap)
+            object.__setattr__(self, "tile", tile)
+            object.__setattr__(self, "tile_overlap", overlap)
 
 
 @dataclass
@@ -121,24 +137,16 @@ def upscale_image(
     )
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    """True for the errors PyTorch and Python raise when an image does not fit in memory."""
-    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
-        return True
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
-    )
-
-
 def _already_there(
     source: Path, target: Path, options: UpscaleOptions, claimed: dict[Path, Path]
 ) -> bool:
-    """True when ``target`` exists and may not be replaced; an error when this run made it."""
+    """True when ``target`` exists and may not be replaced; an error when another input of
+    this run has it (written or skipped)."""
     if target in claimed:
         raise InputError(source, f"same output name {target.name} as {claimed[target]}")
     if target.exists() and not options.overwrite:
         log.info("%s: skipped, %s exists (use --overwrite to replace it)", source, target)
+        claimed[target] = source  # a later input of this name is a collision, not a skip
         return True
     return False
 
@@ -161,17 +169,14 @@ def process_one(
 
 def save_image(target: Path, image: Image, quality: int = 95) -> None:
     """Write ``image`` atomically, keeping alpha, grayscale and 16 bits where the format can."""
-    try:
-        write_image(
-            target,
-            image.rgb,
-            alpha=image.alpha,
-            grayscale=image.grayscale,
-            bit_depth=image.bit_depth,
-            quality=quality,
-        )
-    except OSError as error:
-        raise InputError(target, f"cannot write output ({error})") from error
+    write_image(
+        target,
+        image.rgb,
+        alpha=image.alpha,
+        grayscale=image.grayscale,
+        bit_depth=image.bit_depth,
+        quality=quality,
+    )
 
 
 def process_files(
@@ -185,13 +190,12 @@ def process_files(
             try:
                 outcome = process_one(source, options, upscaler, claimed)
             except GtasrError as error:
-                _fail(result, str(error) if isinstance(error, InputError) else f"{source}: {error}")
+                _fail(result, str(error) if isinstance(error, FileError) else f"{source}: {error}")
                 continue
             except (RuntimeError, MemoryError) as error:
                 if not is_out_of_memory(error):
                     raise
-                tip = "try a smaller --tile (for example --tile 256)"
-                _fail(result, f"{source}: out of memory; {tip}")
+                _fail(result, f"{source}: out of memory; {memory_tip(options)}")
                 continue
             if outcome == "written":
                 result.written += 1
@@ -200,7 +204,17 @@ def process_files(
     return result
 
 
+def memory_tip(options: UpscaleOptions) -> str:
+    """What to change when an image did not fit in memory with ``options``."""
+    if options.outscale > 4:
+        return f"the output at --outscale {options.outscale:g} is too large; try a smaller one"
+    if options.method == "model":
+        return "try a smaller --tile (for example --tile 256)"
+    return "the image is too large for this machine"
+
+
 def _fail(result: BatchResult, message: str) -> None:
+    message = one_line(message)
     log.error("%s", message)
     result.failed += 1
     result.errors.append(message)

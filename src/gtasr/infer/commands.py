@@ -140,6 +140,7 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
 def _expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Path], int]:
     """Expand every INPUT on its own, so one missing path does not stop the others."""
     paths: list[Path] = []
+    seen: set[Path] = set()
     failed = 0
     for item in inputs:
         try:
@@ -151,7 +152,10 @@ def _expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Path], int]
         if not found:
             log.error("%s: no images found", item)
             failed += 1
-        paths.extend(p for p in found if p not in paths)
+        for path in found:
+            if path.resolve() not in seen:  # one file named twice is upscaled once
+                seen.add(path.resolve())
+                paths.append(path)
     return paths, failed
 
 

@@ -22,6 +22,7 @@ only the output canvas is held.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,8 +42,37 @@ TileFunction = Callable[[Tensor, Tensor, int, int], Tensor]
 TileProgress = Callable[[int, int], None]
 """``on_tile(done, total)``: called after each tile, e.g. to drive a progress bar."""
 
+log = logging.getLogger(__name__)
+
 Y0_CONTEXT = 4
 """LR pixels of context used when upsampling a tile (bicubic reads two on each side)."""
+
+MIN_TILE = 128
+"""Smallest LR tile side used: a tile gives the network only its own pixels as context, and
+below this the tiled picture departs visibly from the untiled one (README, Failure
+behaviour, has the measurements)."""
+
+MIN_TILE_OVERLAP = 16
+"""Smallest overlap of neighbouring tiles in LR pixels: the cross-fade needs room."""
+
+
+def seamless_tiling(tile: int | None, overlap: int) -> tuple[int | None, int]:
+    """``tile`` and ``overlap`` raised to :data:`MIN_TILE` and :data:`MIN_TILE_OVERLAP`.
+
+    ``tile`` None or 0 (the whole image at once) stays as it is. Raising a value logs a
+    warning that says so, so callers round once (a batch warns once, not per image).
+    """
+    if tile and tile < MIN_TILE:
+        log.warning("tile %d is below the smallest seamless tile; using %d", tile, MIN_TILE)
+        tile = MIN_TILE
+    if tile and overlap < MIN_TILE_OVERLAP:
+        log.warning(
+            "tile overlap %d is below the smallest seamless overlap; using %d",
+            overlap,
+            MIN_TILE_OVERLAP,
+        )
+        overlap = MIN_TILE_OVERLAP
+    return tile, overlap
 
 
 @dataclass(frozen=True)

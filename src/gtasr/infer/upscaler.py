@@ -39,7 +39,7 @@ from gtasr.errors import GtasrError
 from gtasr.imageio import quantize, to_numpy, to_tensor
 from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
 from gtasr.infer.noise import FixedNoise, NoiseField
-from gtasr.infer.tiling import TileProgress, tiled_upscale
+from gtasr.infer.tiling import TileProgress, seamless_tiling, tiled_upscale
 from gtasr.method.sampling import multistep_etas, sample
 from gtasr.nets.release_layout import TRAINING_LR_SIZE
 from gtasr.release import FAMILY as RELEASE_FAMILY
@@ -50,6 +50,9 @@ DEFAULT_MODEL_NAME: Final = "gtasr-default.safetensors"
 DEFAULT_TILE: Final = 512
 """LR tile side of the API and the command line: bounds memory; smaller images are one tile."""
 DEFAULT_TILE_OVERLAP: Final = 32
+MAX_STEPS: Final = 64
+"""Most sampling steps accepted: the models are trained for one to a few steps, and each
+step costs a full network evaluation of the image."""
 
 
 @dataclass(frozen=True)
@@ -132,14 +135,18 @@ class Upscaler:
     ) -> Tensor:
         """LR Tensor[1, 3, h, w] in [-1, 1] -> SR Tensor[1, 3, 4h, 4w] in [-1, 1] (CPU, float32).
 
+        ``tile`` and ``tile_overlap`` below the seamless minimum are raised to it
+        (:func:`~gtasr.infer.tiling.seamless_tiling`, with a warning).
+
         ``noise`` (Tensor[1, 3, 4H, 4W] over the LR image padded to
         :attr:`stride`) replaces the seeded noise field, for one-step sampling.
         ``on_tile(done, total)`` is called after each tile (progress reporting).
         """
         if y.dim() != 4 or y.shape[0] != 1 or y.shape[1] != 3:
             raise ValueError(f"expected a Tensor[1, 3, h, w], got {tuple(y.shape)}")
-        if steps < 1:
-            raise GtasrError(f"steps must be at least 1, not {steps}")
+        if not 1 <= steps <= MAX_STEPS:
+            raise GtasrError(f"steps must be within 1..{MAX_STEPS}, not {steps}")
+        tile, tile_overlap = seamless_tiling(tile, tile_overlap)
         etas = multistep_etas(steps)
         if noise is not None and steps != 1:
             raise ValueError("an explicit noise tensor serves one-step sampling only")

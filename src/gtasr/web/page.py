@@ -24,9 +24,9 @@ from typing import Any
 
 import gradio as gr
 
-from gtasr.errors import GtasrError, InputError
+from gtasr.errors import GtasrError, InputError, is_out_of_memory
 from gtasr.infer.backends import PRECISIONS
-from gtasr.infer.batch import UpscaleOptions, is_out_of_memory
+from gtasr.infer.batch import UpscaleOptions
 from gtasr.infer.upscaler import DEFAULT_TILE
 from gtasr.web.jobs import JobFolders, ModelCatalog, compare, upscale_many
 
