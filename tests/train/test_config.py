@@ -86,7 +86,7 @@ def test_set_overrides_parse_yaml_values(tmp_path: Path) -> None:
         (MINIMAL, ["train.nope=3"], "unknown config key 'train.nope'"),
         (MINIMAL, ["train.lr"], "bad --set 'train.lr'"),
         (MINIMAL, ["train.lr=[1,"], "not valid YAML"),
-        (MINIMAL, ["stage=3"], "'stage': must be 1 or 2"),
+        (MINIMAL, ["stage=3"], "'stage': must be at least 1 and at most 2, got 3"),
         (MINIMAL, ["stage=2"], "'init_from'"),
         (MINIMAL, ["train.autocast=fp8"], "'train.autocast': must be one of"),
         (MINIMAL, ["train.batch_size=0"], "'train.batch_size': must be at least 1"),

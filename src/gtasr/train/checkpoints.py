@@ -12,7 +12,9 @@ A checkpoint is written into a hidden ``.partial-*`` folder, fsynced, renamed
 into place, and only then is ``latest`` replaced atomically. A process killed
 at any moment therefore leaves ``latest`` naming a complete checkpoint (or no
 ``latest`` at all before the first one); stale partial folders are removed the
-next time a checkpoint is written.
+next time a checkpoint is written. A checkpoint damaged afterwards (a truncated
+file, a disk error) is found when a resume reads it: :meth:`CheckpointStore.set_aside`
+renames it ``damaged-step-*`` and the resume takes the newest one that reads.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ STATE_JSON = "state.json"
 LATEST = "latest"
 _PREFIX = "step-"
 _PARTIAL = ".partial-"
+_DAMAGED = "damaged-"
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,9 @@ def read_state(folder: Path, device: str | torch.device = "cpu") -> dict[str, An
     try:
         skeleton = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
         tensors = load_file(str(folder / STATE_TENSORS), device=str(device))
-    except (OSError, ValueError) as error:
+        return unpack(skeleton, tensors)
+    except Exception as error:  # OSError, JSON, safetensors' own and missing-entry errors
         raise GtasrError(f"{folder}: damaged training state ({error})") from error
-    return unpack(skeleton, tensors)
 
 
 class CheckpointStore:
@@ -159,6 +162,22 @@ class CheckpointStore:
         if not is_complete(folder):
             raise GtasrError(f"{pointer}: names an incomplete checkpoint {folder.name}")
         return folder
+
+    def holds_a_run(self) -> bool:
+        """Whether any checkpoint (complete or not) or ``latest`` pointer is there."""
+        return (self.root / LATEST).exists() or any(self.root.glob(f"{_PREFIX}*"))
+
+    def candidates(self) -> list[Path]:
+        """Complete checkpoints to resume from, newest first (by step, not by ``latest``)."""
+        found = [p for p in self.root.glob(f"{_PREFIX}*") if p.is_dir() and is_complete(p)]
+        return sorted(found, key=lambda p: p.name, reverse=True)
+
+    def set_aside(self, folder: Path) -> Path:
+        """Rename a damaged checkpoint out of the way (kept for inspection, never resumed)."""
+        target = folder.with_name(f"{_DAMAGED}{folder.name}")
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(folder, target)
+        return target
 
 
 def is_complete(folder: Path) -> bool:

@@ -9,11 +9,14 @@ import math
 import sys
 from pathlib import Path
 
-from gtasr.errors import GtasrError
 from gtasr.infer.commands import add_weights_option
-from gtasr.options import EXIT_OK, add_device, add_output
+from gtasr.options import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, add_device, add_output
 
 log = logging.getLogger(__name__)
+
+SIGNAL_EXITS = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}
+"""Exit code of a run stopped by a signal, after its checkpoint (a stop on another rank of a
+torchrun job exits as terminated)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Entry of ``gtasr train``."""
+    """Entry of ``gtasr train``: 0 when the run finished or reached ``--max-steps``; 130 or
+    143 when Ctrl-C or SIGTERM stopped it (after writing its checkpoint)."""
     from gtasr.train.config import load_config
     from gtasr.train.distributed import setup, teardown
     from gtasr.train.run import train
@@ -106,7 +110,9 @@ def run_train(args: argparse.Namespace) -> int:
             summary.nonfinite_total,
         )
         log.info("run directory: %s", run_dir)
-    return EXIT_OK
+    if summary.stopped_by is None:
+        return EXIT_OK
+    return SIGNAL_EXITS.get(summary.stopped_by, EXIT_TERMINATED)
 
 
 def _model_files(path: Path) -> list[Path]:
@@ -185,18 +191,15 @@ def release_lines(file: Path, weights: str | None) -> list[str]:
 def run_info(args: argparse.Namespace) -> int:
     """Entry of ``gtasr info``: print what a model file (or checkpoint) is."""
     from gtasr.fileio import file_sha256
-    from gtasr.modelfile import read_info
+    from gtasr.modelfile import verify_model_file
     from gtasr.release import is_release_file
 
     for file in _model_files(args.model):
         if is_release_file(file):
             sys.stdout.write("\n".join(release_lines(file, args.weights)) + "\n\n")
             continue
-        info = read_info(file)
-        try:
-            parameters = count_parameters(file)
-        except Exception as error:  # damaged tensor data behind a readable header
-            raise GtasrError(f"{file}: cannot read tensors ({error})") from error
+        info = verify_model_file(file)  # the checks loading makes: info describes usable files
+        parameters = count_parameters(file)
         preset = preset_name(info.network)
         lines = [
             f"file        {file}",

@@ -3,10 +3,12 @@
 A config file is a nested mapping whose sections mirror the dataclasses below.
 ``--set section.key=value`` overrides are parsed as YAML values, so
 ``--set data.hr_dirs=[a,b]`` yields a list and ``--set train.lr=1e-4`` a float.
-An unknown key or a value of the wrong type raises :class:`GtasrError` naming
-the dotted key. Keys that earlier versions wrote into run folders but that no
-longer mean anything (:data:`RETIRED_KEYS`) are ignored with a warning, so an
-old run's ``config.yaml`` still loads.
+An unknown key, a value of the wrong type or out of its range raises
+:class:`GtasrError` naming the dotted key. Every number has a range: the one
+its field declares with :func:`within`, else :data:`DEFAULT_RANGE` (finite and
+not negative); NaN and infinity are never accepted. Keys that earlier versions
+wrote into run folders but that no longer mean anything (:data:`RETIRED_KEYS`)
+are ignored with a warning, so an old run's ``config.yaml`` still loads.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import types
 import typing
@@ -31,6 +34,45 @@ log = logging.getLogger(__name__)
 RETIRED_KEYS = ("data.cache_images",)
 """Keys of earlier versions that had no effect; accepted and ignored until the next release."""
 
+MAX_SEED = 2**32 - 1
+"""Seeds are used modulo 2**32 (:func:`gtasr.train.seeding.derive_seed`): larger ones would
+silently repeat smaller ones."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric config key accepts (every item, for a list of numbers)."""
+
+    low: float = 0.0
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        text = f"above {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        if math.isfinite(self.high):
+            text += f" and {'below' if self.high_open else 'at most'} {self.high:g}"
+        return text
+
+
+DEFAULT_RANGE = Range()
+"""The range of a number whose field declares none: finite and not negative."""
+_RANGE = "range"
+
+
+def within(
+    low: float = 0.0, high: float = math.inf, *, low_open: bool = False, high_open: bool = False
+) -> dict[str, Range]:
+    """Field metadata declaring the range of a numeric config key (checked at load)."""
+    return {_RANGE: Range(low, high, low_open, high_open)}
+
 
 @dataclass
 class ModelConfig:
@@ -38,9 +80,9 @@ class ModelConfig:
 
     preset: str = "tiny"
     network: dict[str, Any] | None = None  # an explicit architecture dict overrides the preset
-    sigma_data: float = 0.5
-    sigma_scale: float = 0.1
-    noise_offset: float = 0.002
+    sigma_data: float = field(default=0.5, metadata=within(low_open=True))
+    sigma_scale: float = field(default=0.1, metadata=within(low_open=True))
+    noise_offset: float = field(default=0.002, metadata=within(low_open=True))
 
 
 @dataclass
@@ -48,21 +90,22 @@ class DataConfig:
     """Training photos, crops, degradation placement and the validation folder."""
 
     hr_dirs: list[str] = field(default_factory=list)
-    crop_size: int = 256
+    # HR pixels, a multiple of 4 times the network's stride
+    crop_size: int = field(default=256, metadata=within(low=1))
     hflip: bool = True
     val_dir: str | None = None
     degradation: str = "train"  # degradation preset of gtasr.degrade
     degrade_on: str = "loader"  # "loader" (per batch in workers) or "device" (batched)
-    workers: int = 0
+    workers: int = field(default=0, metadata=within(high=256))
 
 
 @dataclass
 class ScheduleConfig:
     """The power-law grid (METHOD §1): Stage I uses N=4 then N=3 at half of training."""
 
-    power: float = 2.5
-    num_intervals: list[int] = field(default_factory=lambda: [4, 3])
-    sigma_max: float = 1.0
+    power: float = field(default=2.5, metadata=within(low_open=True))
+    num_intervals: list[int] = field(default_factory=lambda: [4, 3], metadata=within(low=1))
+    sigma_max: float = field(default=1.0, metadata=within(low_open=True))
 
 
 @dataclass
@@ -76,41 +119,44 @@ class LossConfig:
     stab_weight: float = 0.2
     rect_weight: float = 1.0
     rect_gradient: bool = True  # false reproduces the release (L_Rect carries no gradient)
-    stage2_eta_index: int = 1
+    stage2_eta_index: int = 1  # at most Stage II's schedule.num_intervals
 
 
 @dataclass
 class TrainConfig:
     """Optimiser, schedule, precision, checkpoints and failure handling."""
 
-    batch_size: int = 4
-    iterations: int = 1000
-    lr: float = 5e-5
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.9])
+    batch_size: int = field(default=4, metadata=within(low=1))
+    iterations: int = field(default=1000, metadata=within(low=1))
+    lr: float = field(default=5e-5, metadata=within(low_open=True))
+    betas: list[float] = field(
+        default_factory=lambda: [0.9, 0.9], metadata=within(high=1.0, high_open=True)
+    )
     weight_decay: float = 0.0
     lr_milestones: list[int] = field(default_factory=lambda: [50000])
-    lr_gamma: float = 0.5
-    ema_decay: float = 0.999
-    grad_clip: float | None = None
-    grad_accumulation: int = 1
+    lr_gamma: float = field(default=0.5, metadata=within(low_open=True))
+    ema_decay: float = field(default=0.999, metadata=within(high=1.0))
+    grad_clip: float | None = field(default=None, metadata=within(low_open=True))
+    grad_accumulation: int = field(default=1, metadata=within(low=1))
     autocast: str = "auto"  # auto | none | bf16 | fp16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int | None = None  # intra-op CPU threads; None keeps torch's default
-    seed: int = 0
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    reference_sync_every: int = 1000
-    max_nonfinite: int = 20
+    # intra-op CPU threads; None keeps torch's default
+    threads: int | None = field(default=None, metadata=within(low=1))
+    seed: int = field(default=0, metadata=within(high=MAX_SEED))
+    checkpoint_every: int = field(default=1000, metadata=within(low=1))
+    keep_checkpoints: int = field(default=3, metadata=within(low=1))
+    reference_sync_every: int = field(default=1000, metadata=within(low=1))
+    max_nonfinite: int = field(default=20, metadata=within(low=1))
 
 
 @dataclass
 class ValConfig:
     """Periodic validation on data.val_dir: PSNR-Y, LPIPS and a sample grid."""
 
-    every: int = 1000
-    max_images: int = 8
+    every: int = field(default=1000, metadata=within(low=1))
+    max_images: int = field(default=8, metadata=within(low=1))
     lpips: bool = True
-    seed: int = 1234
+    seed: int = field(default=1234, metadata=within(high=MAX_SEED))
     grid_images: int = 4
 
 
@@ -118,7 +164,7 @@ class ValConfig:
 class LogConfig:
     """Progress bar, log lines and metric sinks."""
 
-    every: int = 50
+    every: int = field(default=50, metadata=within(low=1))
     progress: bool = True
     tensorboard: bool = True
 
@@ -127,7 +173,7 @@ class LogConfig:
 class Config:
     """A whole training run."""
 
-    stage: int = 1
+    stage: int = field(default=1, metadata=within(low=1, high=2))
     init_from: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -191,7 +237,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
     """Fill the dataclass ``cls`` from ``raw``, recursing into nested sections."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = set(fields)
     for key in raw:
         if f"{prefix}{key}" in RETIRED_KEYS:
             log.warning("config key '%s%s' no longer has any meaning and is ignored", prefix, key)
@@ -208,7 +255,41 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
             kwargs[name] = _build(tp, value, f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(value, tp, f"{prefix}{name}")
+            _check_range(kwargs[name], fields[name], f"{prefix}{name}")
     return cls(**kwargs)
+
+
+def _check_range(value: Any, spec: dataclasses.Field, key: str) -> None:
+    """Every number in ``value`` (a number or a list of numbers) must lie in the field's range."""
+    numbers = value if isinstance(value, list) else [value]
+    allowed = spec.metadata.get(_RANGE, DEFAULT_RANGE)
+    for number in numbers:
+        if (
+            isinstance(number, int | float)
+            and not isinstance(number, bool)
+            and number not in allowed
+        ):
+            raise GtasrError(f"config key '{key}': must be {allowed}, got {number}")
+
+
+def numeric_ranges(cls: type, prefix: str = "") -> dict[str, Range]:
+    """Dotted key -> range of every numeric field of the config dataclass ``cls``."""
+    ranges: dict[str, Range] = {}
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        tp = hints[spec.name]
+        if dataclasses.is_dataclass(tp):
+            ranges |= numeric_ranges(tp, f"{prefix}{spec.name}.")
+        elif _is_numeric(tp):
+            ranges[f"{prefix}{spec.name}"] = spec.metadata.get(_RANGE, DEFAULT_RANGE)
+    return ranges
+
+
+def _is_numeric(tp: Any) -> bool:
+    """Whether the annotation ``tp`` holds numbers (int, float, optional or in a list)."""
+    if tp in (int, float):
+        return True
+    return any(_is_numeric(arg) for arg in typing.get_args(tp) if arg is not type(None))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -239,34 +320,18 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
 
 
 def _check(config: Config) -> None:
-    """Cross-field checks that types alone cannot express."""
-    if config.stage not in (1, 2):
-        raise GtasrError(f"config key 'stage': must be 1 or 2, got {config.stage}")
+    """Cross-field checks that types and ranges alone cannot express."""
     if config.stage == 2 and not config.init_from:
         raise GtasrError("config key 'init_from': Stage II needs a Stage I checkpoint")
-    positive = {
-        "train.batch_size": config.train.batch_size,
-        "train.iterations": config.train.iterations,
-        "train.checkpoint_every": config.train.checkpoint_every,
-        "train.keep_checkpoints": config.train.keep_checkpoints,
-        "train.grad_accumulation": config.train.grad_accumulation,
-        "train.reference_sync_every": config.train.reference_sync_every,
-        "train.max_nonfinite": config.train.max_nonfinite,
-        "data.crop_size": config.data.crop_size,
-        "val.every": config.val.every,
-        "log.every": config.log.every,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise GtasrError(f"config key '{key}': must be at least 1, got {value}")
-    if config.train.threads is not None and config.train.threads < 1:
-        raise GtasrError("config key 'train.threads': must be at least 1 (or null)")
-    if config.train.lr <= 0:
-        raise GtasrError(f"config key 'train.lr': must be positive, got {config.train.lr}")
     if len(config.train.betas) != 2:
         raise GtasrError("config key 'train.betas': expected two numbers")
-    if not config.schedule.num_intervals or min(config.schedule.num_intervals) < 1:
+    if not config.schedule.num_intervals:
         raise GtasrError("config key 'schedule.num_intervals': expected positive integers")
+    if config.stage == 2 and config.loss.stage2_eta_index > config.schedule.num_intervals[0]:
+        raise GtasrError(
+            "config key 'loss.stage2_eta_index': must be at most schedule.num_intervals "
+            f"({config.schedule.num_intervals[0]}), got {config.loss.stage2_eta_index}"
+        )
     choices = {
         "train.autocast": (config.train.autocast, ("auto", "none", "bf16", "fp16")),
         "data.degrade_on": (config.data.degrade_on, ("loader", "device")),
@@ -276,6 +341,27 @@ def _check(config: Config) -> None:
             raise GtasrError(f"config key '{key}': must be one of {', '.join(allowed)}")
     if not config.data.hr_dirs:
         raise GtasrError("config key 'data.hr_dirs': at least one folder of training photos")
+    multiple = 4 * network_stride(config.model)
+    if config.data.crop_size % multiple:
+        raise GtasrError(
+            f"config key 'data.crop_size': must be a multiple of {multiple} (4 times the "
+            f"network's stride), got {config.data.crop_size}"
+        )
+
+
+def network_stride(model: ModelConfig) -> int:
+    """The LR stride of the configured backbone, checking the preset or network dict."""
+    from gtasr.nets import SongUNetConfig, preset_config
+
+    if model.network is None:
+        try:
+            return SongUNetConfig.from_dict(preset_config(model.preset)).stride
+        except GtasrError as error:
+            raise GtasrError(f"config key 'model.preset': {error}") from error
+    try:
+        return SongUNetConfig.from_dict(dict(model.network)).stride
+    except (TypeError, ValueError) as error:
+        raise GtasrError(f"config key 'model.network': {error}") from error
 
 
 def config_from_dict(raw: Mapping[str, Any]) -> Config:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gtasr.errors import GtasrError
-from gtasr.fileio import atomic_write_bytes, write_json
+from gtasr.fileio import atomic_path, atomic_write_bytes, write_json
 from gtasr.train.checkpoints import EMA_FILE, CheckpointStore
 from gtasr.train.config import Config, dump_config
 from gtasr.train.distributed import DistEnv, all_reduce_max, barrier
@@ -97,6 +99,8 @@ def _keep_best(trainer: Trainer, values: dict[str, float], run_dir: Path) -> Non
     step, and the rotating checkpoints would lose that model.
     """
     metric = "lpips" if "lpips" in values else "l1"
+    if not math.isfinite(values[metric]):
+        return  # NaN weights are never the best; the next checkpoint stops the run
     record = run_dir / "best.json"
     if record.is_file():
         best = json.loads(record.read_text(encoding="utf-8"))
@@ -137,7 +141,7 @@ def train(
     """
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
-    earlier_run = CheckpointStore(run_dir).latest() is not None
+    earlier_run = CheckpointStore(run_dir).holds_a_run()
     barrier(env)  # every rank has looked before rank 0 deletes anything
     if earlier_run and not resume:
         if not overwrite:
@@ -148,10 +152,10 @@ def train(
         if env.is_main:
             clear_run(run_dir)
     barrier(env)
-    if env.is_main:
+    trainer = Trainer(config, run_dir, env, resume=resume)
+    if env.is_main:  # after the trainer accepted the run folder: a refused --resume keeps it
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(run_dir / "config.yaml", dump_config(config).encode("utf-8"))
-    trainer = Trainer(config, run_dir, env, resume=resume)
     metrics = MetricsLog(run_dir, config.log.tensorboard) if env.is_main else None
     if metrics is not None:
         metrics.truncate_after(trainer.step)
@@ -173,8 +177,7 @@ def train(
     if validator is not None and trainer.step == 0:
         val_values = _validate(validator, trainer, metrics, run_dir)
     try:
-        with StopRequest() as stop, logging_redirect_tqdm():
-            batches = trainer.batches()
+        with StopRequest() as stop, logging_redirect_tqdm(), closing(trainer.batches()) as batches:
             while trainer.step < stop_at:
                 values = trainer.train_step(batches)
                 step = trainer.step
@@ -210,8 +213,8 @@ def train(
     )
     if env.is_main:
         if trainer.step == total and trainer.last_checkpoint is not None:
-            shutil.copyfile(trainer.last_checkpoint / EMA_FILE, run_dir / ".model.tmp")
-            (run_dir / ".model.tmp").replace(run_dir / "model.safetensors")
+            with atomic_path(run_dir / "model.safetensors") as tmp:
+                shutil.copyfile(trainer.last_checkpoint / EMA_FILE, tmp)
         assert metrics is not None
         metrics.write(trainer.step, "summary", summary.__dict__)
         metrics.close()

@@ -33,7 +33,7 @@ from gtasr.method.objectives import (
     stage2_objective,
 )
 from gtasr.method.precond import ConsistencyModel
-from gtasr.modelfile import read_info
+from gtasr.modelfile import read_info, read_weights, refuse_nonfinite
 from gtasr.train import builders
 from gtasr.train.batches import StepBatches, global_micro_batch, make_degrader
 from gtasr.train.checkpoints import (
@@ -54,7 +54,12 @@ log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(GtasrError):
-    """The loss stayed NaN/Inf for ``train.max_nonfinite`` iterations in a row."""
+    """The loss stayed NaN/Inf for ``train.max_nonfinite`` iterations in a row, or the
+    weights themselves became NaN/Inf."""
+
+
+class CheckpointDamaged(GtasrError):
+    """A checkpoint's files cannot be read completely (resume takes an earlier one)."""
 
 
 def _restore(path: Path, load: Callable[[dict[str, torch.Tensor]], object]) -> None:
@@ -62,13 +67,23 @@ def _restore(path: Path, load: Callable[[dict[str, torch.Tensor]], object]) -> N
 
     Another kind of file, or weights of another architecture, is a clear error.
     """
-    from safetensors.torch import load_file
-
-    read_info(path)
+    state, _ = read_weights(path)
     try:
-        load(load_file(str(path)))
+        load(state)
     except RuntimeError as error:
         raise GtasrError(f"{path}: weights do not fit the configured network") from error
+
+
+STATE_KEYS = (
+    "step",
+    "optimizer",
+    "scheduler",
+    "ema_decay",
+    "rng",
+    "nonfinite_total",
+    "nonfinite_run",
+)
+"""What :meth:`Trainer.state` always holds (``reference`` and ``scaler`` when in use)."""
 
 
 class Trainer:
@@ -147,7 +162,12 @@ class Trainer:
         self.meta.write(path, self.ema.state_dict()["weights"], self.step, "ema")
 
     def save_checkpoint(self) -> Path | None:
-        """Rank 0 writes the checkpoint of the current step; every rank waits for it."""
+        """Rank 0 writes the checkpoint of the current step; every rank waits for it.
+
+        Weights that became NaN or infinite stop the run with :class:`TrainingDiverged`
+        instead (every rank checks its own identical copy, so all stop together).
+        """
+        self._refuse_nonfinite_weights()
         path = None
         if self.env.is_main:
             path = self.store.save(
@@ -161,23 +181,74 @@ class Trainer:
         barrier(self.env)
         return path
 
+    def _refuse_nonfinite_weights(self) -> None:
+        weights = {
+            "raw": self.model.backbone.state_dict(),
+            "EMA": self.ema.state_dict()["weights"],
+        }
+        for kind, tensors in weights.items():
+            try:
+                refuse_nonfinite(tensors.items(), f"{kind} weights")
+            except GtasrError as error:
+                kept = self.last_checkpoint or "none written yet"
+                raise TrainingDiverged(
+                    f"{error} at step {self.step}; stopped without writing a checkpoint. "
+                    f"Last good checkpoint: {kept}"
+                ) from None
+
     def _resume(self) -> None:
-        """Continue from the newest complete checkpoint of the run directory."""
-        folder = self.store.latest()
-        if folder is None:
+        """Continue from the newest checkpoint of the run directory that reads completely.
+
+        A damaged checkpoint (truncated or unreadable files) is set aside with a warning
+        naming it, and the one before it is taken.
+        """
+        candidates = self.store.candidates()
+        if not candidates:
             raise GtasrError(f"{self.run_dir}: --resume given but no checkpoint found")
-        info = read_info(folder / RAW_FILE)
+        for folder in candidates:
+            try:
+                checkpoint = self._read_checkpoint(folder)
+            except CheckpointDamaged as error:
+                moved = self.store.set_aside(folder) if self.env.is_main else folder
+                log.warning("%s; set aside as %s, trying the checkpoint before it", error, moved)
+                continue
+            self._load_checkpoint(folder, *checkpoint)
+            return
+        raise GtasrError(f"{self.run_dir}: --resume given but every checkpoint is damaged")
+
+    def _read_checkpoint(
+        self, folder: Path
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+        """Raw weights, EMA weights and state of a checkpoint, all read before any is used."""
+        try:
+            info = read_info(folder / RAW_FILE)
+        except GtasrError as error:
+            raise CheckpointDamaged(f"{folder} is damaged ({error})") from error
         same_network = info.network == json.loads(json.dumps(self.meta.network))
         if info.stage != self.config.stage or not same_network:
             raise GtasrError(f"{folder}: checkpoint is of another stage or network than the config")
-        state = read_state(folder)  # on the CPU: RNG states must be CPU tensors
-        _restore(folder / RAW_FILE, self.model.backbone.load_state_dict)
+        try:
+            raw, _ = read_weights(folder / RAW_FILE)
+            ema, _ = read_weights(folder / EMA_FILE)
+            state = read_state(folder)  # on the CPU: RNG states must be CPU tensors
+            missing = sorted(set(STATE_KEYS) - set(state))
+            if missing:
+                raise GtasrError(f"{folder}: training state has no '{missing[0]}'")
+        except GtasrError as error:
+            raise CheckpointDamaged(f"{folder} is damaged ({error})") from error
+        return raw, ema, state
+
+    def _load_checkpoint(
+        self,
+        folder: Path,
+        raw: dict[str, torch.Tensor],
+        ema: dict[str, torch.Tensor],
+        state: dict[str, Any],
+    ) -> None:
+        self.model.backbone.load_state_dict(raw)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        decay = float(state["ema_decay"])
-        _restore(
-            folder / EMA_FILE, lambda w: self.ema.load_state_dict({"decay": decay, "weights": w})
-        )
+        self.ema.load_state_dict({"decay": float(state["ema_decay"]), "weights": ema})
         if self.reference is not None:
             self.reference.load_state_dict(state["reference"])
         if self.scaler is not None and "scaler" in state:
@@ -191,7 +262,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
-        """Micro-batches from the current step on (loader workers or degraded on the device)."""
+        """Micro-batches from the current step on (loader workers or degraded on the device).
+
+        Close the generator when done, also after an error (``contextlib.closing``): that
+        stops the loader workers at once. They ignore SIGTERM (see ``worker_init_fn``), so
+        left to the interpreter's exit they would keep it waiting for ever.
+        """
         data, train = self.config.data, self.config.train
         on_device = data.degrade_on == "device"
         dataset = StepBatches(
@@ -212,15 +288,21 @@ class Trainer:
             worker_init_fn=worker_init_fn,
             prefetch_factor=2 if data.workers else None,
         )
-        for index, batch in zip(range(first, last), loader, strict=False):
-            batch = {k: v.to(self.env.device, non_blocking=True) for k, v in batch.items()}
-            if on_device:
-                micro_batch = global_micro_batch(index, self.env.rank, self.env.world_size)
-                seed = derive_seed(train.seed, "degrade", micro_batch)
-                batch["y"], batch["y0"] = self.degrader(
-                    batch["x0"], generator(seed, self.env.device)
-                )
-            yield batch
+        loading = iter(loader)
+        try:
+            for index, batch in zip(range(first, last), loading, strict=False):
+                batch = {k: v.to(self.env.device, non_blocking=True) for k, v in batch.items()}
+                if on_device:
+                    micro_batch = global_micro_batch(index, self.env.rank, self.env.world_size)
+                    seed = derive_seed(train.seed, "degrade", micro_batch)
+                    batch["y"], batch["y0"] = self.degrader(
+                        batch["x0"], generator(seed, self.env.device)
+                    )
+                yield batch
+        finally:
+            stop_workers = getattr(loading, "_shutdown_workers", None)  # absent without workers
+            if stop_workers is not None:
+                stop_workers()
 
     # ------------------------------------------------------------------ step
     def compute_loss(
