@@ -45,3 +45,11 @@ def test_named_devices_are_checked(machine) -> None:
     assert resolve_device("cuda", local_rank=1) == torch.device("cuda", 1)
     assert resolve_device("cuda:0", local_rank=1) == torch.device("cuda", 0)
     assert resolve_device("mps") == torch.device("mps")
+
+
+def test_devices_without_data_and_missing_gpus_are_refused(machine) -> None:
+    machine(cuda=1, mps=False)
+    with pytest.raises(GtasrError, match="unknown device 'meta'"):
+        resolve_device("meta")
+    with pytest.raises(GtasrError, match=r"'cuda:1' requested, but PyTorch sees 1 GPU"):
+        resolve_device("cuda:1")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
+from gtasr.errors import OutputError
 from gtasr.fileio import atomic_path, atomic_write_bytes
 
 
@@ -46,3 +49,33 @@ def test_failed_write_leaves_nothing_and_keeps_old_file(tmp_path):
         raise RuntimeError("interrupted")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_a_name_that_fits_the_file_system_fits_with_its_temporary_name(tmp_path):
+    target = tmp_path / f"{'x' * 250}.png"  # 254 characters: the final name fits
+    atomic_write_bytes(target, b"abc")
+    assert target.read_bytes() == b"abc"
+
+
+def test_unwritable_outputs_are_named(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(
+        OutputError, match=r"afile/out\.bin: cannot write \(.*afile is not a folder\)"
+    ):
+        atomic_write_bytes(tmp_path / "afile" / "out.bin", b"abc")
+
+
+def test_temporaries_of_dead_writers_are_removed_by_the_next_write(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    leftover = folder / f".photo.{dead.pid}.abcd1234.tmp.png"
+    ours = folder / f".other.{os.getpid()}.abcd1234.tmp.png"  # a live writer's
+    unrelated = folder / ".photo.png"
+    for path in (leftover, ours, unrelated):
+        path.write_bytes(b"half")
+    atomic_write_bytes(folder / "new.png", b"png")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [ours.name, unrelated.name, "new.png"]
+    )

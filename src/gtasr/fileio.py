@@ -84,6 +84,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             remove_stale_temporaries(final.parent)
         fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=final.parent)
         os.close(fd)
+    except FileExistsError as error:  # mkdir met a file where a folder must be
+        raise OutputError(final, f"cannot write ({error.filename} is not a folder)") from error
     except OSError as error:
         raise OutputError(final, f"cannot write ({error.strerror or error})") from error
     tmp = Path(tmp_name)

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import itertools
-from importlib.resources import files
+import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from gtasr.imageio import read_image
-from gtasr.infer.backends import TorchDenoiser
-from gtasr.infer.commands import DEMO_SAMPLE
 from gtasr.infer.noise import NoiseField
 from gtasr.infer.tiling import (
+    MIN_TILE,
+    MIN_TILE_OVERLAP,
     _y0_tile,
     axis_starts,
     feather,
     pad_to_multiple,
     plan_tiles,
+    seamless_tiling,
     tiled_upscale,
 )
 from gtasr.infer.upscaler import Upscaler
-from gtasr.method.precond import ConsistencyModel
 from gtasr.method.schedule import upsample_lr
 
 
@@ -127,12 +128,31 @@ def test_on_tile_reports_each_tile_after_it_is_done() -> None:
     assert calls == [(1, 1)]
 
 
-def test_tiled_network_output_matches_untiled_to_40db(tiny_model: ConsistencyModel) -> None:
-    """A random tiny network on a natural image crop: 2 x 2 tiles vs the whole image."""
-    up = Upscaler(TorchDenoiser(tiny_model, torch.device("cpu")))
-    rgb = read_image(files("gtasr") / "assets" / DEMO_SAMPLE).rgb[40:80, 40:96]
-    whole = up.upscale_rgb(rgb, seed=1)
-    tiled = up.upscale_rgb(rgb, seed=1, tile=32, tile_overlap=16)
-    assert whole.std() > 0.03  # the network output is not flat
-    psnr = 10 * np.log10(1.0 / np.mean((whole - tiled) ** 2))
+@pytest.mark.slow
+def test_the_smallest_accepted_tile_is_seamless(
+    shared_data: Path, caplog: pytest.LogCaptureFixture, one_thread: None
+) -> None:
+    """The bundled model on a detailed photo: a tile and overlap below the minimum are
+    raised to it, with a warning, and the result is within 40 dB of the untiled one."""
+    up = Upscaler.from_pretrained(None, device="cpu")
+    rgb = read_image(shared_data / "realset65" / "OST_009.png").rgb[:256, :256]
+    whole = up.upscale_rgb(rgb, seed=1, tile=0)
+    tiles: list[tuple[int, int]] = []
+    with caplog.at_level(logging.WARNING):
+        smallest = up.upscale_rgb(
+            rgb, seed=1, tile=3, tile_overlap=0, on_tile=lambda i, n: tiles.append((i, n))
+        )
+    assert f"tile 3 is below the smallest seamless tile; using {MIN_TILE}" in caplog.text
+    assert f"overlap 0 is below the smallest seamless overlap; using {MIN_TILE_OVERLAP}" in (
+        caplog.text
+    )
+    assert tiles[-1] == (9, 9)  # 3 x 3 tiles of MIN_TILE over 256 x 256
+    psnr = 10 * np.log10(1.0 / np.mean((whole - smallest) ** 2))
     assert psnr >= 40.0, psnr
+
+
+def test_seamless_tiling_keeps_whole_image_and_larger_values() -> None:
+    assert seamless_tiling(None, 0) == (None, 0)
+    assert seamless_tiling(0, 0) == (0, 0)
+    assert seamless_tiling(512, 32) == (512, 32)
+    assert seamless_tiling(MIN_TILE - 1, MIN_TILE_OVERLAP - 1) == (MIN_TILE, MIN_TILE_OVERLAP)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gtasr.errors import GtasrError
-from gtasr.train.config import dump_config, load_config
+from gtasr.train.config import Config, dump_config, load_config, numeric_ranges
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -148,3 +148,57 @@ def test_ablation_runs_of_the_training_script() -> None:
     assert (ct2.loss.stab_weight, ct2.loss.rect_weight) == (0.0, 0.0)
     assert (full.loss.rect_gradient, release.loss.rect_gradient) == (True, False)
     assert ct2.train == full.train == release.train
+
+
+NUMERIC_KEYS = numeric_ranges(Config)
+
+
+def test_every_numeric_key_is_covered() -> None:
+    """The ranges come from the dataclasses, so a new number gets one without a list here."""
+    assert {"train.lr", "train.ema_decay", "data.workers", "data.crop_size", "stage"} <= set(
+        NUMERIC_KEYS
+    )
+    assert {"train.betas", "schedule.num_intervals", "loss.ta_weight"} <= set(NUMERIC_KEYS)
+    assert "data.hr_dirs" not in NUMERIC_KEYS and "train.autocast" not in NUMERIC_KEYS
+
+
+@pytest.mark.parametrize("key", sorted(NUMERIC_KEYS))
+def test_every_number_is_range_checked(key: str, tmp_path: Path) -> None:
+    path = _write(tmp_path, MINIMAL)
+    allowed = NUMERIC_KEYS[key]
+    below = allowed.low if allowed.low_open else allowed.low - 1
+    listed = key in ("train.betas", "schedule.num_intervals", "train.lr_milestones")
+    for bad in (".nan", ".inf", "-.inf", f"{below:g}"):
+        value = f"[{bad}, {bad}]" if listed else bad
+        with pytest.raises(GtasrError, match=f"'{key}") as caught:
+            load_config(path, [f"{key}={value}"])
+        assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=.inf", "'train.lr': must be above 0, got inf"),
+        ("train.ema_decay=2", "'train.ema_decay': must be at least 0 and at most 1, got 2.0"),
+        ("train.betas=[0.9, 1.0]", "'train.betas': must be at least 0 and below 1, got 1.0"),
+        ("data.workers=-1", "'data.workers': must be at least 0 and at most 256, got -1"),
+        ("data.crop_size=63", "'data.crop_size': must be a multiple of 16"),
+        ("model.preset=paper", "'data.crop_size': must be a multiple of 32"),
+        ("model.preset=huge", "'model.preset': unknown network preset 'huge'"),
+        ("model.network={base_channels: wide}", "'model.network': network config key"),
+        ("train.seed=4294967296", "'train.seed': must be at least 0 and at most 4294967295"),
+    ],
+)
+def test_range_and_network_errors(tmp_path: Path, override: str, message: str) -> None:
+    path = _write(tmp_path, MINIMAL + "  crop_size: 48\n")
+    with pytest.raises(GtasrError, match=r"c\.yaml") as caught:
+        load_config(path, [override])
+    assert message in str(caught.value)
+
+
+def test_stage2_eta_index_fits_the_grid(tmp_path: Path) -> None:
+    stage2 = MINIMAL.replace("stage: 1", "stage: 2\ninit_from: runs/one")
+    path = _write(tmp_path, stage2 + "schedule:\n  num_intervals: [3]\n")
+    assert load_config(path, ["loss.stage2_eta_index=3"]).loss.stage2_eta_index == 3
+    with pytest.raises(GtasrError, match=r"'loss\.stage2_eta_index': must be at most"):
+        load_config(path, ["loss.stage2_eta_index=4"])

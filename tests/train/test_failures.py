@@ -1,4 +1,5 @@
-"""Failures: NaN/Inf steps are skipped and counted; SIGTERM checkpoints and exits cleanly."""
+"""Failures: NaN/Inf steps are skipped and counted, NaN/Inf weights stop the run, an error
+ends the process even with loader workers, signals checkpoint and exit with their codes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -61,13 +63,76 @@ def test_nonfinite_in_a_row_aborts_and_keeps_the_last_good_checkpoint(
     assert read_state(latest)["step"] == 2  # step 4 fell inside the NaN streak: not written
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("to_group", [False, True], ids=["process", "process-group"])
-def test_sigterm_writes_a_checkpoint_and_exits_cleanly(
-    small_config, tmp_path: Path, to_group: bool
+def test_weights_that_become_nonfinite_stop_the_run_without_a_checkpoint(
+    small_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SIGTERM to the trainer, or to its whole process group with a loader worker in it
-    (as Ctrl-C and job schedulers do), writes a checkpoint and exits 0."""
+    original = Trainer.train_step
+
+    def poisoning(self: Trainer, batches) -> dict:
+        values = original(self, batches)
+        if self.step == 3:  # an update that overflowed: finite loss, infinite weights
+            with torch.no_grad():
+                next(self.model.parameters()).fill_(float("inf"))
+        return values
+
+    monkeypatch.setattr(Trainer, "train_step", poisoning)
+    config = small_config(train={"iterations": 4, "checkpoint_every": 2, "max_nonfinite": 100})
+    with pytest.raises(TrainingDiverged, match="NaN or infinite values at step 4") as caught:
+        train(config, tmp_path / "run", setup("cpu"))
+    assert "step-00000002" in str(caught.value)  # the last good checkpoint is named
+    store = CheckpointStore(tmp_path / "run")
+    assert [p.name for p in store.candidates()] == ["step-00000002"]
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+FAILING_AFTER_FIRST_BATCH = textwrap.dedent(
+    """
+    import sys
+    from gtasr.cli import main
+    from gtasr.train.trainer import Trainer
+    original = Trainer.train_step
+    def failing(self, batches):
+        if self.step >= 1:
+            raise RuntimeError("failure after the first batch")
+        return original(self, batches)
+    Trainer.train_step = failing
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+@pytest.mark.slow
+def test_an_error_with_a_loader_worker_ends_the_process(small_config, tmp_path: Path) -> None:
+    """The loader worker ignores SIGTERM; left running, it kept the interpreter from exiting."""
+    config = small_config(data={"workers": 1, "degrade_on": "loader"})
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump(config_to_dict(config)))
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING_AFTER_FIRST_BATCH)
+    proc = subprocess.run(
+        [sys.executable, str(script), "train", str(config_file), "-o", str(tmp_path / "run")],
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,  # the hang this guards against lasted for ever
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "RuntimeError: failure after the first batch" in proc.stderr
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
+    assert metrics.count('"train"') == 1  # the first batch was trained on
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("to_group", "signum", "code"),
+    [(False, signal.SIGTERM, 143), (True, signal.SIGINT, 130)],
+    ids=["sigterm-to-process", "sigint-to-process-group"],
+)
+def test_a_signal_writes_a_checkpoint_and_exits_with_its_code(
+    small_config, tmp_path: Path, to_group: bool, signum: int, code: int
+) -> None:
+    """SIGTERM to the trainer, or Ctrl-C's SIGINT to its whole process group with a loader
+    worker in it, writes a checkpoint, then exits 143 or 130 (128 + the signal)."""
     data = {"workers": 1, "degrade_on": "loader"} if to_group else {}
     config = small_config(train={"iterations": 100000, "checkpoint_every": 100000}, data=data)
     config_file = tmp_path / "run.yaml"
@@ -87,12 +152,12 @@ def test_sigterm_writes_a_checkpoint_and_exits_cleanly(
         assert time.monotonic() < deadline
         time.sleep(0.1)
     if to_group:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signum)
     else:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 0, stderr
-    assert "stopped by SIGTERM" in stderr
+    assert proc.returncode == code, stderr
+    assert f"stopped by {signal.Signals(signum).name}" in stderr
     latest = CheckpointStore(run).latest()
     assert latest is not None
     step = read_state(latest)["step"]

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from gtasr.errors import GtasrError
 from gtasr.nets import preset_config
-from gtasr.train.checkpoints import EMA_FILE, RAW_FILE, read_state
+from gtasr.train.checkpoints import EMA_FILE, RAW_FILE, STATE_TENSORS, read_state
 from gtasr.train.distributed import setup
 from gtasr.train.run import train
 
@@ -80,7 +80,31 @@ def test_stage2_resume_restores_the_reference_network(small_config, tmp_path: Pa
 def test_resume_refuses_a_checkpoint_of_another_network(small_config, tmp_path: Path) -> None:
     env = setup("cpu")
     train(small_config(train={"iterations": 2, "checkpoint_every": 1}), tmp_path / "run", env)
+    recorded = (tmp_path / "run" / "config.yaml").read_bytes()
     narrower = {**preset_config("tiny"), "base_channels": 16}
     other = small_config(model={"network": narrower}, train={"iterations": 4})
     with pytest.raises(GtasrError, match="another stage or network"):
         train(other, tmp_path / "run", env, resume=True)
+    assert (tmp_path / "run" / "config.yaml").read_bytes() == recorded  # the run's, still
+
+
+def test_resume_sets_a_damaged_checkpoint_aside_and_takes_the_one_before(
+    small_config, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = small_config(train={"iterations": 6, "checkpoint_every": 3})
+    env = setup("cpu")
+    run = tmp_path / "run"
+    train(config, run, env)
+    expected, _, _ = _final(run)
+    newest = run / "checkpoints" / "step-00000006"
+    state = newest / STATE_TENSORS
+    state.write_bytes(state.read_bytes()[:100])  # cut short, as by a failing disk
+    (run / "model.safetensors").unlink()
+    summary = train(config, run, env, resume=True)
+    assert (summary.steps_done, summary.final_step) == (3, 6)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(str(newest) in w and "damaged-step-00000006" in w for w in warnings), warnings
+    assert (run / "checkpoints" / "damaged-step-00000006").is_dir()
+    raw, _, _ = _final(run)
+    for key, tensor in expected.items():
+        assert torch.equal(raw[key], tensor), key  # resumed at step 3, bit for bit

@@ -1,0 +1,105 @@
+"""A model file's word is checked before it is used: metadata, tensor shapes, finite values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from gtasr.errors import GtasrError
+from gtasr.modelfile import all_finite, check_tensors, read_info, read_weights
+from gtasr.nets import preset_config, state_shapes
+from gtasr.nets.songunet import SongUNetSR
+
+TINY = preset_config("tiny")
+PRECOND = {"sigma_data": 0.5, "sigma_scale": 0.1, "noise_offset": 0.002}
+
+
+def _file(path: Path, tensors: dict[str, torch.Tensor] | None = None, **changes: object) -> Path:
+    """A model file with the given metadata changes (JSON for network and precond)."""
+    metadata = {
+        "gtasr.format": "1",
+        "network": TINY,
+        "precond": PRECOND,
+        "scale": 4,
+        "stage": 1,
+        "iteration": 0,
+        "weights": "ema",
+        **changes,
+    }
+    text = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in metadata.items()}
+    save_file(tensors or {"w": torch.zeros(1)}, str(path), metadata=text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"shape": "square"}, "unknown metadata key 'shape'"),
+        ({"precond": {"evil": 1}}, "'precond' must have exactly the keys"),
+        ({"precond": {**PRECOND, "sigma_data": -1}}, "'precond' sigma_data must be a positive"),
+        ({"precond": {**PRECOND, "sigma_scale": "x"}}, "'precond' sigma_scale is not a number"),
+        ({"network": {**TINY, "base_channels": "wide"}}, "'base_channels': 'wide' is not an"),
+        ({"network": {**TINY, "base_channels": 2**20}}, "'base_channels': 1048576 is not"),
+        ({"network": {**TINY, "swin_window": 1000}}, "swin_window within 1..32"),
+        ({"network": {**TINY, "lr_skip": 1}}, "'lr_skip': 1 is not true or false"),
+        ({"network": {**TINY, "evil": 1}}, "unknown network config keys: evil"),
+        ({"scale": 8}, "'scale' 8: gtasr models are x4"),
+        ({"stage": 7}, "'stage' must be one of 0, 1, 2"),
+        ({"iteration": -1}, "'iteration' must not be negative"),
+        ({"weights": "both"}, "'weights' must be ema or raw"),
+        ({"extra.family": "other"}, "'extra.family' 'other' is not a model family"),
+        ({"scale": "inf"}, "damaged gtasr metadata"),
+    ],
+)
+def test_bad_metadata_is_named(tmp_path: Path, changes: dict, problem: str) -> None:
+    path = _file(tmp_path / "m.safetensors", **changes)
+    with pytest.raises(GtasrError, match=r"m\.safetensors") as caught:
+        read_info(path)
+    assert problem in str(caught.value)
+
+
+def test_tensors_are_compared_with_the_network_before_it_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 2 KB file claiming a 4096-wide network: refused, and the network never allocated."""
+    built_on: list[str] = []
+    original = SongUNetSR.__init__
+
+    def recording(self: SongUNetSR, *args: object, **kwargs: object) -> None:
+        built_on.append(torch.empty(0).device.type)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SongUNetSR, "__init__", recording)
+    huge = _file(tmp_path / "huge.safetensors", network={**TINY, "base_channels": 4096})
+    with pytest.raises(GtasrError, match=r"huge\.safetensors: tensor '[\w.]+' of the described"):
+        read_weights(huge)
+    assert built_on == ["meta"]
+
+
+def test_shape_and_type_mismatches_name_the_tensor(tmp_path: Path) -> None:
+    tensors = {name: torch.zeros(shape) for name, shape in state_shapes(TINY).items()}
+    check_tensors(read_info(_file(tmp_path / "ok.safetensors", tensors)))
+    wrong = dict(tensors, **{"conv_in.weight": torch.zeros(1, 1)})
+    with pytest.raises(GtasrError, match=r"'conv_in.weight' has shape \(1, 1\), but the network"):
+        check_tensors(read_info(_file(tmp_path / "shape.safetensors", wrong)))
+    extra = dict(tensors, stowaway=torch.zeros(1))
+    with pytest.raises(GtasrError, match="'stowaway' is not part of the described network"):
+        check_tensors(read_info(_file(tmp_path / "extra.safetensors", extra)))
+    integers = dict(tensors, **{"conv_in.bias": torch.zeros(32, dtype=torch.int32)})
+    with pytest.raises(GtasrError, match=r"'conv_in\.bias' holds I32, not floats"):
+        check_tensors(read_info(_file(tmp_path / "ints.safetensors", integers)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+def test_all_finite_reads_the_exponent_of_every_float_type(dtype: torch.dtype) -> None:
+    finfo = torch.finfo(dtype)
+    values = torch.tensor([0.0, -1.5, finfo.max, finfo.tiny / 4], dtype=dtype)
+    assert all_finite(values)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        spoiled = values.clone()
+        spoiled[2] = bad
+        assert not all_finite(spoiled)
