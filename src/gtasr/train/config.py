@@ -56,10 +56,15 @@ class Range:
         return above and below
 
     def __str__(self) -> str:
-        text = f"above {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        text = f"above {_number(self.low)}" if self.low_open else f"at least {_number(self.low)}"
         if math.isfinite(self.high):
-            text += f" and {'below' if self.high_open else 'at most'} {self.high:g}"
+            text += f" and {'below' if self.high_open else 'at most'} {_number(self.high)}"
         return text
+
+
+def _number(value: float) -> str:
+    """A bound as people write it: whole numbers in full, others in the shortest form."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 DEFAULT_RANGE = Range()
