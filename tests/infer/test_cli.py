@@ -12,6 +12,7 @@ import torch
 
 from gtasr.cli import main
 from gtasr.imageio import read_image
+from gtasr.infer.batch import UpscaleOptions, memory_tip
 from gtasr.infer.upscaler import Upscaler
 
 
@@ -158,3 +159,10 @@ def test_out_of_memory_suggests_tiling(
     assert code == 1
     assert "a.png: out of memory; try a smaller --tile" in caplog.text
     assert (out / "b.png").is_file() and not (out / "a.png").exists()
+
+
+def test_the_out_of_memory_tip_names_the_cause(tmp_path: Path) -> None:
+    large = UpscaleOptions(out_dir=tmp_path, outscale=16)
+    assert memory_tip(large) == "the output at --outscale 16 is too large; try a smaller one"
+    assert "--tile" in memory_tip(UpscaleOptions(out_dir=tmp_path))
+    assert "--tile" not in memory_tip(UpscaleOptions(out_dir=tmp_path, method="bicubic"))
