@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,11 +17,11 @@ PERTURBATION = 0.03
 """Std of the noise added to every weight, so the untrained network's output is not flat."""
 
 
-def random_tiny_model(seed: int = 0) -> ConsistencyModel:
-    """The tiny preset with seeded random weights, perturbed away from its initialisation."""
+def random_model(network: str | dict[str, Any] = "tiny", seed: int = 0) -> ConsistencyModel:
+    """A network (preset or config) with seeded random weights, perturbed from their start."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        backbone = build_network("tiny")
+        backbone = build_network(network)
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for parameter in backbone.parameters():
@@ -28,9 +30,15 @@ def random_tiny_model(seed: int = 0) -> ConsistencyModel:
 
 
 @pytest.fixture(scope="session")
+def make_random_model() -> Callable[..., ConsistencyModel]:
+    """:func:`random_model` as a fixture, for tests that need another architecture."""
+    return random_model
+
+
+@pytest.fixture(scope="session")
 def tiny_model() -> ConsistencyModel:
     """The random tiny consistency model (eval mode)."""
-    return random_tiny_model()
+    return random_model()
 
 
 @pytest.fixture(scope="session")

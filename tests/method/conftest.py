@@ -25,7 +25,8 @@ class TinyBackbone(nn.Module):
 
     def forward(self, x: Tensor, c_noise: Tensor, y: Tensor) -> Tensor:
         up = F.interpolate(y, size=x.shape[-2:], mode="nearest")
-        h = self.inp(torch.cat([x, up], dim=1)) + self.noise(c_noise[:, None])[:, :, None, None]
+        label = c_noise[:, None].to(self.noise.weight.dtype)  # a float32 label, as SongUNetSR's
+        h = self.inp(torch.cat([x, up], dim=1)) + self.noise(label)[:, :, None, None]
         return self.out(self.drop(torch.tanh(h)))
 
 

@@ -52,6 +52,22 @@ def test_forward_is_cskip_x_plus_cout_f(make_backbone, batch) -> None:
     assert torch.allclose(model(x, 0.2, batch["y"]), model(x, torch.tensor([0.2, 0.2]), batch["y"]))
 
 
+def test_a_reduced_precision_backbone_takes_float32_and_keeps_the_preconditioning_float32(
+    make_backbone, batch
+) -> None:
+    backbone = make_backbone(seed=2).to(torch.bfloat16)
+    model = ConsistencyModel(backbone)
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(9))
+    sigma = torch.tensor([0.05, 1.0])
+    out = model(x, sigma, batch["y"])
+    assert out.dtype == torch.float32
+    # the backbone sees bf16 inputs; c_skip x + c_out F is then formed in float32
+    raw = backbone(x.bfloat16(), torch.log(sigma + 0.002) / 4, batch["y"].bfloat16()).float()
+    s = (sigma / 0.1).reshape(-1, 1, 1, 1)
+    expected = 0.25 / (s**2 + 0.25) * x + s / torch.sqrt(s**2 + 0.25) * raw
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
 def test_precond_config_rebuilds(make_backbone) -> None:
     model = ConsistencyModel(make_backbone(), sigma_data=0.4, sigma_scale=0.2, noise_offset=0.01)
     cfg = model.precond_config()

@@ -71,12 +71,22 @@ class ConsistencyModel(nn.Module):
             raise ValueError(f"sigma has {sig.numel()} values for a batch of {batch}")
         return sig
 
+    def _backbone_dtype(self, x: Tensor) -> torch.dtype:
+        """The dtype of the backbone's weights (x's when it has none)."""
+        weight = next(self.backbone.parameters(), None)
+        return x.dtype if weight is None else weight.dtype
+
     def forward(self, x: Tensor, sigma: float | Tensor, y: Tensor) -> Tensor:
-        """Evaluate f(x, sigma, y); samples with sigma == 0 return x unchanged (bit for bit)."""
+        """Evaluate f(x, sigma, y); samples with sigma == 0 return x unchanged (bit for bit).
+
+        The backbone runs in its weights' dtype (a model cast to bf16 once takes float32
+        inputs); the preconditioning arithmetic stays in the dtype of ``x``.
+        """
         if not isinstance(sigma, Tensor) and float(sigma) == 0.0:
             return x
         sig = self._sigma_vector(sigma, x)
-        raw = self.backbone(x, c_noise(sig, self.noise_offset), y)
+        dtype = self._backbone_dtype(x)
+        raw = self.backbone(x.to(dtype), c_noise(sig, self.noise_offset), y.to(dtype))
         sig4 = sig.reshape(-1, 1, 1, 1)
         skip = c_skip(sig4, self.sigma_data, self.sigma_scale).to(x.dtype)
         out = c_out(sig4, self.sigma_data, self.sigma_scale).to(x.dtype)
