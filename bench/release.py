@@ -19,7 +19,6 @@ PyTorch emulates it. Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gtasr
 from gtasr.infer.upscaler import Upscaler
 from gtasr.nets.release_layout import release_state_dict
-from upscale import best_times, machine, psnr, random_model_file, test_image
+from upscale import best_times, emit, machine, psnr, random_model_file, test_image
 
 
 def release_checkpoint(folder: Path) -> Path:
@@ -86,10 +85,7 @@ def main() -> None:
         "upscale_s": {p: round(s, 2) for p, s in seconds.items()},
         "bf16_psnr_vs_fp32_db": round(psnr(outputs["bf16"], outputs["fp32"]), 1),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(result, args.output)
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def bench_preset(preset: str, model: Path, rgb: np.ndarray, repeats: int) -> dic
     }
 
 
-def peak_rss(model: Path, side: int, tile: int, folder: Path) -> dict[str, object]:
+def peak_rss(model: Path, side: int, tile: int, precision: str, folder: Path) -> dict[str, object]:
     """Peak RSS of ``gtasr upscale`` on a ``side``-pixel square image in a child process."""
     source = folder / "rss_input.png"
     PIL.Image.fromarray((test_image(side) * 255).round().astype(np.uint8)).save(source)
@@ -156,6 +156,8 @@ def peak_rss(model: Path, side: int, tile: int, folder: Path) -> dict[str, objec
         str(tile),
         "--device",
         "cpu",
+        "--precision",
+        precision,
         "--overwrite",
     ]
     start = time.perf_counter()
@@ -190,6 +192,14 @@ def machine() -> dict[str, object]:
     }
 
 
+def emit(report: dict[str, object], output: Path | None) -> None:
+    """Print the JSON report, and write it to ``output`` when given (the benches' ``-o``)."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if output:
+        output.write_text(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lr", type=int, default=128, help="LR side for latency (128)")
@@ -204,14 +214,13 @@ def main() -> None:
         folder = Path(name)
         models = {p: random_model_file(p, folder) for p in args.presets.split(",")}
         if args.rss_lr and "tiny" in models:
-            report["peak_rss_tiny"] = peak_rss(models["tiny"], args.rss_lr, args.rss_tile, folder)
+            report["peak_rss_tiny"] = peak_rss(
+                models["tiny"], args.rss_lr, args.rss_tile, "fp32", folder
+            )
         rgb = test_image(args.lr)
         report["presets"] = {p: bench_preset(p, m, rgb, args.repeats) for p, m in models.items()}
     report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(report, args.output)
 
 
 if __name__ == "__main__":

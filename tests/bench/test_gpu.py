@@ -1,0 +1,74 @@
+"""bench/gpu.py and bench/gpu.sh on a machine without a GPU, and the output checks they make."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def gpu_bench() -> ModuleType:
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("gpu_bench", BENCH / "gpu.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+def test_gpu_bench_refuses_cleanly_without_cuda() -> None:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "gpu.py")], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr.strip().splitlines() == [
+        f"bench/gpu.py: PyTorch {torch.__version__} sees no CUDA device"
+    ]
+
+
+def test_gpu_script_stops_without_an_nvidia_gpu(tmp_path: Path) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "dirname").symlink_to(shutil.which("dirname"))
+    bash = shutil.which("bash")
+    assert bash is not None
+    run = subprocess.run(
+        [bash, str(BENCH / "gpu.sh")],
+        env={"PATH": str(tools)},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert "no NVIDIA GPU" in run.stderr and run.stdout == ""
+
+
+def test_output_checks_catch_nan_and_inf_and_measure_psnr(gpu_bench: ModuleType) -> None:
+    reference = torch.zeros(1, 3, 8, 8)
+    close = reference + 0.1  # mse 0.01 on a peak-to-peak of 2
+    broken = reference.clone()
+    broken[0, 1, 2, 3] = math.inf
+    missing = reference.clone()
+    missing[0, 0, 0, 0] = math.nan
+    report = gpu_bench.check_outputs(
+        {"fp16": close, "inf": broken, "nan": missing, "same": reference}, reference
+    )
+    assert report["fp16"] == {"finite": True, "psnr_vs_fp32_db": round(10 * math.log10(400), 2)}
+    assert report["inf"] == {"finite": False}
+    assert report["nan"] == {"finite": False}
+    assert report["same"] == {"finite": True, "psnr_vs_fp32_db": "inf"}
