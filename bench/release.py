@@ -6,8 +6,8 @@ on training), then measures:
 
 * how long ``gtasr.load_model`` takes to read it (settings from the tensors);
 * one-step upscaling of a ``--lr`` x ``--lr`` image (default 128, giving
-  512 x 512) with the release's conventions, in fp32 and under bf16 autocast,
-  interleaved (best of ``--repeats`` after one warm-up run each), and
+  512 x 512) with the release's conventions, in fp32 and in bf16 (weights
+  cast once), interleaved (best of ``--repeats`` after one warm-up run each), and
   the PSNR of the bf16 output against fp32.
 
 bf16 runs fast only on CPUs with native bf16 (AVX512-BF16, AMX); elsewhere

@@ -6,8 +6,8 @@ Measured, with seeded random weights (speed does not depend on training):
   presets (PyTorch, fp32);
 * onnxruntime against PyTorch on the same input (goal: >= 1.2x faster);
 * one-step against 4-step sampling of the same network;
-* bf16 autocast against fp32 (goal: >= 1.7x faster on CPUs with
-  AVX512-BF16), with the PSNR of the bf16 output against fp32 (goal >= 35 dB);
+* ``--precision bf16`` (weights cast once) against fp32 (goal: >= 1.7x faster
+  on CPUs with AVX512-BF16), with the PSNR of the bf16 output against fp32 (goal >= 35 dB);
 * the peak resident memory of ``gtasr upscale`` on a 1024 x 1024 LR image
   (4096 x 4096 out) with ``--tile 256`` on the tiny preset (goal <= 1.5 GB),
   measured on a child process with ``os.wait4``.
