@@ -13,7 +13,6 @@ existed: the script switches the minimum off. Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from importlib.resources import files
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gtasr.infer.upscaler
 from gtasr.imageio import read_image
 from gtasr.infer.upscaler import Upscaler
-from upscale import machine, psnr
+from upscale import emit, machine, psnr
 
 REALSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "realset65"
 
@@ -85,10 +84,7 @@ def main() -> None:
         report["images"].append({"image": path.name, "lr_size": size, "results": rows})
         print(f"{path.name}: {rows}", file=sys.stderr, flush=True)
     report["seconds"] = round(time.perf_counter() - start, 1)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(report, args.output)
 
 
 if __name__ == "__main__":
