@@ -132,7 +132,7 @@ def test_stage1_is_ct_plus_weighted_ta(make_backbone, batch) -> None:
     x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
     distance = Recording()
     total, parts = stage1_objective(model, x0, y, y0, STAGE1, distance, gen(7))
-    assert set(parts) == {"ct", "ta"} and len(distance.calls) == 2  # L_CT, then L_TA batched
+    assert set(parts) == {"ct", "ta", "n"} and len(distance.calls) == 2  # L_CT, then L_TA batched
     x_hat, target = distance.calls[0]
     assert parts["ct"].item() == pytest.approx(l1(x_hat, target).mean().item(), rel=1e-6)
     # With d = L1 the two TA paths differ by (1 - eta_k)(x0 - x_hat) at each interior point.
@@ -174,6 +174,27 @@ def test_ct_only_stage1_is_the_full_objective_without_ta(make_backbone, batch) -
     assert len(full.calls) == 2 and full_parts["ta"].item() == 0
     assert torch.equal(full_parts["ct"], parts["ct"])
     assert all(torch.equal(a, b) for a, b in zip(grads, full_grads, strict=True))
+
+
+class TwoPartDistance:
+    """L1 plus a squared term, reporting the two as separate parts."""
+
+    def terms(self, a, b):
+        return {"l1": l1(a, b), "sq": (a - b).pow(2).flatten(1).mean(1)}
+
+    def __call__(self, a, b):
+        return sum(self.terms(a, b).values())
+
+
+def test_stage1_reports_the_distance_parts_of_each_term(make_backbone, batch) -> None:
+    model = ConsistencyModel(make_backbone(seed=3))
+    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
+    total, parts = stage1_objective(model, x0, y, y0, STAGE1, TwoPartDistance(), gen(7))
+    for term in ("ct", "ta"):
+        both = parts[f"{term}_l1"] + parts[f"{term}_sq"]
+        assert both.item() == pytest.approx(parts[term].item(), rel=1e-5)
+        assert parts[f"{term}_sq"].item() > 0 and parts[f"{term}_l1"].item() > 0
+    assert (parts["ct"] + parts["ta"]).item() == pytest.approx(total.item(), rel=1e-6)
 
 
 def stage2_setup(make_backbone):

@@ -90,6 +90,25 @@ def per_sample(distance: Distance, a: Tensor, b: Tensor) -> Tensor:
     return distance(a, b).reshape(a.shape[0], -1).mean(dim=1)
 
 
+def per_sample_terms(distance: Distance, a: Tensor, b: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """``(d(a, b), {name: part})`` per sample, each Tensor[B].
+
+    A distance with a ``terms(a, b)`` method (a dict of per-sample parts that sum to d, such as
+    LPIPS and Charbonnier) has its parts reported, so training can log each one; any other
+    distance reports no parts.
+    """
+    terms = getattr(distance, "terms", None)
+    if terms is None:
+        return per_sample(distance, a, b), {}
+    parts = {k: v.reshape(a.shape[0], -1).mean(dim=1) for k, v in terms(a, b).items()}
+    return torch.stack(list(parts.values())).sum(dim=0), parts
+
+
+def _weighted_means(prefix: str, weight: float, parts: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``{prefix_name: weight * mean(part)}``, detached: the logged parts of one loss term."""
+    return {f"{prefix}_{k}": (weight * v.mean()).detach() for k, v in parts.items()}
+
+
 def consistency_pair(
     model: nn.Module,
     x0: Tensor,
@@ -122,11 +141,13 @@ def trajectory_alignment_loss(
     grid: BridgeGrid,
     distance: Distance,
     generator: torch.Generator,
+    parts: dict[str, Tensor] | None = None,
 ) -> Tensor:
     """L_TA = sum_{k=1}^{N-1} mean_b d(x0-path(eta_k, eps_k), x_hat-path(eta_k, eps_k)).
 
     Each interior grid point gets its own fresh noise eps_k (shared by both paths); all N - 1
-    points go through ``distance`` as one batch of (N - 1) * B samples.
+    points go through ``distance`` as one batch of (N - 1) * B samples. When ``parts`` is a
+    dict, the distance's named parts of L_TA (see :func:`per_sample_terms`) are stored in it.
     """
     interior = range(1, grid.num_intervals)
     if len(interior) == 0:
@@ -134,8 +155,10 @@ def trajectory_alignment_loss(
     noises = [draw_noise(x0, generator) for _ in interior]
     real = torch.cat([grid.state(x0, y0, e, k) for k, e in zip(interior, noises, strict=True)])
     fake = torch.cat([grid.state(x_hat, y0, e, k) for k, e in zip(interior, noises, strict=True)])
-    values = per_sample(distance, real, fake).reshape(len(interior), x0.shape[0])
-    return values.mean(dim=1).sum()
+    values, terms = per_sample_terms(distance, real, fake)
+    if parts is not None:
+        parts.update({k: v * len(interior) for k, v in terms.items()})
+    return values.reshape(len(interior), x0.shape[0]).mean(dim=1).sum()
 
 
 def stage1_objective(
@@ -150,21 +173,30 @@ def stage1_objective(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Stage I: one index n ~ U{0..N-1} and one eps for the batch; L_CT + ta_weight * L_TA.
 
-    Returns the total and the detached weighted parts ``{"ct", "ta"}`` (they sum to the total).
-    With ``ta_weight == 0`` L_TA is not computed at all (its distance passes dominate the cost
-    of a step): the draws before it are the same, so L_CT is that of the full objective.
+    Returns the total and the detached weighted parts ``{"ct", "ta"}`` (they sum to the
+    total), the distance's parts of each (``ct_lpips``, ``ct_charbonnier``, ``ta_lpips``, ...,
+    which sum to ``ct`` and ``ta``) and the grid index ``n``, for the training log. With
+    ``ta_weight == 0`` L_TA is not computed at all (its distance passes dominate the cost of a
+    step): the draws before it are the same, so L_CT is that of the full objective.
     """
     n = draw_index(grid.num_intervals, generator)
     eps = draw_noise(x0, generator)
     x_hat, target = consistency_pair(model, x0, y, y0, grid, n, eps)
-    ct = per_sample(distance, x_hat, target).mean()
+    ct_values, ct_terms = per_sample_terms(distance, x_hat, target)
+    ct = ct_values.mean()
+    ta_terms: dict[str, Tensor] = {}
     if config.ta_weight:
-        ta = config.ta_weight * trajectory_alignment_loss(x0, x_hat, y0, grid, distance, generator)
+        ta = config.ta_weight * trajectory_alignment_loss(
+            x0, x_hat, y0, grid, distance, generator, ta_terms
+        )
         total = ct + ta
     else:
         ta = torch.zeros_like(ct)
         total = ct
-    return total, {"ct": ct.detach(), "ta": ta.detach()}
+    parts = {"ct": ct.detach(), "ta": ta.detach(), "n": torch.tensor(float(n))}
+    parts |= _weighted_means("ct", 1.0, ct_terms)
+    parts |= _weighted_means("ta", config.ta_weight, ta_terms)
+    return total, parts
 
 
 def _check_frozen(reference: nn.Module) -> None:

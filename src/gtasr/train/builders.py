@@ -35,13 +35,17 @@ class PerceptualDistance:
     lpips_weight: float
     charbonnier_weight: float
 
-    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def terms(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The weighted parts ``{"charbonnier", "lpips"}`` of d, each Tensor[B]."""
         from gtasr.perceptual import charbonnier
 
-        value = self.charbonnier_weight * charbonnier(a, b)
+        parts = {"charbonnier": self.charbonnier_weight * charbonnier(a, b)}
         if self.lpips is not None and self.lpips_weight:
-            value = value + self.lpips_weight * self.lpips(a, b).reshape(a.shape[0])
-        return value
+            parts["lpips"] = self.lpips_weight * self.lpips(a, b).reshape(a.shape[0])
+        return parts
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.stack(list(self.terms(a, b).values())).sum(dim=0)
 
 
 @dataclass
