@@ -47,13 +47,14 @@ def _config(
     init: Path | None,
     batch: int,
     crop: int,
+    ta_points: str = "all",
 ):
     raw = {
         "stage": stage,
         "init_from": str(init) if init else None,
         "model": {"preset": "tiny"},
         "data": {"hr_dirs": [str(photos)], "crop_size": crop, "degradation": "bicubic"},
-        "loss": {"ta_weight": ta_weight},
+        "loss": {"ta_weight": ta_weight, "ta_points": ta_points},
         "train": {
             "batch_size": batch,
             "iterations": 1_000_000,
@@ -128,6 +129,13 @@ def main() -> None:
                 env,
             ),
             "stage1_ct_ta": stage1,
+            "stage1_ct_ta_one": Trainer(
+                _config(
+                    1, 0.5, root / "photos", args.autocast, None, args.batch, args.crop, "one"
+                ),
+                root / "one",
+                env,
+            ),
             "stage2": Trainer(
                 _config(2, 0.5, root / "photos", args.autocast, root / "s1", args.batch, args.crop),
                 root / "s2",
@@ -152,7 +160,9 @@ def main() -> None:
         "degrade_s_per_batch": _degrade_seconds(args.batch, args.crop),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    result["ta_over_ct_only"] = result["stage1_ct_ta_s_per_it"] / result["stage1_ct_only_s_per_it"]
+    ct_only = result["stage1_ct_only_s_per_it"]
+    result["ta_over_ct_only"] = result["stage1_ct_ta_s_per_it"] / ct_only
+    result["ta_one_over_ct_only"] = result["stage1_ct_ta_one_s_per_it"] / ct_only
     print(json.dumps(result, indent=1))
 
 

@@ -42,6 +42,8 @@ def _file(path: Path, tensors: dict[str, torch.Tensor] | None = None, **changes:
         ({"precond": {"evil": 1}}, "'precond' must have exactly the keys"),
         ({"precond": {**PRECOND, "sigma_data": -1}}, "'precond' sigma_data must be a positive"),
         ({"precond": {**PRECOND, "sigma_scale": "x"}}, "'precond' sigma_scale is not a number"),
+        ({"precond": {**PRECOND, "lr_anchor": 1}}, "'precond' lr_anchor must be true or false"),
+        ({"network": {**TINY, "upsampler": "cubic"}}, "upsampler must be one of"),
         ({"network": {**TINY, "base_channels": "wide"}}, "'base_channels': 'wide' is not an"),
         ({"network": {**TINY, "base_channels": 2**20}}, "'base_channels': 1048576 is not"),
         ({"network": {**TINY, "swin_window": 1000}}, "swin_window within 1..32"),
@@ -60,6 +62,11 @@ def test_bad_metadata_is_named(tmp_path: Path, changes: dict, problem: str) -> N
     with pytest.raises(GtasrError, match=r"m\.safetensors") as caught:
         read_info(path)
     assert problem in str(caught.value)
+
+
+def test_the_lr_anchor_flag_is_read_back(tmp_path: Path) -> None:
+    path = _file(tmp_path / "m.safetensors", precond={**PRECOND, "lr_anchor": True})
+    assert read_info(path).precond["lr_anchor"] is True
 
 
 def test_tensors_are_compared_with_the_network_before_it_is_built(

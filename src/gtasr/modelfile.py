@@ -44,6 +44,8 @@ FORMAT_VERSION = "1"
 METADATA_KEYS = ("gtasr.format", "network", "precond", "scale", "stage", "iteration", "weights")
 """Every metadata key of a model file besides the free-form ``extra.*`` ones."""
 PRECOND_KEYS = ("sigma_data", "sigma_scale", "noise_offset")
+PRECOND_FLAGS = ("lr_anchor",)
+"""Optional true/false entries of 'precond', written only when set (older files lack them)."""
 SCALE = 4
 STAGES = (0, 1, 2)
 """Training stage of the weights; 0 for weights gtasr did not train (the authors')."""
@@ -167,9 +169,17 @@ def metadata_problem(info: ModelInfo) -> str | None:
     except (TypeError, ValueError) as error:
         return f"'network': {error}"
     precond = info.precond
-    if not isinstance(precond, dict) or sorted(precond) != sorted(PRECOND_KEYS):
-        return f"'precond' must have exactly the keys {', '.join(PRECOND_KEYS)}"
+    if not isinstance(precond, dict) or set(precond) - set(PRECOND_FLAGS) != set(PRECOND_KEYS):
+        return (
+            f"'precond' must have exactly the keys {', '.join(PRECOND_KEYS)} "
+            f"(and optionally {', '.join(PRECOND_FLAGS)})"
+        )
+    flags = {key: precond[key] for key in PRECOND_FLAGS if key in precond}
+    if any(not isinstance(value, bool) for value in flags.values()):
+        return f"'precond' {', '.join(PRECOND_FLAGS)} must be true or false"
     for key, value in precond.items():
+        if key in flags:
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"'precond' {key} is not a number"
         if not (math.isfinite(value) and value > 0):

@@ -92,6 +92,45 @@ def test_ta_pixel_part_is_analytic(batch) -> None:
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_ta_one_point_per_sample_estimates_the_same_sum(batch) -> None:
+    # With L1 the value for a sample at point k is (1 - eta_k) * gap; drawing k uniformly and
+    # scaling by N - 1 gives sum_k (1 - eta_k) * gap on average.
+    x0 = batch["x0"][:1].expand(4000, -1, -1, -1)
+    y0 = batch["y0"][:1].expand(4000, -1, -1, -1)
+    x_hat = x0 + 0.2
+    calls = []
+
+    def recording(a: Tensor, b: Tensor) -> Tensor:
+        calls.append(a.shape[0])
+        return l1(a, b)
+
+    one = trajectory_alignment_loss(x0, x_hat, y0, STAGE1, recording, gen(5), points="one")
+    every = trajectory_alignment_loss(x0, x_hat, y0, STAGE1, l1, gen(5), points="all")
+    assert calls == [4000]  # one state per sample, not N - 1
+    assert one.item() == pytest.approx(every.item(), rel=0.02)
+    with pytest.raises(ValueError, match="ta_points"):
+        trajectory_alignment_loss(x0, x_hat, y0, STAGE1, l1, gen(5), points="two")
+
+
+def test_ta_one_point_uses_grid_states_with_shared_noise(batch) -> None:
+    x0, y0 = batch["x0"], batch["y0"]
+    calls = []
+
+    def recording(a: Tensor, b: Tensor) -> Tensor:
+        calls.append((a, b))
+        return l1(a, b)
+
+    trajectory_alignment_loss(x0, torch.zeros_like(x0), y0, STAGE1, recording, gen(6), points="one")
+    real, fake = calls[0]
+    for i in range(x0.shape[0]):  # fake_i = eta (y0 + eps), real_i = (1 - eta) x0 + fake_i
+        eta = [
+            e
+            for e in STAGE1.shift[1:4]
+            if torch.allclose(real[i] - fake[i], (1 - e) * x0[i], atol=1e-5)
+        ]
+        assert len(eta) == 1
+
+
 def test_ta_is_one_batched_call_with_fresh_noise_per_point(batch) -> None:
     x0, y0 = batch["x0"], batch["y0"]
     x_hat = torch.zeros_like(x0)

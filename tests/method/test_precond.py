@@ -73,3 +73,18 @@ def test_precond_config_rebuilds(make_backbone) -> None:
     cfg = model.precond_config()
     assert cfg == {"sigma_data": 0.4, "sigma_scale": 0.2, "noise_offset": 0.01}
     assert ConsistencyModel(make_backbone(), **cfg).precond_config() == cfg
+
+
+def test_lr_anchor_adds_bicubic_weighted_by_one_minus_c_skip(make_backbone, batch) -> None:
+    backbone = make_backbone(seed=3)
+    plain, anchored = ConsistencyModel(backbone), ConsistencyModel(backbone, lr_anchor=True)
+    y = batch["y"]
+    x = torch.randn(y.shape[0], 3, 4 * y.shape[-2], 4 * y.shape[-1])
+    y0 = torch.nn.functional.interpolate(y, scale_factor=4, mode="bicubic")
+    for sigma in (0.05, 0.5, 1.0):
+        expected = plain(x, sigma, y) + (1 - c_skip(torch.tensor(sigma))) * y0
+        assert torch.allclose(anchored(x, sigma, y), expected, atol=1e-5)
+    assert torch.equal(anchored(x, 0.0, y), x)  # the boundary condition still holds
+    assert anchored.precond_config()["lr_anchor"] is True
+    assert "lr_anchor" not in plain.precond_config()  # older model files stay as they were
+    assert ConsistencyModel(backbone, **anchored.precond_config()).lr_anchor

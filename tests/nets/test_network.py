@@ -263,3 +263,16 @@ def test_untrained_tiny_starts_near_bicubic():
 def test_configs_without_lr_skip_build_the_plain_network():
     # Model files written before the option existed store no lr_skip key.
     assert build_network(MICRO).config["lr_skip"] is False
+
+
+def test_head_upsampling_mode_changes_only_the_head_interpolation():
+    nearest = build_network(MICRO).eval()
+    randomize_(nearest)
+    bilinear = build_network({**MICRO, "upsampler": "bilinear"}).eval()
+    bilinear.load_state_dict(nearest.state_dict())  # same parameters, nothing added
+    x, c_noise, y = inputs(16, 16)
+    with torch.no_grad():
+        a, b = nearest(x, c_noise, y), bilinear(x, c_noise, y)
+    assert a.shape == b.shape and not torch.allclose(a, b, atol=1e-4)
+    with pytest.raises(GtasrError, match="upsampler"):
+        build_network({**MICRO, "upsampler": "cubic"})

@@ -143,3 +143,25 @@ def test_constant_target_side_gives_the_same_value_and_gradient(lpips_alex):
     torch.testing.assert_close(split, joint, rtol=0, atol=1e-6)
     torch.testing.assert_close(a_split.grad, a_joint.grad, rtol=1e-5, atol=1e-8)
     assert split.grad_fn is not None
+
+
+@pytest.mark.slow  # bf16 convolutions are emulated on CPUs without native bf16
+def test_trunk_cast_once_matches_autocast_and_float32():
+    # A trunk converted to bf16 once computes what autocast computes with per-call casts;
+    # channels_last changes the layout only. Gradients reach the float32 inputs.
+    reference = LPIPS("vgg")
+    converted = LPIPS("vgg").set_compute(torch.bfloat16, channels_last=True)
+    fp32_nhwc = LPIPS("vgg").set_compute(torch.float32, channels_last=True)
+    a, b = _batch(2, seed=3)
+    a.requires_grad_(True)
+    with torch.no_grad():
+        full = reference(a, b)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = reference(a, b)
+        torch.testing.assert_close(fp32_nhwc(a, b), full, rtol=1e-5, atol=1e-6)
+    low = converted(a, b)
+    assert low.dtype == torch.float32 and converted.trunk.features[0].weight.dtype == torch.bfloat16
+    torch.testing.assert_close(low.detach(), autocast, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(low.detach(), full, rtol=0.01, atol=1e-3)
+    low.sum().backward()
+    assert a.grad is not None and a.grad.dtype == torch.float32 and a.grad.abs().sum() > 0

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from gtasr.method.schedule import BridgeGrid, draw_noise
+from gtasr.method.schedule import BridgeGrid, bridge, draw_noise
 
 Distance = Callable[[Tensor, Tensor], Tensor]
 """d(a, b) -> Tensor[B]: a per-sample distance, differentiable in its inputs."""
@@ -35,12 +35,16 @@ EdgeMap = Callable[[Tensor], Tensor]
 
 @dataclass(frozen=True)
 class Stage1Config:
-    """Weight of Stage I's alignment term: ``L_CT + ta_weight * L_TA``.
+    """Stage I's alignment term: ``L_CT + ta_weight * L_TA``.
 
-    ``ta_weight = 0`` is the consistency-training baseline (CTMSR's Stage I).
+    ``ta_weight = 0`` is the consistency-training baseline (CTMSR's Stage I). ``ta_points`` is
+    how L_TA visits the interior grid points: ``"all"`` (the paper: every point for every
+    sample) or ``"one"`` (one point per sample, drawn uniformly, the mean scaled by N - 1: the
+    same expected loss for a third of the distance evaluations at N = 4).
     """
 
     ta_weight: float = 0.5
+    ta_points: str = "all"
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,38 @@ def consistency_pair(
     return x_hat, target.detach()
 
 
+TA_POINTS = ("all", "one")
+"""How L_TA visits the interior grid points (see :class:`Stage1Config`)."""
+
+
+def _interior_states(
+    x0: Tensor, x_hat: Tensor, y0: Tensor, grid: BridgeGrid, generator: torch.Generator, points: str
+) -> tuple[Tensor, Tensor, int]:
+    """The x0-path and x_hat-path states L_TA compares, and how many per sample they stand for.
+
+    ``"all"``: every interior point k with its own fresh noise eps_k, stacked point by point
+    ((N - 1) * B states). ``"one"``: one uniformly drawn point per sample with one fresh noise
+    (B states, each standing for N - 1 points).
+    """
+    interior = range(1, grid.num_intervals)
+    if points == "all":
+        noises = [draw_noise(x0, generator) for _ in interior]
+        pairs = list(zip(interior, noises, strict=True))
+        real = torch.cat([grid.state(x0, y0, e, k) for k, e in pairs])
+        fake = torch.cat([grid.state(x_hat, y0, e, k) for k, e in pairs])
+        return real, fake, 1
+    if points != "one":
+        raise ValueError(f"ta_points must be one of {', '.join(TA_POINTS)}, got {points!r}")
+    batch = x0.shape[0]
+    k = torch.randint(1, grid.num_intervals, (batch,), generator=generator, device=generator.device)
+    eps = draw_noise(x0, generator)
+    shift = torch.tensor(grid.shift, dtype=torch.float64)[k.cpu()]
+    noise = torch.tensor(grid.noise, dtype=torch.float64)[k.cpu()]
+    real = bridge(x0, y0, eps, shift, noise)
+    fake = bridge(x_hat, y0, eps, shift, noise)
+    return real, fake, len(interior)
+
+
 def trajectory_alignment_loss(
     x0: Tensor,
     x_hat: Tensor,
@@ -142,23 +178,25 @@ def trajectory_alignment_loss(
     distance: Distance,
     generator: torch.Generator,
     parts: dict[str, Tensor] | None = None,
+    points: str = "all",
 ) -> Tensor:
     """L_TA = sum_{k=1}^{N-1} mean_b d(x0-path(eta_k, eps_k), x_hat-path(eta_k, eps_k)).
 
-    Each interior grid point gets its own fresh noise eps_k (shared by both paths); all N - 1
-    points go through ``distance`` as one batch of (N - 1) * B samples. When ``parts`` is a
-    dict, the distance's named parts of L_TA (see :func:`per_sample_terms`) are stored in it.
+    With ``points="all"`` each interior grid point gets its own fresh noise eps_k (shared by
+    both paths) and all N - 1 points go through ``distance`` as one batch of (N - 1) * B
+    samples; ``points="one"`` estimates the same sum from one drawn point per sample. When
+    ``parts`` is a dict, the distance's named parts of L_TA (see :func:`per_sample_terms`) are
+    stored in it.
     """
-    interior = range(1, grid.num_intervals)
-    if len(interior) == 0:
+    if grid.num_intervals < 2:
         return x_hat.new_zeros(())
-    noises = [draw_noise(x0, generator) for _ in interior]
-    real = torch.cat([grid.state(x0, y0, e, k) for k, e in zip(interior, noises, strict=True)])
-    fake = torch.cat([grid.state(x_hat, y0, e, k) for k, e in zip(interior, noises, strict=True)])
+    real, fake, weight = _interior_states(x0, x_hat, y0, grid, generator, points)
     values, terms = per_sample_terms(distance, real, fake)
+    per_point = real.shape[0] // x0.shape[0]  # how many states each sample has
+    scale = weight * per_point
     if parts is not None:
-        parts.update({k: v * len(interior) for k, v in terms.items()})
-    return values.reshape(len(interior), x0.shape[0]).mean(dim=1).sum()
+        parts.update({k: v * scale for k, v in terms.items()})
+    return values.mean() * scale
 
 
 def stage1_objective(
@@ -187,7 +225,7 @@ def stage1_objective(
     ta_terms: dict[str, Tensor] = {}
     if config.ta_weight:
         ta = config.ta_weight * trajectory_alignment_loss(
-            x0, x_hat, y0, grid, distance, generator, ta_terms
+            x0, x_hat, y0, grid, distance, generator, ta_terms, config.ta_points
         )
         total = ct + ta
     else:

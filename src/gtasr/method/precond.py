@@ -4,11 +4,19 @@ EDM-style preconditioning with the release's constants: the noise level is resca
 ``sigma_scale`` (s = sigma / 0.1), ``c_out`` has no ``sigma_data`` factor, and
 ``c_noise = log(sigma + 0.002) / 4``. At sigma = 0, ``c_skip = 1`` and ``c_out = 0``, so the
 boundary condition f(x, 0, y) = x holds; it is enforced bit for bit.
+
+``lr_anchor`` (not in the release) adds ``(1 - c_skip) * y0`` with ``y0`` the bicubic x4
+upsampling of y: f = c_skip x + (1 - c_skip) y0 + c_out F. An untrained backbone (F = 0) then
+predicts the bicubic image at sigma = 1 and the state itself at sigma = 0, and at every noise
+level in between F only has to supply what y0 and x miss. Adding y0 inside the backbone (its
+``lr_skip``) instead is right at sigma = 1 but makes F undo a scaled copy of the image at small
+sigma, where c_skip x + c_out y0 overshoots x0.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -46,20 +54,25 @@ class ConsistencyModel(nn.Module):
         sigma_data: float = 0.5,
         sigma_scale: float = 0.1,
         noise_offset: float = 0.002,
+        lr_anchor: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.sigma_data = float(sigma_data)
         self.sigma_scale = float(sigma_scale)
         self.noise_offset = float(noise_offset)
+        self.lr_anchor = bool(lr_anchor)
 
-    def precond_config(self) -> dict[str, float]:
+    def precond_config(self) -> dict[str, float | bool]:
         """The keyword arguments that rebuild this wrapper (stored in model files)."""
-        return {
+        config: dict[str, float | bool] = {
             "sigma_data": self.sigma_data,
             "sigma_scale": self.sigma_scale,
             "noise_offset": self.noise_offset,
         }
+        if self.lr_anchor:
+            config["lr_anchor"] = True
+        return config
 
     def _sigma_vector(self, sigma: float | Tensor, x: Tensor) -> Tensor:
         """sigma as a float32 Tensor[B] on x's device (a scalar is repeated for every sample)."""
@@ -91,4 +104,8 @@ class ConsistencyModel(nn.Module):
         skip = c_skip(sig4, self.sigma_data, self.sigma_scale).to(x.dtype)
         out = c_out(sig4, self.sigma_data, self.sigma_scale).to(x.dtype)
         denoised = skip * x + out * raw.to(x.dtype)
+        if self.lr_anchor:
+            scale = x.shape[-1] // y.shape[-1]
+            y0 = F.interpolate(y.to(x.dtype), scale_factor=scale, mode="bicubic")
+            denoised = denoised + (1 - skip) * y0
         return torch.where(sig4 == 0, x, denoised)

@@ -12,7 +12,9 @@ Data flow for a noisy HR state ``x`` (B, 3, 4h, 4w), noise label ``c_noise``
    Then ``blocks_per_level + 1`` residual blocks per level, each consuming one
    skip by concatenation; the last of them carries attention.
 4. Head: GroupNorm, SiLU, 3x3 conv at LR resolution, then twice
-   (nearest x2, 3x3 conv, LeakyReLU 0.2), then a 3x3 conv to 3 channels.
+   (x2 upsampling, 3x3 conv, LeakyReLU 0.2), then a 3x3 conv to 3 channels.
+   The release upsamples by nearest neighbour; ``upsampler="bilinear"``
+   interpolates instead.
    The ``pixelshuffle`` upsampler instead rearranges the head conv's
    16 x 3 channels to x4 resolution (PixelShuffle) before the last conv.
 5. With ``lr_skip`` (the release's ``res_con``, off in its published
@@ -42,7 +44,7 @@ from gtasr.nets.swin import SwinAttention, group_norm, tracing
 SCALE = 4
 SKIP_SCALE = math.sqrt(0.5)
 NORM_EPS = 1e-6
-UPSAMPLERS = ("nearest", "pixelshuffle")
+UPSAMPLERS = ("nearest", "bilinear", "pixelshuffle")
 MAX_SWIN_WINDOW = 32
 """Largest Swin window side: the attention of a window grows with its fourth power."""
 
@@ -71,7 +73,7 @@ class SongUNetConfig:
     # Options for the authors' checkpoints; to_dict writes them only when they differ from
     # these defaults, so gtasr's own model files keep their format.
     swin_norm_groups: int = 0  # 0: group_norm's rule; N: exactly N groups in the Swin blocks
-    upsampler: str = "nearest"  # head: "nearest" (two x2 convs) or "pixelshuffle"
+    upsampler: str = "nearest"  # head: x2 convs after "nearest"/"bilinear", or "pixelshuffle"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
@@ -297,7 +299,7 @@ class SongUNetSR(nn.Module):
         self.head_norm = group_norm(cout, eps=NORM_EPS)
         self.head_conv = nn.Conv2d(cout, hc, 3, padding=1)
         xavier_(self.head_conv, gain=1e-5)
-        if cfg.upsampler == "nearest":
+        if cfg.upsampler != "pixelshuffle":
             self.up1 = nn.Conv2d(hc, hc, 3, padding=1)
             self.up2 = nn.Conv2d(hc, hc, 3, padding=1)
             self.conv_out = nn.Conv2d(hc, cfg.image_channels, 3, padding=1)
@@ -376,7 +378,7 @@ class SongUNetSR(nn.Module):
             # In place: LeakyReLU's gradient is recoverable from its output, and the
             # conv outputs it overwrites are not needed by the conv's backward pass.
             for conv in (self.up1, self.up2):
-                h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+                h = F.interpolate(h, scale_factor=2.0, mode=self.cfg.upsampler)
                 h = F.leaky_relu(conv(h), 0.2, inplace=True)
         out = self.conv_out(h)
         if self.cfg.lr_skip:

@@ -58,7 +58,22 @@ class LPIPS(FrozenMetric):
         )
         self.trunk.features.load_state_dict(trunk_state)
         self.heads.copy_(torch.cat([heads_state[str(i)] for i in range(len(self.channels))]))
+        self.compute_dtype = torch.float32
+        self.memory_format = torch.contiguous_format
         self.eval()
+
+    def set_compute(self, dtype: torch.dtype, channels_last: bool = False) -> LPIPS:
+        """Run the trunk in ``dtype`` and, with ``channels_last``, in NHWC memory format.
+
+        The frozen weights are converted here, once. Under autocast they would be cast again on
+        every call (autocast caches casts only for weights that require grad), and a training
+        step calls LPIPS several times. The numbers are those of autocast: the same rounding of
+        the same weights and inputs; distances are still computed in float32.
+        """
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.trunk.to(dtype=dtype, memory_format=self.memory_format)
+        self.compute_dtype = dtype
+        return self
 
     def _taps(self, x: torch.Tensor, track: bool = True) -> list[torch.Tensor]:
         """Channel-normalised float32 activations of the five tapped layers.
@@ -66,7 +81,10 @@ class LPIPS(FrozenMetric):
         ``track=False`` computes them without autograd (for a constant input).
         """
         with torch.set_grad_enabled(track and torch.is_grad_enabled()):
-            return [unit_channels(f.float()) for f in self.trunk((x - self.shift) / self.scale)]
+            scaled = ((x - self.shift) / self.scale).to(
+                self.compute_dtype, memory_format=self.memory_format
+            )
+            return [unit_channels(f.float()) for f in self.trunk(scaled)]
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Per-sample LPIPS distance between two batches in [-1, 1].

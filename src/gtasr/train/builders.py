@@ -24,6 +24,7 @@ def build_model(config: ModelConfig) -> ConsistencyModel:
         sigma_data=config.sigma_data,
         sigma_scale=config.sigma_scale,
         noise_offset=config.noise_offset,
+        lr_anchor=config.lr_anchor,
     )
 
 
@@ -56,13 +57,20 @@ class Distances:
     lpips: nn.Module | None
 
 
-def build_distances(loss: LossConfig, stage: int, device: torch.device) -> Distances:
-    """LPIPS-VGG is loaded once (and only when a weight or Stage II needs it)."""
+def build_distances(
+    loss: LossConfig, stage: int, device: torch.device, dtype: torch.dtype | None = None
+) -> Distances:
+    """LPIPS-VGG is loaded once (and only when a weight or Stage II needs it).
+
+    Its trunk runs in ``dtype`` (the autocast dtype; None: float32) with its weights cast once,
+    in channels_last on CPUs, where oneDNN's convolutions are faster in that layout.
+    """
     lpips = None
     if loss.lpips_weight or stage == 2:
         from gtasr.perceptual import LPIPS
 
         lpips = LPIPS(net="vgg").to(device).eval()
+        lpips.set_compute(dtype or torch.float32, channels_last=device.type == "cpu")
     return Distances(PerceptualDistance(lpips, loss.lpips_weight, loss.charbonnier_weight), lpips)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from gtasr.errors import GtasrError
+from gtasr.method.objectives import TA_POINTS
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class ModelConfig:
     sigma_data: float = field(default=0.5, metadata=within(low_open=True))
     sigma_scale: float = field(default=0.1, metadata=within(low_open=True))
     noise_offset: float = field(default=0.002, metadata=within(low_open=True))
+    lr_anchor: bool = False  # f = c_skip x + (1 - c_skip) bicubic(y) + c_out F (see precond)
 
 
 @dataclass
@@ -120,6 +122,7 @@ class LossConfig:
     lpips_weight: float = 0.5
     charbonnier_weight: float = 0.5
     ta_weight: float = 0.5
+    ta_points: str = "all"  # "one": one trajectory point per sample (see Stage1Config)
     dtm_weight: float = 0.8
     stab_weight: float = 0.2
     rect_weight: float = 1.0
@@ -340,6 +343,7 @@ def _check(config: Config) -> None:
     choices = {
         "train.autocast": (config.train.autocast, ("auto", "none", "bf16", "fp16")),
         "data.degrade_on": (config.data.degrade_on, ("loader", "device")),
+        "loss.ta_points": (config.loss.ta_points, TA_POINTS),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

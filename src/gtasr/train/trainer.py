@@ -109,7 +109,9 @@ class Trainer:
         self.scaler = (
             torch.amp.GradScaler(env.device.type) if self.amp_dtype == torch.float16 else None
         )
-        self.distances = builders.build_distances(config.loss, config.stage, env.device)
+        self.distances = builders.build_distances(
+            config.loss, config.stage, env.device, self.amp_dtype
+        )
         self.store = CheckpointStore(run_dir, keep=train.keep_checkpoints)
         self.step = 0
         self.nonfinite_total = 0
@@ -313,7 +315,7 @@ class Trainer:
         grid = builders.bridge_grid(self.config, self.step)
         x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
         if self.config.stage == 1:
-            weights = Stage1Config(ta_weight=loss.ta_weight)
+            weights = Stage1Config(ta_weight=loss.ta_weight, ta_points=loss.ta_points)
             return stage1_objective(self.net, x0, y, y0, grid, self.distances.d, gen, weights)
         assert self.reference is not None and self.distances.lpips is not None
         weights2 = Stage2Config(
