@@ -130,9 +130,7 @@ def main() -> None:
             ),
             "stage1_ct_ta": stage1,
             "stage1_ct_ta_one": Trainer(
-                _config(
-                    1, 0.5, root / "photos", args.autocast, None, args.batch, args.crop, "one"
-                ),
+                _config(1, 0.5, root / "photos", args.autocast, None, args.batch, args.crop, "one"),
                 root / "one",
                 env,
             ),
