@@ -1,0 +1,213 @@
+"""Figures and numbers for the Stage I diagnosis (docs/training-diagnosis.md).
+
+For each run folder (``gtasr train`` output with checkpoints kept along the way) this
+
+- plots the training terms of ``metrics.jsonl`` (L_CT and L_TA split into their LPIPS and
+  Charbonnier parts, moving average over ``--smooth`` steps) and the validation curves;
+- upscales the held-out validation LR images with every checkpoint's EMA model (seed 0, one
+  step) and measures, per checkpoint, PSNR-Y, LPIPS-alex, the *grid excess* (how much of the
+  power of SR - bicubic at the frequencies of a pattern with the LR pixel period, 4 HR
+  pixels, stands above the neighbouring frequencies: 1 = no grid) and the
+  high-frequency ratio (power above a quarter of the sampling rate, SR over GT);
+- draws one crop of one validation image for every checkpoint side by side.
+
+    python scripts/stage1_diagnosis.py ~/gtasr-runs/diag/base ~/gtasr-runs/diag/ct \\
+        --val data-cache/testset-photos --out docs/images/diagnosis
+
+Writes ``OUT/terms.png``, ``OUT/validation.png``, ``OUT/spectrum.png``, ``OUT/crops-RUN.png``
+and ``OUT/checkpoints.json`` (every number of the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from gtasr.checkpoint import load_model
+from gtasr.eval.metrics import psnr_y
+from gtasr.imageio import to_numpy
+from gtasr.method.sampling import sample_one_step
+from gtasr.method.schedule import upsample_lr
+from gtasr.perceptual import LPIPS
+from gtasr.train.checkpoints import EMA_FILE
+from gtasr.train.validation import load_pairs
+
+TERMS = ("ct_lpips", "ct_charbonnier", "ta_lpips", "ta_charbonnier")
+GRID_PERIOD = 4  # HR pixels per LR pixel
+
+
+def read_metrics(run: Path) -> tuple[list[dict], list[dict]]:
+    """(train records, val records) of a run's metrics.jsonl, one per step (last wins)."""
+    train, val = {}, {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        (train if record["kind"] == "train" else val)[record["step"]] = record
+    return [train[k] for k in sorted(train)], [val[k] for k in sorted(val)]
+
+
+def moving_average(values: np.ndarray, width: int) -> np.ndarray:
+    """Trailing mean over ``width`` values (shorter at the start)."""
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), width)
+    return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """HxWx3 in [0, 1] -> HxW BT.601 luma."""
+    return image @ np.array([0.299, 0.587, 0.114])
+
+
+def grid_excess(residual: np.ndarray) -> float:
+    """Spectral peak of the residual at the LR-pixel-period frequencies (1 = no grid pattern).
+
+    A pattern repeating every ``GRID_PERIOD`` pixels puts its power on the bins at multiples
+    of 1/GRID_PERIOD cycles per pixel in both directions, so those bins stand out from their
+    neighbours. Returns the power on those bins (DC excluded) over the mean power of the bins
+    around each (offsets of up to 2 bins), summed over the bins.
+    """
+    h, w = residual.shape
+    h, w = h - h % GRID_PERIOD, w - w % GRID_PERIOD
+    power = np.abs(np.fft.fft2(residual[:h, :w] - residual[:h, :w].mean())) ** 2
+    offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if (dy, dx) != (0, 0)]
+    peak, around = 0.0, 0.0
+    for row in range(0, h, h // GRID_PERIOD):
+        for col in range(0, w, w // GRID_PERIOD):
+            if row == 0 and col == 0:
+                continue
+            peak += power[row, col]
+            around += np.mean([power[(row + dy) % h, (col + dx) % w] for dy, dx in offsets])
+    return float(peak / around)
+
+
+def high_frequency_power(image: np.ndarray) -> float:
+    """Power of the luma above a quarter of the sampling rate (per pixel)."""
+    h, w = image.shape
+    power = np.abs(np.fft.fft2(image - image.mean())) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")
+    return float(power[np.maximum(abs(fy), abs(fx)) > 0.25].sum() / (h * w))
+
+
+def checkpoint_steps(run: Path) -> list[tuple[int, Path]]:
+    """(step, EMA model file) of every kept checkpoint, by step."""
+    found = []
+    for folder in (run / "checkpoints").glob("step-*"):
+        if (folder / EMA_FILE).is_file():
+            found.append((int(folder.name.split("-")[-1]), folder / EMA_FILE))
+    return sorted(found)
+
+
+@torch.no_grad()
+def score_checkpoint(path: Path, pairs: list, lpips: LPIPS) -> tuple[dict, list[np.ndarray]]:
+    """Mean metrics of one EMA model on the validation pairs, and its SR images."""
+    model, _ = load_model(path)
+    psnrs, lpipses, grids, hf_ratios, images = [], [], [], [], []
+    for index, pair in enumerate(pairs):
+        generator = torch.Generator().manual_seed(index)
+        y0 = upsample_lr(pair.lr)
+        eps = torch.randn(y0.shape, generator=generator)
+        sr = sample_one_step(model, pair.lr, eps, y0=y0)
+        sr_img, gt_img, bic_img = (to_numpy(t[0]) for t in (sr, pair.gt, y0))
+        psnrs.append(psnr_y(np.round(sr_img * 255.0), np.round(gt_img * 255.0)))
+        lpipses.append(float(lpips(sr, pair.gt).mean()))
+        grids.append(grid_excess(luminance(sr_img) - luminance(bic_img)))
+        hf_ratios.append(
+            high_frequency_power(luminance(sr_img)) / high_frequency_power(luminance(gt_img))
+        )
+        images.append(sr_img)
+    metrics = {
+        "psnr_y": float(np.mean(psnrs)),
+        "lpips_alex": float(np.mean(lpipses)),
+        "grid_excess": float(np.mean(grids)),
+        "hf_ratio": float(np.mean(hf_ratios)),
+    }
+    return metrics, images
+
+
+def plot_terms(runs: dict[str, list[dict]], smooth: int, out: Path) -> None:
+    """One panel per training term, one line per run."""
+    fig, axes = plt.subplots(1, len(TERMS), figsize=(4 * len(TERMS), 3.2))
+    for axis, term in zip(axes, TERMS, strict=True):
+        for name, records in runs.items():
+            pairs = [(r["step"], r[term]) for r in records if r.get(term) is not None]
+            if pairs:
+                steps, values = np.array(pairs).T
+                axis.plot(steps, moving_average(values, smooth), label=name)
+        axis.set_title(term)
+        axis.set_xlabel("step")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def plot_checkpoints(results: dict[str, list[dict]], keys: tuple[str, ...], out: Path) -> None:
+    """One panel per checkpoint metric, one line per run."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
+    for axis, key in zip(axes, keys, strict=True):
+        for name, rows in results.items():
+            axis.plot([r["step"] for r in rows], [r[key] for r in rows], marker="o", label=name)
+        axis.set_title(key)
+        axis.set_xlabel("step")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def save_crops(rows: list[dict], images: list[np.ndarray], box: int, out: Path) -> None:
+    """A strip of one validation crop per checkpoint, labelled with the step."""
+    fig, axes = plt.subplots(1, len(images), figsize=(2 * len(images), 2.3), squeeze=False)
+    for axis, row, image in zip(axes[0], rows, images, strict=True):
+        top, left = image.shape[0] // 2 - box // 2, image.shape[1] // 2 - box // 2
+        axis.imshow(image[top : top + box, left : left + box].clip(0, 1), interpolation="nearest")
+        axis.set_title(f"step {row['step']}", fontsize=8)
+        axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders")
+    parser.add_argument("--val", type=Path, required=True, help="folder with gt/ and lq/")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--smooth", type=int, default=100, help="moving-average width (steps)")
+    parser.add_argument("--every", type=int, default=1, help="score every k-th checkpoint")
+    parser.add_argument("--crop-image", type=int, default=0, help="validation image to crop")
+    parser.add_argument("--crop", type=int, default=96, help="crop side in HR pixels")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_grad_enabled(False)
+    lpips = LPIPS("alex")
+    train_logs, val_logs, results = {}, {}, {}
+    for run in args.runs:
+        train_logs[run.name], val_logs[run.name] = read_metrics(run)
+        rows, crops = [], []
+        checkpoints = checkpoint_steps(run)[:: args.every]
+        stride = load_model(checkpoints[0][1])[0].backbone.stride if checkpoints else 1
+        pairs = load_pairs(args.val, stride, max_images=64)
+        for step, path in checkpoints:
+            metrics, images = score_checkpoint(path, pairs, lpips)
+            rows.append({"step": step, **metrics})
+            crops.append(images[args.crop_image])
+        results[run.name] = rows
+        if rows:
+            save_crops(rows, crops, args.crop, args.out / f"crops-{run.name}.png")
+    plot_terms(train_logs, args.smooth, args.out / "terms.png")
+    plot_checkpoints(results, ("psnr_y", "lpips_alex"), args.out / "validation.png")
+    plot_checkpoints(results, ("grid_excess", "hf_ratio"), args.out / "spectrum.png")
+    (args.out / "checkpoints.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
