@@ -9,6 +9,10 @@ For each run folder (``gtasr train`` output with checkpoints kept along the way)
   power of SR - bicubic at the frequencies of a pattern with the LR pixel period, 4 HR
   pixels, stands above the neighbouring frequencies: 1 = no grid) and the
   high-frequency ratio (power above a quarter of the sampling rate, SR over GT);
+- evaluates every checkpoint's f(x_eta, eta, y) on the bridge states of the validation
+  images at the Stage I grid points, with the mean error f - x0 (a brightness bias) and the
+  mean absolute error at each eta: L_CT only ties f to x0 at the lowest grid point, every
+  other point learns from the network's own output there;
 - draws one crop of one validation image for every checkpoint side by side.
 
     python scripts/stage1_diagnosis.py ~/gtasr-runs/diag/base ~/gtasr-runs/diag/ct \\
@@ -41,6 +45,7 @@ from gtasr.train.checkpoints import EMA_FILE
 from gtasr.train.validation import load_pairs
 
 TERMS = ("ct_lpips", "ct_charbonnier", "ta_lpips", "ta_charbonnier")
+ETAS = (0.0313, 0.0642, 0.1768, 0.3629, 0.4871, 1.0)  # Stage I grid points, N = 4 and N = 3
 GRID_PERIOD = 4  # HR pixels per LR pixel
 
 
@@ -123,12 +128,47 @@ def score_checkpoint(path: Path, pairs: list, lpips: LPIPS) -> tuple[dict, list[
         )
         images.append(sr_img)
     metrics = {
+        **bridge_errors(model, pairs),
         "psnr_y": float(np.mean(psnrs)),
         "lpips_alex": float(np.mean(lpipses)),
         "grid_excess": float(np.mean(grids)),
         "hf_ratio": float(np.mean(hf_ratios)),
     }
     return metrics, images
+
+
+def bridge_errors(model: torch.nn.Module, pairs: list) -> dict[str, float]:
+    """Mean f - x0 and mean |f - x0| of f(x_eta, eta, y) at each grid eta (fixed noise)."""
+    out = {}
+    for eta in ETAS:
+        generator = torch.Generator().manual_seed(1)
+        bias, error = [], []
+        for pair in pairs:
+            y0 = torch.nn.functional.interpolate(pair.lr, scale_factor=4, mode="bicubic")
+            x = (1 - eta) * pair.gt + eta * (y0 + torch.randn(y0.shape, generator=generator))
+            difference = model(x, eta, pair.lr) - pair.gt
+            bias.append(float(difference.mean()))
+            error.append(float(difference.abs().mean()))
+        out[f"bias@{eta}"], out[f"error@{eta}"] = float(np.mean(bias)), float(np.mean(error))
+    return out
+
+
+def plot_bridge(results: dict[str, list[dict]], out: Path) -> None:
+    """Mean |f - x0| and mean f - x0 against eta, one line per run's checkpoint."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, rows in results.items():
+        for row in rows:
+            label = f"{name} step {row['step']}"
+            axes[0].plot(ETAS, [row[f"error@{e}"] for e in ETAS], marker="o", label=label)
+            axes[1].plot(ETAS, [row[f"bias@{e}"] for e in ETAS], marker="o", label=label)
+    for axis, title in zip(axes, ("mean |f - x0|", "mean f - x0"), strict=True):
+        axis.set_xscale("log")
+        axis.set_xlabel("eta (grid point)")
+        axis.set_title(title)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
 
 
 def plot_terms(runs: dict[str, list[dict]], smooth: int, out: Path) -> None:
@@ -205,6 +245,7 @@ def main() -> None:
     plot_terms(train_logs, args.smooth, args.out / "terms.png")
     plot_checkpoints(results, ("psnr_y", "lpips_alex"), args.out / "validation.png")
     plot_checkpoints(results, ("grid_excess", "hf_ratio"), args.out / "spectrum.png")
+    plot_bridge(results, args.out / "bridge.png")
     (args.out / "checkpoints.json").write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 
