@@ -16,7 +16,7 @@ For each run folder (``gtasr train`` output with checkpoints kept along the way)
 - draws one crop of one validation image for every checkpoint side by side.
 
     python scripts/stage1_diagnosis.py ~/gtasr-runs/diag/base ~/gtasr-runs/diag/ct \\
-        --val data-cache/testset-photos --out docs/images/diagnosis
+        --val data-cache/testset-photos -o docs/images/diagnosis
 
 Writes ``OUT/terms.png``, ``OUT/validation.png``, ``OUT/spectrum.png``, ``OUT/crops-RUN.png``
 and ``OUT/checkpoints.json`` (every number of the figures).
@@ -35,14 +35,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from gtasr.checkpoint import load_model
 from gtasr.eval.metrics import psnr_y
 from gtasr.imageio import to_numpy
-from gtasr.method.sampling import sample_one_step
-from gtasr.method.schedule import upsample_lr
+from gtasr.method.sampling import fixed_noise, sample
+from gtasr.method.schedule import bridge, upsample_lr
+from gtasr.modelfile import load_model
 from gtasr.perceptual import LPIPS
 from gtasr.train.checkpoints import EMA_FILE
-from gtasr.train.validation import load_pairs
+from gtasr.train.validation import load_val_pairs
 
 TERMS = ("ct_lpips", "ct_charbonnier", "ta_lpips", "ta_charbonnier")
 ETAS = (0.0313, 0.0642, 0.1768, 0.3629, 0.4871, 1.0)  # Stage I grid points, N = 4 and N = 3
@@ -116,12 +116,12 @@ def score_checkpoint(path: Path, pairs: list, lpips: LPIPS) -> tuple[dict, list[
     psnrs, lpipses, grids, hf_ratios, images = [], [], [], [], []
     for index, pair in enumerate(pairs):
         generator = torch.Generator().manual_seed(index)
-        y0 = upsample_lr(pair.lr)
+        y0 = upsample_lr(pair.y)
         eps = torch.randn(y0.shape, generator=generator)
-        sr = sample_one_step(model, pair.lr, eps, y0=y0)
-        sr_img, gt_img, bic_img = (to_numpy(t[0]) for t in (sr, pair.gt, y0))
+        sr = sample(model, pair.y, y0, fixed_noise(eps))
+        sr_img, gt_img, bic_img = (to_numpy(t[0]) for t in (sr, pair.x0, y0))
         psnrs.append(psnr_y(np.round(sr_img * 255.0), np.round(gt_img * 255.0)))
-        lpipses.append(float(lpips(sr, pair.gt).mean()))
+        lpipses.append(float(lpips(sr, pair.x0).mean()))
         grids.append(grid_excess(luminance(sr_img) - luminance(bic_img)))
         hf_ratios.append(
             high_frequency_power(luminance(sr_img)) / high_frequency_power(luminance(gt_img))
@@ -144,9 +144,9 @@ def bridge_errors(model: torch.nn.Module, pairs: list) -> dict[str, float]:
         generator = torch.Generator().manual_seed(1)
         bias, error = [], []
         for pair in pairs:
-            y0 = torch.nn.functional.interpolate(pair.lr, scale_factor=4, mode="bicubic")
-            x = (1 - eta) * pair.gt + eta * (y0 + torch.randn(y0.shape, generator=generator))
-            difference = model(x, eta, pair.lr) - pair.gt
+            y0 = upsample_lr(pair.y)
+            x = bridge(pair.x0, y0, torch.randn(y0.shape, generator=generator), eta)
+            difference = model(x, eta, pair.y) - pair.x0
             bias.append(float(difference.mean()))
             error.append(float(difference.abs().mean()))
         out[f"bias@{eta}"], out[f"error@{eta}"] = float(np.mean(bias)), float(np.mean(error))
@@ -219,13 +219,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders")
     parser.add_argument("--val", type=Path, required=True, help="folder with gt/ and lq/")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("-o", "--output", type=Path, required=True, help="folder for the plots")
     parser.add_argument("--smooth", type=int, default=100, help="moving-average width (steps)")
     parser.add_argument("--every", type=int, default=1, help="score every k-th checkpoint")
     parser.add_argument("--crop-image", type=int, default=0, help="validation image to crop")
     parser.add_argument("--crop", type=int, default=96, help="crop side in HR pixels")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.output.mkdir(parents=True, exist_ok=True)
     torch.set_grad_enabled(False)
     lpips = LPIPS("alex")
     train_logs, val_logs, results = {}, {}, {}
@@ -234,19 +234,19 @@ def main() -> None:
         rows, crops = [], []
         checkpoints = checkpoint_steps(run)[:: args.every]
         stride = load_model(checkpoints[0][1])[0].backbone.stride if checkpoints else 1
-        pairs = load_pairs(args.val, stride, max_images=64)
+        pairs = load_val_pairs(args.val, stride, 64)
         for step, path in checkpoints:
             metrics, images = score_checkpoint(path, pairs, lpips)
             rows.append({"step": step, **metrics})
             crops.append(images[args.crop_image])
         results[run.name] = rows
         if rows:
-            save_crops(rows, crops, args.crop, args.out / f"crops-{run.name}.png")
-    plot_terms(train_logs, args.smooth, args.out / "terms.png")
-    plot_checkpoints(results, ("psnr_y", "lpips_alex"), args.out / "validation.png")
-    plot_checkpoints(results, ("grid_excess", "hf_ratio"), args.out / "spectrum.png")
-    plot_bridge(results, args.out / "bridge.png")
-    (args.out / "checkpoints.json").write_text(json.dumps(results, indent=1))
+            save_crops(rows, crops, args.crop, args.output / f"crops-{run.name}.png")
+    plot_terms(train_logs, args.smooth, args.output / "terms.png")
+    plot_checkpoints(results, ("psnr_y", "lpips_alex"), args.output / "validation.png")
+    plot_checkpoints(results, ("grid_excess", "hf_ratio"), args.output / "spectrum.png")
+    plot_bridge(results, args.output / "bridge.png")
+    (args.output / "checkpoints.json").write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 
 
