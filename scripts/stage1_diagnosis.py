@@ -154,13 +154,14 @@ def bridge_errors(model: torch.nn.Module, pairs: list) -> dict[str, float]:
 
 
 def plot_bridge(results: dict[str, list[dict]], out: Path) -> None:
-    """Mean |f - x0| and mean f - x0 against eta, one line per run's checkpoint."""
+    """Mean |f - x0| and mean f - x0 against eta: one colour per run, later checkpoints darker."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for name, rows in results.items():
-        for row in rows:
-            label = f"{name} step {row['step']}"
-            axes[0].plot(ETAS, [row[f"error@{e}"] for e in ETAS], marker="o", label=label)
-            axes[1].plot(ETAS, [row[f"bias@{e}"] for e in ETAS], marker="o", label=label)
+    for colour, (name, rows) in enumerate(results.items()):
+        for index, row in enumerate(rows):
+            style = {"color": f"C{colour}", "alpha": (index + 1) / len(rows), "marker": "o"}
+            label = f"{name} step {row['step']}" if index in (0, len(rows) - 1) else None
+            axes[0].plot(ETAS, [row[f"error@{e}"] for e in ETAS], label=label, **style)
+            axes[1].plot(ETAS, [row[f"bias@{e}"] for e in ETAS], **style)
     for axis, title in zip(axes, ("mean |f - x0|", "mean f - x0"), strict=True):
         axis.set_xscale("log")
         axis.set_xlabel("eta (grid point)")
@@ -172,14 +173,14 @@ def plot_bridge(results: dict[str, list[dict]], out: Path) -> None:
 
 
 def plot_terms(runs: dict[str, list[dict]], smooth: int, out: Path) -> None:
-    """One panel per training term, one line per run."""
+    """One panel per training term, one line per run (each run keeps its colour)."""
     fig, axes = plt.subplots(1, len(TERMS), figsize=(4 * len(TERMS), 3.2))
     for axis, term in zip(axes, TERMS, strict=True):
-        for name, records in runs.items():
+        for colour, (name, records) in enumerate(runs.items()):
             pairs = [(r["step"], r[term]) for r in records if r.get(term) is not None]
             if pairs:
                 steps, values = np.array(pairs).T
-                axis.plot(steps, moving_average(values, smooth), label=name)
+                axis.plot(steps, moving_average(values, smooth), color=f"C{colour}", label=name)
         axis.set_title(term)
         axis.set_xlabel("step")
     axes[0].legend()
