@@ -144,12 +144,12 @@ TA_POINTS = ("all", "one")
 
 def _interior_states(
     x0: Tensor, x_hat: Tensor, y0: Tensor, grid: BridgeGrid, generator: torch.Generator, points: str
-) -> tuple[Tensor, Tensor, int]:
-    """The x0-path and x_hat-path states L_TA compares, and how many per sample they stand for.
+) -> tuple[Tensor, Tensor]:
+    """The x0-path and x_hat-path states L_TA compares.
 
     ``"all"``: every interior point k with its own fresh noise eps_k, stacked point by point
     ((N - 1) * B states). ``"one"``: one uniformly drawn point per sample with one fresh noise
-    (B states, each standing for N - 1 points).
+    (B states).
     """
     interior = range(1, grid.num_intervals)
     if points == "all":
@@ -157,7 +157,7 @@ def _interior_states(
         pairs = list(zip(interior, noises, strict=True))
         real = torch.cat([grid.state(x0, y0, e, k) for k, e in pairs])
         fake = torch.cat([grid.state(x_hat, y0, e, k) for k, e in pairs])
-        return real, fake, 1
+        return real, fake
     if points != "one":
         raise ValueError(f"ta_points must be one of {', '.join(TA_POINTS)}, got {points!r}")
     batch = x0.shape[0]
@@ -167,7 +167,7 @@ def _interior_states(
     noise = torch.tensor(grid.noise, dtype=torch.float64)[k.cpu()]
     real = bridge(x0, y0, eps, shift, noise)
     fake = bridge(x_hat, y0, eps, shift, noise)
-    return real, fake, len(interior)
+    return real, fake
 
 
 def trajectory_alignment_loss(
@@ -190,10 +190,11 @@ def trajectory_alignment_loss(
     """
     if grid.num_intervals < 2:
         return x_hat.new_zeros(())
-    real, fake, weight = _interior_states(x0, x_hat, y0, grid, generator, points)
+    real, fake = _interior_states(x0, x_hat, y0, grid, generator, points)
     values, terms = per_sample_terms(distance, real, fake)
-    per_point = real.shape[0] // x0.shape[0]  # how many states each sample has
-    scale = weight * per_point
+    # The mean over the states times N - 1 is the sum over points of each point's batch mean
+    # ("all"), or its unbiased estimate from one drawn point per sample ("one").
+    scale = grid.num_intervals - 1
     if parts is not None:
         parts.update({k: v * scale for k, v in terms.items()})
     return values.mean() * scale
