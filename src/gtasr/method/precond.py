@@ -16,8 +16,9 @@ sigma, where c_skip x + c_out y0 overshoots x0.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from gtasr.method.schedule import upsample_lr
 
 
 def _scaled(sigma: Tensor, sigma_scale: float) -> Tensor:
@@ -106,6 +107,6 @@ class ConsistencyModel(nn.Module):
         denoised = skip * x + out * raw.to(x.dtype)
         if self.lr_anchor:
             scale = x.shape[-1] // y.shape[-1]
-            y0 = F.interpolate(y.to(x.dtype), scale_factor=scale, mode="bicubic")
+            y0 = upsample_lr(y.to(x.dtype), scale, clamp=False)
             denoised = denoised + (1 - skip) * y0
         return torch.where(sig4 == 0, x, denoised)
