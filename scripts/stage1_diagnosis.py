@@ -38,14 +38,16 @@ import torch
 from gtasr.eval.metrics import psnr_y
 from gtasr.imageio import to_numpy
 from gtasr.method.sampling import fixed_noise, sample
-from gtasr.method.schedule import bridge, upsample_lr
+from gtasr.method.schedule import BridgeGrid, bridge, upsample_lr
 from gtasr.modelfile import load_model
 from gtasr.perceptual import LPIPS
 from gtasr.train.checkpoints import EMA_FILE
 from gtasr.train.validation import load_val_pairs
 
 TERMS = ("ct_lpips", "ct_charbonnier", "ta_lpips", "ta_charbonnier")
-ETAS = (0.0313, 0.0642, 0.1768, 0.3629, 0.4871, 1.0)  # Stage I grid points, N = 4 and N = 3
+ETAS = tuple(  # the interior and end points of Stage I's grids, N = 4 and N = 3
+    sorted({eta for n in (4, 3) for eta in BridgeGrid.power_law(n).shift[1:]})
+)
 GRID_PERIOD = 4  # HR pixels per LR pixel
 
 
