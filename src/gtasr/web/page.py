@@ -16,8 +16,10 @@ batch is ``upscale_batch``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,7 @@ class PageActions:
         self.catalog = catalog
         self.jobs = jobs
         self.max_pixels = max_pixels
+        self._numbers = itertools.count(1)
 
     def upscale(
         self,
@@ -130,7 +133,7 @@ class PageActions:
         """The page's Upscale: slider pair (bicubic, gtasr), the PNG to download, a summary."""
         if not image:
             raise _refusal("Choose an image first.")
-        with _errors_on_page():
+        with self._logged("upscale"), _errors_on_page():
             options = _options(self.jobs.new(), seed, steps, tile, self.max_pixels)
             done = compare(
                 _uploaded(image),
@@ -159,7 +162,7 @@ class PageActions:
         """The Batch tab: the zip of the results and a summary naming the failed files."""
         if not files:
             raise _refusal("Choose some images first.")
-        with _errors_on_page():
+        with self._logged("upscale_batch"), _errors_on_page():
             sources = [_uploaded(file) for file in files]
             options = _options(self.jobs.new() / "x4", seed, steps, tile, self.max_pixels)
             zipped, result = upscale_many(sources, self.catalog.get(model, precision), options)
@@ -168,6 +171,28 @@ class PageActions:
         if zipped is None:
             raise _refusal(" ".join(lines))
         return str(zipped), "\n".join(lines)
+
+    @contextlib.contextmanager
+    def _logged(self, endpoint: str) -> Iterator[None]:
+        """One server-log line when a job starts and one when it ends, numbered.
+
+        The operator's record of what ran and how long it took; the lines also
+        show that the queue runs one job at a time.
+        """
+        number, started = next(self._numbers), time.perf_counter()
+        log.info("job %d (%s) started", number, endpoint)
+        outcome = "failed"
+        try:
+            yield
+            outcome = "finished"
+        finally:
+            log.info(
+                "job %d (%s) %s after %.2f s",
+                number,
+                endpoint,
+                outcome,
+                time.perf_counter() - started,
+            )
 
 
 def _uploaded(payload: dict[str, Any]) -> Path:
