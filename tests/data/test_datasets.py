@@ -74,6 +74,36 @@ def test_crop_window_and_flip_match_the_source(tmp_path, image_tools):
     assert len(corners) > 15
 
 
+def test_short_side_shrinks_the_photo_by_the_drawn_scale(tmp_path, image_tools):
+    rows, cols = np.mgrid[0:200, 0:240]
+    ramp = np.dstack([cols, rows, cols // 2]).astype(np.uint8)  # one grey level per pixel
+    image_tools.write_png(tmp_path / "ramp.png", ramp)
+    dataset = HRCropDataset(tmp_path, crop_size=32, hflip=False, short_side=(50, 50))
+    steps = []
+    for seed in range(6):
+        crop = ((dataset[0, seed] + 1) * 127.5).double()
+        inner = crop[:, 4:-4, 4:-4]  # away from the window's edges
+        across = (inner[0, :, 1:] - inner[0, :, :-1]).mean()
+        down = (inner[1, 1:, :] - inner[1, :-1, :]).mean()
+        steps += [float(across), float(down)]
+    # shorter side 200 -> 50: each crop pixel spans 4 photo pixels, so 4 levels a pixel
+    np.testing.assert_allclose(steps, 4.0, atol=0.02)
+
+
+def test_short_side_draws_scales_between_its_bounds_and_never_enlarges(tmp_path, image_tools):
+    rng = np.random.default_rng(0)
+    image_tools.write_png(tmp_path / "a.png", rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    dataset = HRCropDataset(tmp_path, crop_size=32, short_side=(60, 240))
+    sides = [dataset._region_side(np.random.default_rng(seed), 300) for seed in range(400)]
+    assert min(sides) >= 40 and max(sides) <= 160  # 32 * 300 / 240 .. 32 * 300 / 60
+    assert sum(side < 80 for side in sides) == pytest.approx(200, abs=40)  # log-uniform: 80 = mid
+    torch.testing.assert_close(dataset[0, 7], dataset[0, 7])
+    assert dataset[0, 7].shape == (3, 32, 32)
+    assert dataset[0, 7].abs().max() <= 1
+    assert 32 <= dataset._region_side(np.random.default_rng(1), 100) <= 54  # 100 -> 60..100
+    assert dataset._region_side(np.random.default_rng(1), 50) == 32  # under low: own scale
+
+
 def test_empty_and_missing_inputs_raise(tmp_path, awkward_folder):
     empty = tmp_path / "empty"
     empty.mkdir()

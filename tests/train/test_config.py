@@ -167,7 +167,12 @@ def test_every_number_is_range_checked(key: str, tmp_path: Path) -> None:
     path = _write(tmp_path, MINIMAL)
     allowed = NUMERIC_KEYS[key]
     below = allowed.low if allowed.low_open else allowed.low - 1
-    listed = key in ("train.betas", "schedule.num_intervals", "train.lr_milestones")
+    listed = key in (
+        "train.betas",
+        "schedule.num_intervals",
+        "train.lr_milestones",
+        "data.short_side",
+    )
     for bad in (".nan", ".inf", "-.inf", f"{below:g}"):
         value = f"[{bad}, {bad}]" if listed else bad
         with pytest.raises(GtasrError, match=f"'{key}") as caught:

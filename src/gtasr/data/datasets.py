@@ -1,7 +1,8 @@
 """Training photos: HR crops decoded once, cached in RAM, cut and flipped by a seed.
 
 A crop is a pure function of (photo index, seed): the seed decides the
-position and the flip, so a worker holds no random state of its own.
+position, the flip and (with ``short_side``) the scale, so a worker holds no
+random state of its own.
 :mod:`gtasr.train.batches` decides which photo and seed each sample of a run
 gets.
 """
@@ -9,6 +10,7 @@ gets.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from gtasr.errors import GtasrError, InputError
 from gtasr.imageio import Image, list_images, quantize, read_image, to_tensor
@@ -64,6 +67,14 @@ class HRCropDataset:
     files arrive as RGB from :func:`gtasr.imageio.read_image`; transparency is
     composited onto white.
 
+    ``short_side=(low, high)`` takes each crop from the photo as if resized so
+    that its shorter side is drawn log-uniformly in [low, high] (a photo is never
+    enlarged): a square of the photo is cut and shrunk to ``crop_size`` with an
+    antialiased bicubic filter. Wallpaper-sized photos at their own scale give
+    crops of smooth, detail-poor surfaces, far from what an x4 upscaler meets
+    (web photos, and test sets made by shrinking photos to 256 px); see
+    docs/training-diagnosis.md.
+
     ``dataset[index, seed]`` is the crop of photo ``index`` that ``seed``
     picks, a Tensor[3, crop, crop] in [-1, 1].
     """
@@ -75,11 +86,13 @@ class HRCropDataset:
         hflip: bool = True,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         max_pixels: int | None = None,
+        short_side: tuple[int, int] | None = None,
     ) -> None:
         if isinstance(folders, (str, os.PathLike)):
             folders = [folders]
         self.crop_size = int(crop_size)
         self.hflip = hflip
+        self.short_side = None if short_side is None else (int(short_side[0]), int(short_side[1]))
         self.max_pixels = max_pixels
         self.paths: list[Path] = []
         self.sizes: list[tuple[int, int]] = []
@@ -127,12 +140,25 @@ class HRCropDataset:
         index, seed = int(key[0]), int(key[1])
         rng = np.random.default_rng(seed)
         height, width = self.sizes[index]
-        top = int(rng.integers(0, height - self.crop_size + 1))
-        left = int(rng.integers(0, width - self.crop_size + 1))
-        crop = self._pixels(index)[top : top + self.crop_size, left : left + self.crop_size]
+        side = self._region_side(rng, min(height, width))
+        top = int(rng.integers(0, height - side + 1))
+        left = int(rng.integers(0, width - side + 1))
+        crop = self._pixels(index)[top : top + side, left : left + side]
         if self.hflip and rng.uniform() < 0.5:
             crop = crop[:, ::-1]
-        return to_tensor(_float_pixels(crop))[0]
+        tensor = to_tensor(_float_pixels(crop))
+        if side != self.crop_size:
+            size = (self.crop_size, self.crop_size)
+            tensor = F.interpolate(tensor, size=size, mode="bicubic", antialias=True).clamp(-1, 1)
+        return tensor[0]
+
+    def _region_side(self, rng: np.random.Generator, shorter: int) -> int:
+        """Side of the square cut from the photo: ``crop_size`` at the photo's own scale."""
+        if self.short_side is None:
+            return self.crop_size
+        low, high = (min(value, shorter) for value in self.short_side)
+        target = math.exp(rng.uniform(math.log(low), math.log(high)))
+        return min(shorter, max(self.crop_size, round(self.crop_size * shorter / target)))
 
 
 def worker_init_fn(worker_id: int) -> None:

@@ -100,6 +100,9 @@ class DataConfig:
     # HR pixels, a multiple of 4 times the network's stride
     crop_size: int = field(default=256, metadata=within(low=1))
     hflip: bool = True
+    # [low, high]: each crop comes from the photo resized so that its shorter side is drawn
+    # log-uniformly in this range (never enlarged); null: crops at the photos' own scale
+    short_side: list[int] | None = field(default=None, metadata=within(low=1))
     val_dir: str | None = None
     degradation: str = "train"  # degradation preset of gtasr.degrade
     degrade_on: str = "loader"  # "loader" (per batch in workers) or "device" (batched)
@@ -348,6 +351,9 @@ def _check(config: Config) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise GtasrError(f"config key '{key}': must be one of {', '.join(allowed)}")
+    short_side = config.data.short_side
+    if short_side is not None and (len(short_side) != 2 or short_side[0] > short_side[1]):
+        raise GtasrError(f"config key 'data.short_side': expected [low, high], got {short_side}")
     if not config.data.hr_dirs:
         raise GtasrError("config key 'data.hr_dirs': at least one folder of training photos")
     multiple = 4 * network_stride(config.model)

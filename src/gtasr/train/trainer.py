@@ -273,7 +273,12 @@ class Trainer:
         data, train = self.config.data, self.config.train
         on_device = data.degrade_on == "device"
         dataset = StepBatches(
-            photos=HRCropDataset(data.hr_dirs, crop_size=data.crop_size, hflip=data.hflip),
+            photos=HRCropDataset(
+                data.hr_dirs,
+                crop_size=data.crop_size,
+                hflip=data.hflip,
+                short_side=None if data.short_side is None else tuple(data.short_side),
+            ),
             batch_size=train.batch_size,
             seed=train.seed,
             rank=self.env.rank,
