@@ -66,3 +66,50 @@ def test_training_keeps_the_best_validated_model(small_config, photos: Path, tmp
     assert best["step"] > 0  # measured: L1 falls from 0.066 at step 0 to 0.057 at step 6
     ema = load_file(str(run / "checkpoints" / checkpoint_name(best["step"]) / EMA_FILE))
     assert all(torch.equal(_saved(run)[k], v) for k, v in ema.items())
+
+
+@pytest.mark.slow
+def test_a_best_model_must_stay_close_to_bicubic_psnr(small_config, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    trainer = Trainer(small_config(), run, setup("cpu"))
+    first = {k: v.clone() for k, v in trainer.ema.module.state_dict().items()}
+    _keep_best(trainer, {"psnr_y": 25.0, "l1": 0.1, "lpips": 0.5}, run, psnr_floor=24.5)
+    _shift_ema_(trainer, 0.01)
+    trainer.step = 3
+    _keep_best(trainer, {"psnr_y": 24.4, "l1": 0.1, "lpips": 0.3}, run, psnr_floor=24.5)
+    assert json.loads((run / "best.json").read_text())["step"] == 0  # better LPIPS, too far
+    assert all(torch.equal(_saved(run)[k], v) for k, v in first.items())
+    trainer.step = 5
+    _keep_best(trainer, {"psnr_y": 24.6, "l1": 0.1, "lpips": 0.4}, run, psnr_floor=24.5)
+    assert json.loads((run / "best.json").read_text()) == {
+        "step": 5,
+        "metric": "lpips",
+        "value": 0.4,
+        "psnr_y": 24.6,
+        "psnr_floor": 24.5,
+    }
+
+
+@pytest.mark.slow
+def test_the_psnr_floor_is_bicubic_psnr_of_the_validation_images(
+    small_config, photos: Path, tmp_path: Path
+) -> None:
+    from gtasr.eval.metrics import psnr_y
+    from gtasr.imageio import read_image
+
+    config = small_config(
+        data={"val_dir": str(photos / "val")},
+        train={"iterations": 2, "checkpoint_every": 2},
+        val={"every": 2, "lpips": False, "max_psnr_drop": 30.0},
+    )
+    train(config, tmp_path / "run", setup("cpu"))
+    bicubic = []
+    for name in ("p0.png", "p1.png"):
+        lr, gt = (read_image(photos / "val" / sub / name).rgb for sub in ("lq", "gt"))
+        lr_tensor = torch.from_numpy(lr).permute(2, 0, 1)[None]
+        up = torch.nn.functional.interpolate(lr_tensor, scale_factor=4, mode="bicubic")
+        up_uint8 = (up[0].permute(1, 2, 0).clamp(0, 1) * 255).round().double().numpy()
+        bicubic.append(psnr_y(up_uint8, (gt * 255).round().astype("float64")))
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["psnr_floor"] == pytest.approx(sum(bicubic) / 2 - 30.0, abs=1e-6)

@@ -169,6 +169,9 @@ class ValConfig:
     lpips: bool = True
     seed: int = field(default=1234, metadata=within(high=MAX_SEED))
     grid_images: int = 4
+    # RUN/best.safetensors only from validations whose PSNR-Y is at most this many dB below
+    # bicubic's on the same images (null: any); LPIPS alone rewards drifting away from the GT
+    max_psnr_drop: float | None = field(default=None, metadata=within(low=0))
 
 
 @dataclass

@@ -8,7 +8,8 @@ Run directory::
     RUN/samples/           validation grids (bicubic | SR | GT per row)
     RUN/checkpoints/       see gtasr.train.checkpoints
     RUN/model.safetensors  the final EMA weights (what `gtasr upscale --model` takes)
-    RUN/best.safetensors   the EMA weights of the best validation so far (LPIPS, else L1),
+    RUN/best.safetensors   the EMA weights of the best validation so far (LPIPS, else L1;
+                           with val.max_psnr_drop only among those close enough to bicubic),
     RUN/best.json          and its step, metric and value
 """
 
@@ -88,26 +89,37 @@ def _validate(
     if metrics is not None:
         metrics.write(step, "val", values)
     log.info("validation at step %d: %s", step, _fmt(values))
-    _keep_best(trainer, values, run_dir)
+    drop = trainer.config.val.max_psnr_drop
+    _keep_best(trainer, values, run_dir, None if drop is None else validator.bicubic_psnr_y - drop)
     return values
 
 
-def _keep_best(trainer: Trainer, values: dict[str, float], run_dir: Path) -> None:
+def _keep_best(
+    trainer: Trainer, values: dict[str, float], run_dir: Path, psnr_floor: float | None = None
+) -> None:
     """Write the EMA model to RUN/best.safetensors when this validation is the best so far.
 
     Lower LPIPS is better (L1 when LPIPS is off). Short runs can peak before their last
-    step, and the rotating checkpoints would lose that model.
+    step, and the rotating checkpoints would lose that model. A validation with PSNR-Y
+    under ``psnr_floor`` is never the best: past some point a perceptual loss keeps
+    buying LPIPS with fidelity (docs/training-diagnosis.md).
     """
     metric = "lpips" if "lpips" in values else "l1"
     if not math.isfinite(values[metric]):
         return  # NaN weights are never the best; the next checkpoint stops the run
+    if psnr_floor is not None and not values["psnr_y"] >= psnr_floor:
+        log.info("not a best model: PSNR-Y %.2f is under %.2f", values["psnr_y"], psnr_floor)
+        return
     record = run_dir / "best.json"
     if record.is_file():
         best = json.loads(record.read_text(encoding="utf-8"))
         if best["metric"] == metric and best["value"] <= values[metric]:
             return
     trainer.save_ema_model(run_dir / "best.safetensors")
-    write_json(record, {"step": trainer.step, "metric": metric, "value": values[metric]})
+    best = {"step": trainer.step, "metric": metric, "value": values[metric]}
+    if psnr_floor is not None:
+        best |= {"psnr_y": values["psnr_y"], "psnr_floor": psnr_floor}
+    write_json(record, best)
 
 
 def _fmt(values: dict[str, float]) -> str:
