@@ -1,0 +1,85 @@
+"""How much detail the training crops carry, next to the images a model is scored on.
+
+    python scripts/crop_detail.py --photos data-cache/photos \
+        --sets data-cache/testset-photos/gt ../shared/data/imagenet-test-sample/gt
+
+Detail is the mean absolute difference between horizontally neighbouring pixels, in
+8-bit grey levels, of random 64-px crops: of the training photos at their own scale and
+with each ``--short-side`` range of ``data.short_side``, and of every image in each
+``--sets`` folder. Prints one JSON object (docs/training-diagnosis.md quotes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gtasr.data.datasets import HRCropDataset
+from gtasr.imageio import list_images, read_image
+
+
+def detail(crop: torch.Tensor) -> float:
+    """Mean |x[i, j+1] - x[i, j]| in grey levels of a [-1, 1] Tensor[3, H, W]."""
+    levels = (crop.double() + 1) * 127.5
+    return float((levels[:, :, 1:] - levels[:, :, :-1]).abs().mean())
+
+
+def training_detail(photos: Path, crop: int, per_photo: int, short_side: list[int] | None) -> float:
+    """Mean detail of ``per_photo`` crops of every training photo (the trainer's own cropper)."""
+    dataset = HRCropDataset([photos], crop_size=crop, short_side=short_side)
+    return float(
+        np.mean(
+            [detail(dataset[i, seed]) for i in range(len(dataset)) for seed in range(per_photo)]
+        )
+    )
+
+
+def folder_detail(folder: Path, crop: int, per_image: int) -> float:
+    """Mean detail of ``per_image`` random crops of every image in ``folder`` (seed 0)."""
+    rng = np.random.default_rng(0)
+    values = []
+    for path in list_images([folder]):
+        pixels = torch.from_numpy(read_image(path).rgb).permute(2, 0, 1) * 2 - 1
+        height, width = pixels.shape[1:]
+        for _ in range(per_image):
+            top, left = rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)
+            values.append(detail(pixels[:, top : top + crop, left : left + crop]))
+    return float(np.mean(values))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, required=True, help="training photos")
+    parser.add_argument("--sets", type=Path, nargs="*", default=[], help="folders of GT images")
+    parser.add_argument(
+        "--short-side",
+        nargs=2,
+        type=int,
+        action="append",
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="a data.short_side range (repeatable; default: 128 512 and 256 256)",
+    )
+    parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--per-image", type=int, default=12, help="crops per photo or image")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    ranges = args.short_side or [[128, 512], [256, 256]]
+    result: dict[str, float] = {
+        "training photos, own scale": training_detail(args.photos, args.crop, args.per_image, None)
+    }
+    for low, high in ranges:
+        result[f"training photos, short_side [{low}, {high}]"] = training_detail(
+            args.photos, args.crop, args.per_image, [low, high]
+        )
+    for folder in args.sets:
+        result[str(folder)] = folder_detail(folder, args.crop, args.per_image)
+    print(json.dumps({"crop": args.crop} | {k: round(v, 2) for k, v in result.items()}))
+
+
+if __name__ == "__main__":
+    main()

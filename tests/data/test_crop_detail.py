@@ -1,0 +1,54 @@
+"""scripts/crop_detail.py: the detail measure the training diagnosis quotes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "crop_detail.py"
+
+
+@pytest.fixture(scope="module")
+def crop_detail() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("crop_detail", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_detail_is_the_mean_step_between_neighbours_in_grey_levels(crop_detail) -> None:
+    ramp = torch.arange(16, dtype=torch.float64).expand(3, 8, 16) * 3 / 127.5 - 1
+    assert crop_detail.detail(ramp) == pytest.approx(3.0)
+    stripes = torch.tensor([-1.0, 1.0]).repeat(8).expand(3, 8, 16)
+    assert crop_detail.detail(stripes) == pytest.approx(255.0)
+
+
+def test_shrunk_photos_carry_more_detail_and_sets_are_scored(tmp_path: Path, image_tools) -> None:
+    photos, gt = tmp_path / "photos", tmp_path / "gt"
+    photos.mkdir()
+    gt.mkdir()
+    cols = np.mgrid[0:256, 0:256][1]
+    image_tools.write_png(photos / "ramp.png", np.dstack([cols // 4] * 3).astype(np.uint8))
+    image_tools.write_png(gt / "ramp.png", np.dstack([cols] * 3).astype(np.uint8))
+    command = [sys.executable, str(SCRIPT), "--photos", str(photos), "--sets", str(gt)]
+    run = subprocess.run(
+        [*command, "--short-side", "64", "64", "--crop", "32", "--per-image", "3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(run.stdout)
+    assert result["training photos, own scale"] == pytest.approx(
+        0.25, abs=0.04
+    )  # 7 or 8 steps of 31
+    assert result["training photos, short_side [64, 64]"] == pytest.approx(1.0, abs=0.03)
+    assert result[str(gt)] == pytest.approx(1.0)
