@@ -86,7 +86,7 @@ class HRCropDataset:
         hflip: bool = True,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         max_pixels: int | None = None,
-        short_side: tuple[int, int] | None = None,
+        short_side: Sequence[int] | None = None,
     ) -> None:
         if isinstance(folders, (str, os.PathLike)):
             folders = [folders]

@@ -274,10 +274,7 @@ class Trainer:
         on_device = data.degrade_on == "device"
         dataset = StepBatches(
             photos=HRCropDataset(
-                data.hr_dirs,
-                crop_size=data.crop_size,
-                hflip=data.hflip,
-                short_side=None if data.short_side is None else tuple(data.short_side),
+                data.hr_dirs, crop_size=data.crop_size, hflip=data.hflip, short_side=data.short_side
             ),
             batch_size=train.batch_size,
             seed=train.seed,
