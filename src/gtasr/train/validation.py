@@ -9,6 +9,7 @@ error (the "validation loss") and writes a grid PNG: bicubic | SR | GT rows.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -53,20 +54,17 @@ class Validator:
         self.seed = seed
         self.lpips = lpips
         self.grid_images = grid_images
-        self._bicubic_psnr_y: float | None = None
 
-    @property
+    @functools.cached_property
     def bicubic_psnr_y(self) -> float:
         """Mean PSNR-Y of bicubic x4 on the validation pairs, computed once."""
         from gtasr.eval.metrics import psnr_y
 
-        if self._bicubic_psnr_y is None:
-            values = [
-                psnr_y(_uint8(upsample_lr(pair.y.to(self.device))), _uint8(pair.x0.to(self.device)))
-                for pair in self.pairs
-            ]
-            self._bicubic_psnr_y = float(np.mean(values))
-        return self._bicubic_psnr_y
+        values = [
+            psnr_y(_uint8(upsample_lr(pair.y.to(self.device))), _uint8(pair.x0.to(self.device)))
+            for pair in self.pairs
+        ]
+        return float(np.mean(values))
 
     @torch.no_grad()
     def run(self, model: torch.nn.Module, grid_path: Path | None = None) -> dict[str, float]:
