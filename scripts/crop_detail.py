@@ -4,9 +4,10 @@
         --sets data-cache/testset-photos/gt ../shared/data/imagenet-test-sample/gt
 
 Detail is the mean absolute difference between horizontally neighbouring pixels, in
-8-bit grey levels, of random 64-px crops: of the training photos at their own scale and
-with each ``--short-side`` range of ``data.short_side``, and of every image in each
-``--sets`` folder. Prints one JSON object (docs/training-diagnosis.md quotes it).
+8-bit grey levels, of random 64-px crops cut as the trainer cuts them: of the training
+photos at their own scale and with each ``--short-side`` range of ``data.short_side``,
+and of every image in each ``--sets`` folder at its own scale. Prints one JSON object
+(docs/training-diagnosis.md quotes it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import numpy as np
 import torch
 
 from gtasr.data.datasets import HRCropDataset
-from gtasr.imageio import list_images, read_image
 
 
 def detail(crop: torch.Tensor) -> float:
@@ -28,27 +28,14 @@ def detail(crop: torch.Tensor) -> float:
     return float((levels[:, :, 1:] - levels[:, :, :-1]).abs().mean())
 
 
-def training_detail(photos: Path, crop: int, per_photo: int, short_side: list[int] | None) -> float:
-    """Mean detail of ``per_photo`` crops of every training photo (the trainer's own cropper)."""
-    dataset = HRCropDataset([photos], crop_size=crop, short_side=short_side)
+def crop_detail(folder: Path, crop: int, per_image: int, short_side: list[int] | None) -> float:
+    """Mean detail of ``per_image`` crops of every image in ``folder`` (the trainer's cropper)."""
+    dataset = HRCropDataset([folder], crop_size=crop, short_side=short_side)
     return float(
         np.mean(
-            [detail(dataset[i, seed]) for i in range(len(dataset)) for seed in range(per_photo)]
+            [detail(dataset[i, seed]) for i in range(len(dataset)) for seed in range(per_image)]
         )
     )
-
-
-def folder_detail(folder: Path, crop: int, per_image: int) -> float:
-    """Mean detail of ``per_image`` random crops of every image in ``folder`` (seed 0)."""
-    rng = np.random.default_rng(0)
-    values = []
-    for path in list_images([folder]):
-        pixels = torch.from_numpy(read_image(path).rgb).permute(2, 0, 1) * 2 - 1
-        height, width = pixels.shape[1:]
-        for _ in range(per_image):
-            top, left = rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)
-            values.append(detail(pixels[:, top : top + crop, left : left + crop]))
-    return float(np.mean(values))
 
 
 def main() -> None:
@@ -70,14 +57,14 @@ def main() -> None:
     torch.set_num_threads(1)
     ranges = args.short_side or [[128, 512], [256, 256]]
     result: dict[str, float] = {
-        "training photos, own scale": training_detail(args.photos, args.crop, args.per_image, None)
+        "training photos, own scale": crop_detail(args.photos, args.crop, args.per_image, None)
     }
     for low, high in ranges:
-        result[f"training photos, short_side [{low}, {high}]"] = training_detail(
+        result[f"training photos, short_side [{low}, {high}]"] = crop_detail(
             args.photos, args.crop, args.per_image, [low, high]
         )
     for folder in args.sets:
-        result[str(folder)] = folder_detail(folder, args.crop, args.per_image)
+        result[str(folder)] = crop_detail(folder, args.crop, args.per_image, None)
     print(json.dumps({"crop": args.crop} | {k: round(v, 2) for k, v in result.items()}))
 
 
