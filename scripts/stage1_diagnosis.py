@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -174,35 +176,40 @@ def plot_bridge(results: dict[str, list[dict]], out: Path) -> None:
     plt.close(fig)
 
 
+def save_panels(titles: Sequence[str], draw: Callable[[Any, str], None], out: Path) -> None:
+    """One panel per title against the training step, ``draw(axis, title)`` filling each."""
+    fig, axes = plt.subplots(1, len(titles), figsize=(4 * len(titles), 3.2))
+    for axis, title in zip(axes, titles, strict=True):
+        draw(axis, title)
+        axis.set_title(title)
+        axis.set_xlabel("step")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def plot_terms(runs: dict[str, list[dict]], smooth: int, out: Path) -> None:
     """One panel per training term, one line per run (each run keeps its colour)."""
-    fig, axes = plt.subplots(1, len(TERMS), figsize=(4 * len(TERMS), 3.2))
-    for axis, term in zip(axes, TERMS, strict=True):
+
+    def draw(axis: Any, term: str) -> None:
         for colour, (name, records) in enumerate(runs.items()):
             pairs = [(r["step"], r[term]) for r in records if r.get(term) is not None]
             if pairs:
                 steps, values = np.array(pairs).T
                 axis.plot(steps, moving_average(values, smooth), color=f"C{colour}", label=name)
-        axis.set_title(term)
-        axis.set_xlabel("step")
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+
+    save_panels(TERMS, draw, out)
 
 
 def plot_checkpoints(results: dict[str, list[dict]], keys: tuple[str, ...], out: Path) -> None:
     """One panel per checkpoint metric, one line per run."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
-    for axis, key in zip(axes, keys, strict=True):
+
+    def draw(axis: Any, key: str) -> None:
         for name, rows in results.items():
             axis.plot([r["step"] for r in rows], [r[key] for r in rows], marker="o", label=name)
-        axis.set_title(key)
-        axis.set_xlabel("step")
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+
+    save_panels(keys, draw, out)
 
 
 def save_crops(rows: list[dict], images: list[np.ndarray], box: int, out: Path) -> None:
