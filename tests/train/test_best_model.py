@@ -21,15 +21,20 @@ def _shift_ema_(trainer: Trainer, amount: float) -> None:
             parameter.add_(amount)
 
 
+def _new_run(small_config, tmp_path: Path) -> tuple[Path, Trainer]:
+    """A fresh run folder and the trainer of the small config in it, at step 0."""
+    run = tmp_path / "run"
+    run.mkdir()
+    return run, Trainer(small_config(), run, setup("cpu"))
+
+
 def _saved(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "best.safetensors"))
 
 
 @pytest.mark.slow
 def test_best_model_is_replaced_only_by_a_better_score(small_config, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    trainer = Trainer(small_config(), run, setup("cpu"))
+    run, trainer = _new_run(small_config, tmp_path)
     first = {k: v.clone() for k, v in trainer.ema.module.state_dict().items()}
     _keep_best(trainer, {"psnr_y": 20.0, "l1": 0.5}, run)
     assert json.loads((run / "best.json").read_text()) == {"step": 0, "metric": "l1", "value": 0.5}
@@ -70,9 +75,7 @@ def test_training_keeps_the_best_validated_model(small_config, photos: Path, tmp
 
 @pytest.mark.slow
 def test_a_best_model_must_stay_close_to_bicubic_psnr(small_config, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    trainer = Trainer(small_config(), run, setup("cpu"))
+    run, trainer = _new_run(small_config, tmp_path)
     first = {k: v.clone() for k, v in trainer.ema.module.state_dict().items()}
     _keep_best(trainer, {"psnr_y": 25.0, "l1": 0.1, "lpips": 0.5}, run, psnr_floor=24.5)
     _shift_ema_(trainer, 0.01)
