@@ -192,6 +192,8 @@ def test_every_number_is_range_checked(key: str, tmp_path: Path) -> None:
         ("model.preset=huge", "'model.preset': unknown network preset 'huge'"),
         ("model.network={base_channels: wide}", "'model.network': network config key"),
         ("train.seed=4294967296", "'train.seed': must be at least 0 and at most 4294967295"),
+        ("data.short_side=[300, 100]", "'data.short_side': expected [low, high], got [300, 100]"),
+        ("data.short_side=[128]", "'data.short_side': expected [low, high], got [128]"),
     ],
 )
 def test_range_and_network_errors(tmp_path: Path, override: str, message: str) -> None:
