@@ -8,7 +8,8 @@ For each run folder (``gtasr train`` output with checkpoints kept along the way)
   step) and measures, per checkpoint, PSNR-Y, LPIPS-alex, the *grid excess* (how much of the
   power of SR - bicubic at the frequencies of a pattern with the LR pixel period, 4 HR
   pixels, stands above the neighbouring frequencies: 1 = no grid) and the
-  high-frequency ratio (power above a quarter of the sampling rate, SR over GT);
+  high-frequency ratio (power above a quarter of the sampling rate, SR over GT) and the
+  PSNR of the luma's low band (4x4 block means) and high band (the rest) separately;
 - evaluates every checkpoint's f(x_eta, eta, y) on the bridge states of the validation
   images at the Stage I grid points, with the mean error f - x0 (a brightness bias) and the
   mean absolute error at each eta: L_CT only ties f to x0 at the lowest grid point, every
@@ -18,8 +19,8 @@ For each run folder (``gtasr train`` output with checkpoints kept along the way)
     python scripts/stage1_diagnosis.py ~/gtasr-runs/diag/base ~/gtasr-runs/diag/ct \\
         --val data-cache/testset-photos -o docs/images/diagnosis
 
-Writes ``OUT/terms.png``, ``OUT/validation.png``, ``OUT/spectrum.png``, ``OUT/crops-RUN.png``
-and ``OUT/checkpoints.json`` (every number of the figures).
+Writes ``OUT/terms.png``, ``OUT/validation.png``, ``OUT/spectrum.png``, ``OUT/bands.png``,
+``OUT/crops-RUN.png`` and ``OUT/checkpoints.json`` (every number of the figures).
 """
 
 from __future__ import annotations
@@ -104,6 +105,27 @@ def high_frequency_power(image: np.ndarray) -> float:
     return float(power[np.maximum(abs(fy), abs(fx)) > 0.25].sum() / (h * w))
 
 
+def band_psnrs(sr: np.ndarray, gt: np.ndarray, factor: int = 4) -> tuple[float, float]:
+    """PSNR (dB, peak 1) of the luma's low band and of the rest, SR against GT.
+
+    The low band is the mean of each ``factor`` x ``factor`` block (what the LR image holds),
+    the high band the luma minus that mean repeated over its block: a tone or colour change
+    at LR scale, which LPIPS barely sees, lowers the first; missing or wrong texture the second.
+    """
+
+    def bands(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        luma = luminance(image)
+        h, w = luma.shape[0] // factor * factor, luma.shape[1] // factor * factor
+        low = luma[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+        return low, luma[:h, :w] - np.kron(low, np.ones((factor, factor)))
+
+    def psnr(a: np.ndarray, b: np.ndarray) -> float:
+        return float(-10 * np.log10(max(np.mean((a - b) ** 2), 1e-12)))
+
+    (sr_low, sr_high), (gt_low, gt_high) = bands(sr), bands(gt)
+    return psnr(sr_low, gt_low), psnr(sr_high, gt_high)
+
+
 def checkpoint_steps(run: Path) -> list[tuple[int, Path]]:
     """(step, EMA model file) of every kept checkpoint, by step."""
     found = []
@@ -117,7 +139,7 @@ def checkpoint_steps(run: Path) -> list[tuple[int, Path]]:
 def score_checkpoint(path: Path, pairs: list, lpips: LPIPS) -> tuple[dict, list[np.ndarray]]:
     """Mean metrics of one EMA model on the validation pairs, and its SR images."""
     model, _ = load_model(path)
-    psnrs, lpipses, grids, hf_ratios, images = [], [], [], [], []
+    psnrs, lpipses, grids, hf_ratios, band_rows, images = [], [], [], [], [], []
     for index, pair in enumerate(pairs):
         generator = torch.Generator().manual_seed(index)
         y0 = upsample_lr(pair.y)
@@ -130,13 +152,17 @@ def score_checkpoint(path: Path, pairs: list, lpips: LPIPS) -> tuple[dict, list[
         hf_ratios.append(
             high_frequency_power(luminance(sr_img)) / high_frequency_power(luminance(gt_img))
         )
+        band_rows.append(band_psnrs(sr_img, gt_img))
         images.append(sr_img)
+    low, high = np.mean(band_rows, axis=0)
     metrics = {
         **bridge_errors(model, pairs),
         "psnr_y": float(np.mean(psnrs)),
         "lpips_alex": float(np.mean(lpipses)),
         "grid_excess": float(np.mean(grids)),
         "hf_ratio": float(np.mean(hf_ratios)),
+        "psnr_low_band": float(low),
+        "psnr_high_band": float(high),
     }
     return metrics, images
 
@@ -255,6 +281,7 @@ def main() -> None:
     plot_terms(train_logs, args.smooth, args.output / "terms.png")
     plot_checkpoints(results, ("psnr_y", "lpips_alex"), args.output / "validation.png")
     plot_checkpoints(results, ("grid_excess", "hf_ratio"), args.output / "spectrum.png")
+    plot_checkpoints(results, ("psnr_low_band", "psnr_high_band"), args.output / "bands.png")
     plot_bridge(results, args.output / "bridge.png")
     (args.output / "checkpoints.json").write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
