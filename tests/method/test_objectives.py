@@ -81,6 +81,26 @@ def test_ct_target_is_online_net_in_eval_mode(make_backbone, batch) -> None:
     assert torch.allclose(target, expected, atol=1e-6)
 
 
+def test_ct_target_can_come_from_another_network(make_backbone, batch) -> None:
+    # loss.ct_target=ema: the target is the given network's output (eval mode, no gradient)
+    # while x_hat and its gradient stay the online network's; at n = 0 it is still x0.
+    model = ConsistencyModel(make_backbone(seed=2)).train()
+    teacher = ConsistencyModel(make_backbone(seed=5, dropout=0.5)).train()
+    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
+    eps = draw_noise(x0, gen(1))
+    x_hat, target = consistency_pair(model, x0, y, y0, STAGE1, 2, eps, target_model=teacher)
+    own_hat, own_target = consistency_pair(model, x0, y, y0, STAGE1, 2, eps)
+    x2 = (1 - STAGE1.shift[2]) * x0 + STAGE1.shift[2] * (y0 + eps)
+    with torch.no_grad():
+        expected = teacher.eval()(x2, STAGE1.noise[2], y)
+    assert torch.allclose(target, expected, atol=1e-6)
+    assert not torch.allclose(target, own_target, atol=1e-3)
+    assert torch.equal(x_hat, own_hat) and x_hat.requires_grad
+    assert not any(p.requires_grad and p.grad is not None for p in teacher.parameters())
+    _, boundary = consistency_pair(model, x0, y, y0, STAGE1, 0, eps, target_model=teacher)
+    assert torch.equal(boundary, x0)
+
+
 def test_ta_pixel_part_is_analytic(batch) -> None:
     # With an L1 distance the paths differ by (1 - eta_k)(x0 - x_hat), whatever eps_k is:
     # L_TA = sum_k (1 - eta_k) * mean|x0 - x_hat|.

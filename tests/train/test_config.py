@@ -89,6 +89,7 @@ def test_set_overrides_parse_yaml_values(tmp_path: Path) -> None:
         (MINIMAL, ["stage=3"], "'stage': must be at least 1 and at most 2, got 3"),
         (MINIMAL, ["stage=2"], "'init_from'"),
         (MINIMAL, ["train.autocast=fp8"], "'train.autocast': must be one of"),
+        (MINIMAL, ["loss.ct_target=teacher"], "'loss.ct_target': must be one of"),
         (MINIMAL, ["train.batch_size=0"], "'train.batch_size': must be at least 1"),
         (MINIMAL, ["train=3"], "'train': expected a mapping"),
     ],

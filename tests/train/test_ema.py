@@ -76,3 +76,26 @@ def test_mismatched_model_is_rejected() -> None:
         ema.update(nn.Linear(2, 2))
     with pytest.raises(ValueError):
         EMA(Small(), decay=1.5)
+
+
+@pytest.mark.parametrize("ct_target", ["online", "ema"])
+def test_the_trainer_takes_the_ct_target_from_the_chosen_network(
+    small_config, tmp_path, monkeypatch, ct_target: str
+) -> None:
+    from gtasr.train import trainer as trainer_module
+    from gtasr.train.distributed import setup
+
+    seen = []
+    original = trainer_module.stage1_objective
+
+    def recording(*args, **kwargs):
+        seen.append(args[8] if len(args) > 8 else kwargs.get("target_model"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "stage1_objective", recording)
+    trainer = trainer_module.Trainer(
+        small_config(loss={"ct_target": ct_target}), tmp_path, setup("cpu")
+    )
+    loss, _ = trainer.compute_loss(next(trainer.batches()), torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    assert seen == [trainer.ema_model if ct_target == "ema" else None]

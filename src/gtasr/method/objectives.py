@@ -47,6 +47,10 @@ class Stage1Config:
     ta_points: str = "all"
 
 
+CT_TARGETS = ("online", "ema")
+"""Which network gives L_CT's target: the online one (the release) or its EMA."""
+
+
 @dataclass(frozen=True)
 class Stage2Config:
     """Weights and switches of Stage II.
@@ -121,20 +125,23 @@ def consistency_pair(
     grid: BridgeGrid,
     n: int,
     eps: Tensor,
+    target_model: nn.Module | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Return ``(x_hat, target)`` of L_CT at grid index ``n`` with the shared noise ``eps``.
 
     ``x_hat = f_theta(x_{n+1}, eta_{n+1}, y)`` carries gradient; ``target =
     sg f_theta_minus(x_n, eta_n, y)`` is the same network in eval mode without gradient (see
-    the module docstring). At n = 0 the boundary condition makes the target x0 itself.
+    the module docstring), or ``target_model`` where given (e.g. the EMA network, the target of
+    the original consistency training). At n = 0 the boundary condition makes the target x0.
     """
     if not 0 <= n < grid.num_intervals:
         raise ValueError(f"grid index n={n} outside 0..{grid.num_intervals - 1}")
     x_next = grid.state(x0, y0, eps, n + 1)
     x_hat = model(x_next, grid.noise[n + 1], y)
     x_n = grid.state(x0, y0, eps, n)
-    with torch.no_grad(), eval_mode(model):
-        target = model(x_n, grid.noise[n], y)
+    teacher = model if target_model is None else target_model
+    with torch.no_grad(), eval_mode(teacher):
+        target = teacher(x_n, grid.noise[n], y)
     return x_hat, target.detach()
 
 
@@ -209,8 +216,11 @@ def stage1_objective(
     distance: Distance,
     generator: torch.Generator,
     config: Stage1Config = Stage1Config(),
+    target_model: nn.Module | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Stage I: one index n ~ U{0..N-1} and one eps for the batch; L_CT + ta_weight * L_TA.
+
+    ``target_model`` as in :func:`consistency_pair` (None: the online network, the release).
 
     Returns the total and the detached weighted parts ``{"ct", "ta"}`` (they sum to the
     total), the distance's parts of each (``ct_lpips``, ``ct_charbonnier``, ``ta_lpips``, ...,
@@ -220,7 +230,7 @@ def stage1_objective(
     """
     n = draw_index(grid.num_intervals, generator)
     eps = draw_noise(x0, generator)
-    x_hat, target = consistency_pair(model, x0, y, y0, grid, n, eps)
+    x_hat, target = consistency_pair(model, x0, y, y0, grid, n, eps, target_model)
     ct_values, ct_terms = per_sample_terms(distance, x_hat, target)
     ct = ct_values.mean()
     ta_terms: dict[str, Tensor] = {}

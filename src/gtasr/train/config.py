@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from gtasr.errors import GtasrError
-from gtasr.method.objectives import TA_POINTS
+from gtasr.method.objectives import CT_TARGETS, TA_POINTS
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,7 @@ class LossConfig:
     charbonnier_weight: float = 0.5
     ta_weight: float = 0.5
     ta_points: str = "all"  # "one": one trajectory point per sample (see Stage1Config)
+    ct_target: str = "online"  # Stage I's L_CT target: "online" (the release) or "ema"
     dtm_weight: float = 0.8
     stab_weight: float = 0.2
     rect_weight: float = 1.0
@@ -350,6 +351,7 @@ def _check(config: Config) -> None:
         "train.autocast": (config.train.autocast, ("auto", "none", "bf16", "fp16")),
         "data.degrade_on": (config.data.degrade_on, ("loader", "device")),
         "loss.ta_points": (config.loss.ta_points, TA_POINTS),
+        "loss.ct_target": (config.loss.ct_target, CT_TARGETS),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

@@ -318,7 +318,10 @@ class Trainer:
         x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
         if self.config.stage == 1:
             weights = Stage1Config(ta_weight=loss.ta_weight, ta_points=loss.ta_points)
-            return stage1_objective(self.net, x0, y, y0, grid, self.distances.d, gen, weights)
+            target = self.ema_model if loss.ct_target == "ema" else None
+            return stage1_objective(
+                self.net, x0, y, y0, grid, self.distances.d, gen, weights, target
+            )
         assert self.reference is not None and self.distances.lpips is not None
         weights2 = Stage2Config(
             dtm_weight=loss.dtm_weight,
