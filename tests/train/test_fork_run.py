@@ -1,0 +1,45 @@
+"""scripts/fork_run.py: a run continued from another run's checkpoint, at a new learning rate."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from gtasr.train.distributed import setup
+from gtasr.train.trainer import Trainer
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fork_run.py"
+
+
+@pytest.fixture(scope="module")
+def fork_run() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fork_run", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fork_resumes_the_weights_at_the_new_rate_without_later_milestones(
+    small_config, tmp_path: Path, fork_run
+) -> None:
+    config = small_config(train={"lr": 1e-3, "lr_milestones": [1], "lr_gamma": 0.5})
+    source = Trainer(config, tmp_path / "a", setup("cpu"))
+    source.save_checkpoint()
+    fork_run.fork(tmp_path / "a", 0, tmp_path / "b", lr=2e-4)
+    forked = Trainer(config, tmp_path / "b", setup("cpu"), resume=True)
+    for mine, theirs in zip(forked.model.parameters(), source.model.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+    assert forked.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    for _ in range(3):  # the source's milestone at step 1 would halve it
+        forked.optimizer.step()
+        forked.scheduler.step()
+    assert forked.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    with pytest.raises(SystemExit, match="already exists"):
+        fork_run.fork(tmp_path / "a", 0, tmp_path / "b")
+    with pytest.raises(SystemExit, match="no such checkpoint"):
+        fork_run.fork(tmp_path / "a", 5, tmp_path / "c")
