@@ -7,9 +7,11 @@ was skipped or deselected fails.
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -39,6 +41,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if any(missed.values()):
         reporter.write_line(f"GTASR_FULL_SUITE=1 but tests did not run: {missed}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def load_script() -> Callable[[str], ModuleType]:
+    """``load_script("name")``: the module of ``scripts/name.py`` (scripts are no package)."""
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

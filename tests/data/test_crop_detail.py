@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,12 +16,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "crop_detail.py"
 
 
 @pytest.fixture(scope="module")
-def crop_detail() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("crop_detail", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def crop_detail(load_script) -> ModuleType:
+    return load_script("crop_detail")
 
 
 def test_detail_is_the_mean_step_between_neighbours_in_grey_levels(crop_detail) -> None:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "stage1_diagnosis.py"
-
 
 @pytest.fixture(scope="module")
-def diagnosis() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stage1_diagnosis", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def diagnosis(load_script) -> ModuleType:
+    return load_script("stage1_diagnosis")
 
 
 def _image(seed: int) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -12,16 +11,10 @@ import torch
 from gtasr.train.distributed import setup
 from gtasr.train.trainer import Trainer
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fork_run.py"
-
 
 @pytest.fixture(scope="module")
-def fork_run() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fork_run", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def fork_run(load_script) -> ModuleType:
+    return load_script("fork_run")
 
 
 def test_the_fork_resumes_the_weights_at_the_new_rate_without_later_milestones(
