@@ -13,32 +13,42 @@ ratio of the two rates (the later milestones of the source run are dropped).
 from __future__ import annotations
 
 import argparse
-import shutil
 from collections import Counter
 from pathlib import Path
 
-from gtasr.train.checkpoints import LATEST, checkpoint_name, read_state, write_state
+from gtasr.modelfile import read_weights
+from gtasr.train.checkpoints import (
+    EMA_FILE,
+    RAW_FILE,
+    CheckpointStore,
+    ModelMeta,
+    checkpoint_name,
+    read_state,
+)
 
 
 def fork(run: Path, step: int, new_run: Path, lr: float | None = None) -> Path:
-    """Copy checkpoint ``step`` of ``run`` into ``new_run`` as its only (latest) checkpoint."""
+    """Write checkpoint ``step`` of ``run`` as the only (latest) checkpoint of ``new_run``.
+
+    The trainer's own :class:`CheckpointStore` writes it, so a fork cut short leaves no
+    checkpoint that ``--resume`` would take.
+    """
     source = run / "checkpoints" / checkpoint_name(step)
     if not source.is_dir():
         raise SystemExit(f"{source}: no such checkpoint")
-    target = new_run / "checkpoints" / checkpoint_name(step)
     if new_run.exists():
         raise SystemExit(f"{new_run}: already exists")
-    shutil.copytree(source, target)
+    raw, info = read_weights(source / RAW_FILE)
+    ema, _ = read_weights(source / EMA_FILE)
+    state = read_state(source)
     if lr is not None:
-        state = read_state(target)
         for group in state["optimizer"]["param_groups"]:
             group["lr"] = lr
         scheduler = state["scheduler"]
         scheduler["_last_lr"] = [lr] * len(scheduler["_last_lr"])
         scheduler["milestones"] = Counter()
-        write_state(target, state)
-    (target.parent / LATEST).write_text(f"{target.name}\n")
-    return target
+    meta = ModelMeta(network=info.network, precond=info.precond, stage=info.stage)
+    return CheckpointStore(new_run).save(step, meta, raw, ema, state)
 
 
 def main() -> None:

@@ -27,6 +27,9 @@ def test_the_fork_resumes_the_weights_at_the_new_rate_without_later_milestones(
     forked = Trainer(config, tmp_path / "b", setup("cpu"), resume=True)
     for mine, theirs in zip(forked.model.parameters(), source.model.parameters(), strict=True):
         assert torch.equal(mine, theirs)
+    ours, theirs = forked.ema.state_dict()["weights"], source.ema.state_dict()["weights"]
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert forked.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
     for _ in range(3):  # the source's milestone at step 1 would halve it
         forked.optimizer.step()
