@@ -89,7 +89,7 @@ def test_the_trainer_takes_the_ct_target_from_the_chosen_network(
     original = trainer_module.stage1_objective
 
     def recording(*args, **kwargs):
-        seen.append(args[8] if len(args) > 8 else kwargs.get("target_model"))
+        seen.append(kwargs["target_model"])
         return original(*args, **kwargs)
 
     monkeypatch.setattr(trainer_module, "stage1_objective", recording)

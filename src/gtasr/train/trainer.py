@@ -320,7 +320,7 @@ class Trainer:
             weights = Stage1Config(ta_weight=loss.ta_weight, ta_points=loss.ta_points)
             target = self.ema_model if loss.ct_target == "ema" else None
             return stage1_objective(
-                self.net, x0, y, y0, grid, self.distances.d, gen, weights, target
+                self.net, x0, y, y0, grid, self.distances.d, gen, weights, target_model=target
             )
         assert self.reference is not None and self.distances.lpips is not None
         weights2 = Stage2Config(
