@@ -14,6 +14,7 @@ from gtasr.method.objectives import (
     draw_index,
     draw_noise,
     frozen_copy,
+    low_band_loss,
     stage1_objective,
     stage2_objective,
     trajectory_alignment_loss,
@@ -233,6 +234,34 @@ def test_ct_only_stage1_is_the_full_objective_without_ta(make_backbone, batch) -
     assert len(full.calls) == 2 and full_parts["ta"].item() == 0
     assert torch.equal(full_parts["ct"], parts["ct"])
     assert all(torch.equal(a, b) for a, b in zip(grads, full_grads, strict=True))
+
+
+def test_low_band_loss_sees_block_means_only() -> None:
+    x0 = torch.rand(2, 3, 8, 8, generator=gen(1))
+    # Detail that averages to zero in every 4x4 block (a checkerboard) costs nothing...
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2 - 1
+    assert low_band_loss(x0 + 0.1 * checker, x0).item() < 1e-5  # the sqrt(eps) floor
+    # ...while a tone shift of one block costs its size over the number of blocks.
+    shifted = x0.clone()
+    shifted[:, :, :4, :4] += 0.2
+    assert low_band_loss(shifted, x0).item() == pytest.approx(0.2 / 4, rel=1e-4)
+
+
+def test_stage1_adds_the_weighted_low_band_term(make_backbone, batch) -> None:
+    model = ConsistencyModel(make_backbone(seed=3))
+    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
+    plain = Recording()
+    total, parts = stage1_objective(model, x0, y, y0, STAGE1, plain, gen(7))
+    assert "low_band" not in parts
+    with_low = Recording()
+    config = Stage1Config(low_band_weight=2.0)
+    total_low, parts_low = stage1_objective(model, x0, y, y0, STAGE1, with_low, gen(7), config)
+    x_hat = with_low.calls[0][0]
+    expected = 2.0 * low_band_loss(x_hat, x0).item()
+    assert expected > 0
+    assert parts_low["low_band"].item() == pytest.approx(expected, rel=1e-5)
+    assert torch.equal(parts_low["ct"], parts["ct"]) and torch.equal(parts_low["ta"], parts["ta"])
+    assert total_low.item() == pytest.approx(total.item() + expected, rel=1e-5)
 
 
 class TwoPartDistance:

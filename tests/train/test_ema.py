@@ -99,3 +99,22 @@ def test_the_trainer_takes_the_ct_target_from_the_chosen_network(
     loss, _ = trainer.compute_loss(next(trainer.batches()), torch.Generator().manual_seed(0))
     assert torch.isfinite(loss)
     assert seen == [trainer.ema_model if ct_target == "ema" else None]
+
+
+def test_the_trainer_adds_the_low_band_term_when_weighted(small_config, tmp_path) -> None:
+    from gtasr.train import trainer as trainer_module
+    from gtasr.train.distributed import setup
+
+    def loss_parts(weight: float) -> dict[str, torch.Tensor]:
+        config = small_config(loss={"low_band_weight": weight})
+        trainer = trainer_module.Trainer(config, tmp_path / str(weight), setup("cpu"))
+        total, parts = trainer.compute_loss(
+            next(trainer.batches()), torch.Generator().manual_seed(0)
+        )
+        assert total.item() == pytest.approx(
+            sum(parts[k].item() for k in ("ct", "ta", "low_band") if k in parts), rel=1e-5
+        )
+        return parts
+
+    assert "low_band" not in loss_parts(0.0)
+    assert loss_parts(3.0)["low_band"].item() > 0

@@ -23,9 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gtasr.method.schedule import BridgeGrid, bridge, draw_noise
+from gtasr.perceptual.pixel import charbonnier
 
 Distance = Callable[[Tensor, Tensor], Tensor]
 """d(a, b) -> Tensor[B]: a per-sample distance, differentiable in its inputs."""
@@ -41,10 +43,15 @@ class Stage1Config:
     how L_TA visits the interior grid points: ``"all"`` (the paper: every point for every
     sample) or ``"one"`` (one point per sample, drawn uniformly, the mean scaled by N - 1: the
     same expected loss for a third of the distance evaluations at N = 4).
+
+    ``low_band_weight`` (not in the paper or the release; 0 turns it off) adds
+    :func:`low_band_loss` of the same ``x_hat``: a pull of its LR-scale content towards the
+    ground truth's, which L_CT's chain of self-targets otherwise lets wander.
     """
 
     ta_weight: float = 0.5
     ta_points: str = "all"
+    low_band_weight: float = 0.0
 
 
 CT_TARGETS = ("online", "ema")
@@ -207,6 +214,17 @@ def trajectory_alignment_loss(
     return values.mean() * scale
 
 
+def low_band_loss(x_hat: Tensor, x0: Tensor, factor: int = 4) -> Tensor:
+    """Mean |block mean of x_hat - block mean of x0| over ``factor`` x ``factor`` blocks.
+
+    The block means are what an LR image of the scale factor holds. L_CT compares x_hat with
+    the network's own output at the next grid point, and through that chain a tone or colour
+    shift at this scale builds up unchecked in Stage I (docs/training-diagnosis.md, Finding 4);
+    this term ties it to x0 without constraining the detail within a block.
+    """
+    return charbonnier(F.avg_pool2d(x_hat, factor), F.avg_pool2d(x0, factor)).mean()
+
+
 def stage1_objective(
     model: nn.Module,
     x0: Tensor,
@@ -221,12 +239,15 @@ def stage1_objective(
     """Stage I: one index n ~ U{0..N-1} and one eps for the batch; L_CT + ta_weight * L_TA.
 
     ``target_model`` as in :func:`consistency_pair` (None: the online network, the release).
+    With ``config.low_band_weight`` set, ``low_band_weight * low_band_loss(x_hat, x0)`` is
+    added and reported as ``low_band``.
 
-    Returns the total and the detached weighted parts ``{"ct", "ta"}`` (they sum to the
-    total), the distance's parts of each (``ct_lpips``, ``ct_charbonnier``, ``ta_lpips``, ...,
-    which sum to ``ct`` and ``ta``) and the grid index ``n``, for the training log. With
-    ``ta_weight == 0`` L_TA is not computed at all (its distance passes dominate the cost of a
-    step): the draws before it are the same, so L_CT is that of the full objective.
+    Returns the total and the detached weighted parts ``{"ct", "ta"}`` (with ``low_band``
+    they sum to the total), the distance's parts of each (``ct_lpips``, ``ct_charbonnier``,
+    ``ta_lpips``, ..., which sum to ``ct`` and ``ta``) and the grid index ``n``, for the
+    training log. With ``ta_weight == 0`` L_TA is not computed at all (its distance passes
+    dominate the cost of a step): the draws before it are the same, so L_CT is that of the
+    full objective.
     """
     n = draw_index(grid.num_intervals, generator)
     eps = draw_noise(x0, generator)
@@ -243,6 +264,10 @@ def stage1_objective(
         ta = torch.zeros_like(ct)
         total = ct
     parts = {"ct": ct.detach(), "ta": ta.detach(), "n": torch.tensor(float(n))}
+    if config.low_band_weight:
+        low_band = config.low_band_weight * low_band_loss(x_hat, x0)
+        total = total + low_band
+        parts["low_band"] = low_band.detach()
     parts |= _weighted_means("ct", 1.0, ct_terms)
     parts |= _weighted_means("ta", config.ta_weight, ta_terms)
     return total, parts

@@ -127,6 +127,9 @@ class LossConfig:
     ta_weight: float = 0.5
     ta_points: str = "all"  # "one": one trajectory point per sample (see Stage1Config)
     ct_target: str = "online"  # Stage I's L_CT target: "online" (the release) or "ema"
+    # Stage I: weight of the 4x4 block-mean term tying x_hat's LR-scale content to x0 (not in
+    # the paper; 0 = the release)
+    low_band_weight: float = 0.0
     dtm_weight: float = 0.8
     stab_weight: float = 0.2
     rect_weight: float = 1.0

@@ -317,7 +317,11 @@ class Trainer:
         grid = builders.bridge_grid(self.config, self.step)
         x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
         if self.config.stage == 1:
-            weights = Stage1Config(ta_weight=loss.ta_weight, ta_points=loss.ta_points)
+            weights = Stage1Config(
+                ta_weight=loss.ta_weight,
+                ta_points=loss.ta_points,
+                low_band_weight=loss.low_band_weight,
+            )
             target = self.ema_model if loss.ct_target == "ema" else None
             return stage1_objective(
                 self.net, x0, y, y0, grid, self.distances.d, gen, weights, target_model=target
