@@ -36,14 +36,19 @@ def bicubic_degrade(hr: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tenso
 
 
 def make_degrader(name: str) -> Degrader:
-    """The degradation named by ``data.degradation``: "bicubic" or a gtasr.degrade preset."""
+    """The degradation named by ``data.degradation``.
+
+    "bicubic", a gtasr.degrade preset ("train", "test"), or presets joined by "+" (e.g.
+    "train+test"): each batch then uses one of them, drawn uniformly from its generator.
+    """
     if name == "bicubic":
         return bicubic_degrade
+    names = name.split("+")
     try:
-        settings = DegradationConfig.preset(name)
+        settings = tuple(DegradationConfig.preset(part) for part in names)
     except (KeyError, ValueError) as error:
         raise GtasrError(f"config key 'data.degradation': unknown preset {name!r}") from error
-    return PresetDegrader(settings)
+    return PresetDegrader(settings[0]) if len(settings) == 1 else MixedDegrader(settings)
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,21 @@ class PresetDegrader:
 
     def __call__(self, hr: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return degrade_batch(hr, self.settings, gen)
+
+
+@dataclass(frozen=True)
+class MixedDegrader:
+    """One of several configurations per batch, drawn uniformly from the batch's generator.
+
+    A mixture of the heavy training degradation and the milder test one teaches the
+    network both how much to restore and when not to (docs/training-diagnosis.md).
+    """
+
+    choices: tuple[DegradationConfig, ...]
+
+    def __call__(self, hr: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        pick = int(torch.randint(len(self.choices), (1,), generator=gen, device=gen.device))
+        return degrade_batch(hr, self.choices[pick], gen)
 
 
 @dataclass
