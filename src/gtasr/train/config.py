@@ -104,7 +104,7 @@ class DataConfig:
     # log-uniformly in this range (never enlarged); null: crops at the photos' own scale
     short_side: list[int] | None = field(default=None, metadata=within(low=1))
     val_dir: str | None = None
-    degradation: str = "train"  # degradation preset of gtasr.degrade
+    degradation: str = "train"  # a gtasr.degrade preset, "bicubic", or presets joined by "+"
     degrade_on: str = "loader"  # "loader" (per batch in workers) or "device" (batched)
     workers: int = field(default=0, metadata=within(high=256))
 
