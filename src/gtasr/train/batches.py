@@ -43,37 +43,29 @@ def make_degrader(name: str) -> Degrader:
     """
     if name == "bicubic":
         return bicubic_degrade
-    names = name.split("+")
     try:
-        settings = tuple(DegradationConfig.preset(part) for part in names)
+        settings = tuple(DegradationConfig.preset(part) for part in name.split("+"))
     except (KeyError, ValueError) as error:
         raise GtasrError(f"config key 'data.degradation': unknown preset {name!r}") from error
-    return PresetDegrader(settings[0]) if len(settings) == 1 else MixedDegrader(settings)
+    return PresetDegrader(settings)
 
 
 @dataclass(frozen=True)
 class PresetDegrader:
-    """:func:`~gtasr.degrade.pipeline.degrade_batch` with one configuration (picklable for
-    loader workers)."""
+    """:func:`~gtasr.degrade.pipeline.degrade_batch` with one of ``choices`` per batch
+    (picklable for loader workers).
 
-    settings: DegradationConfig
-
-    def __call__(self, hr: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return degrade_batch(hr, self.settings, gen)
-
-
-@dataclass(frozen=True)
-class MixedDegrader:
-    """One of several configurations per batch, drawn uniformly from the batch's generator.
-
-    A mixture of the heavy training degradation and the milder test one teaches the
-    network both how much to restore and when not to (docs/training-diagnosis.md).
+    With several choices, one is drawn uniformly from the batch's generator before the
+    degradation's own draws; with one, nothing extra is drawn, so a single preset gives the
+    same batches as before mixtures existed.
     """
 
     choices: tuple[DegradationConfig, ...]
 
     def __call__(self, hr: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        pick = int(torch.randint(len(self.choices), (1,), generator=gen, device=gen.device))
+        pick = 0
+        if len(self.choices) > 1:
+            pick = int(torch.randint(len(self.choices), (1,), generator=gen, device=gen.device))
         return degrade_batch(hr, self.choices[pick], gen)
 
 
