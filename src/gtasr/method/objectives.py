@@ -46,7 +46,7 @@ class Stage1Config:
 
     ``low_band_weight`` (not in the paper or the release; 0 turns it off) adds
     :func:`low_band_loss` of the same ``x_hat``: a pull of its LR-scale content towards the
-    ground truth's, which L_CT's chain of self-targets otherwise lets wander.
+    ground truth's.
     """
 
     ta_weight: float = 0.5
@@ -217,10 +217,10 @@ def trajectory_alignment_loss(
 def low_band_loss(x_hat: Tensor, x0: Tensor, factor: int = 4) -> Tensor:
     """Mean |block mean of x_hat - block mean of x0| over ``factor`` x ``factor`` blocks.
 
-    The block means are what an LR image of the scale factor holds. L_CT compares x_hat with
-    the network's own output at the next grid point, and through that chain a tone or colour
-    shift at this scale builds up unchecked in Stage I (docs/training-diagnosis.md, Finding 4);
-    this term ties it to x0 without constraining the detail within a block.
+    The block means are what an LR image of the scale factor holds; the term ties them to
+    x0 without constraining the detail within a block. It was built against the low-band
+    drift of docs/training-diagnosis.md (Finding 4) and does not stop it (Finding 5: the
+    drift comes from the training degradation, not from a missing pull towards x0).
     """
     return charbonnier(F.avg_pool2d(x_hat, factor), F.avg_pool2d(x0, factor)).mean()
 
