@@ -110,3 +110,53 @@ def test_all_finite_reads_the_exponent_of_every_float_type(dtype: torch.dtype) -
         spoiled = values.clone()
         spoiled[2] = bad
         assert not all_finite(spoiled)
+
+
+def _saved_model(path: Path, network: dict, precond: dict) -> dict[str, torch.Tensor]:
+    """Save a randomly initialised network with ``save_model``; returns its tensors."""
+    from gtasr.modelfile import save_model
+    from gtasr.nets import build_network
+
+    torch.manual_seed(0)
+    state = build_network(network).state_dict()
+    save_model(path, state, network=network, precond=precond, stage=1, iteration=3, weights="ema")
+    return state
+
+
+@pytest.mark.parametrize(("lr_skip", "lr_anchor"), [(True, False), (False, True)])
+def test_switches_without_a_trace_in_the_weights_are_repeated_as_tensors(
+    tmp_path: Path, lr_skip: bool, lr_anchor: bool
+) -> None:
+    from safetensors.torch import load_file
+
+    precond = {**PRECOND, "lr_anchor": True} if lr_anchor else PRECOND
+    path = tmp_path / "m.safetensors"
+    state = _saved_model(path, {**TINY, "lr_skip": lr_skip}, precond)
+    stored = load_file(str(path))
+    assert float(stored["gtasr.lr_skip"]) == float(lr_skip)
+    assert float(stored["gtasr.lr_anchor"]) == float(lr_anchor)
+    loaded, info = read_weights(path)  # what gtasr reads: the backbone's tensors only
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[name], state[name]) for name in state)
+    assert info.network["lr_skip"] is lr_skip and info.precond.get("lr_anchor", False) is lr_anchor
+
+
+def test_convention_tensors_that_contradict_the_metadata_are_refused(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    path = tmp_path / "m.safetensors"
+    _saved_model(path, TINY, {**PRECOND, "lr_anchor": True})
+    tensors = load_file(str(path))
+    tensors["gtasr.lr_anchor"] = torch.zeros(1)
+    edited = _file(tmp_path / "edited.safetensors", tensors, precond={**PRECOND, "lr_anchor": True})
+    with pytest.raises(GtasrError, match=r"edited\.safetensors: tensor 'gtasr\.lr_anchor' says"):
+        read_weights(edited)
+    tensors["gtasr.lr_anchor"] = torch.ones(2)  # not the one-element form: not a convention
+    with pytest.raises(GtasrError, match=r"'gtasr\.lr_anchor' is not part of the described"):
+        read_weights(_file(tmp_path / "long.safetensors", tensors))
+
+
+def test_files_without_convention_tensors_still_load(tmp_path: Path) -> None:
+    tensors = {name: torch.zeros(shape) for name, shape in state_shapes(TINY).items()}
+    loaded, info = read_weights(_file(tmp_path / "old.safetensors", tensors))
+    assert loaded.keys() == tensors.keys() and info.network["lr_skip"] is True

@@ -12,6 +12,12 @@ config file::
     iteration        training iteration that produced the weights
     weights          "ema" or "raw"
 
+Next to the backbone's tensors a file holds :data:`CONVENTION_TENSORS`: one-element
+float tensors that repeat the two switches of the model's output that leave no trace
+in the weights (``lr_skip`` of the network, ``lr_anchor`` of the preconditioning).
+Loaders that see only tensors, as spandrel does, read them there; gtasr checks that
+they agree with the metadata and drops them. Older files lack them.
+
 Files are written atomically (temporary file, then rename). :func:`read_weights`
 is where every model file is opened: gtasr files and the authors' released
 checkpoints (:mod:`gtasr.release`) alike.
@@ -50,6 +56,8 @@ SCALE = 4
 STAGES = (0, 1, 2)
 """Training stage of the weights; 0 for weights gtasr did not train (the authors')."""
 WEIGHT_KINDS = ("ema", "raw")
+CONVENTION_TENSORS = ("gtasr.lr_skip", "gtasr.lr_anchor")
+"""Tensor names of the switches repeated from the metadata (1.0 on, 0.0 off)."""
 
 
 @dataclass(frozen=True)
@@ -99,9 +107,38 @@ def save_model(
     }
     for key, value in (extra or {}).items():
         metadata[f"extra.{key}"] = str(value)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    tensors = {
+        k: v.detach().to("cpu").contiguous()
+        for k, v in state_dict.items()
+        if k not in CONVENTION_TENSORS
+    }
+    tensors.update(convention_tensors(network, precond))
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+
+
+def convention_tensors(
+    network: Mapping[str, Any], precond: Mapping[str, Any]
+) -> dict[str, torch.Tensor]:
+    """The :data:`CONVENTION_TENSORS` of a model with this network and preconditioning."""
+    switches = (bool(network.get("lr_skip", False)), bool(precond.get("lr_anchor", False)))
+    return {
+        name: torch.tensor([float(on)])
+        for name, on in zip(CONVENTION_TENSORS, switches, strict=True)
+    }
+
+
+def split_conventions(
+    state: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, bool]]:
+    """(backbone tensors, the switches the file's convention tensors state) of a state dict."""
+    tensors = {k: v for k, v in state.items() if k not in CONVENTION_TENSORS}
+    switches = {
+        name.removeprefix("gtasr."): bool(state[name].reshape(-1)[0] != 0)
+        for name in CONVENTION_TENSORS
+        if name in state
+    }
+    return tensors, switches
 
 
 def save_described(
@@ -220,6 +257,8 @@ def check_tensors(info: ModelInfo) -> None:
     if missing:
         raise GtasrError(f"{info.path}: tensor '{missing[0]}' of the described network is missing")
     for name, shape in shapes.items():
+        if name in CONVENTION_TENSORS and shape == (1,) and dtypes[name] in FLOAT_DTYPES:
+            continue
         if name not in expected:
             raise GtasrError(f"{info.path}: tensor '{name}' is not part of the described network")
         if shape != expected[name]:
@@ -310,6 +349,14 @@ def read_weights(
     except Exception as error:  # safetensors raises several types for damaged data
         raise GtasrError(f"{file}: cannot read tensors ({error})") from error
     refuse_nonfinite(state.items(), file)
+    state, switches = split_conventions(state)
+    stated = {"lr_skip": info.network.get("lr_skip", False), **info.precond}
+    for key, on in switches.items():
+        if bool(stated.get(key, False)) != on:
+            raise GtasrError(
+                f"{file}: tensor 'gtasr.{key}' says {key} is {'on' if on else 'off'}, "
+                "the metadata says the opposite"
+            )
     return state, info
 
 

@@ -90,6 +90,32 @@ def test_gtasr_model_file_loads_matching_gtasr_upscale(lr_image: Path, tmp_path:
     assert np.array_equal(ours, _cli_output(tmp_path, lr_image, model, seed=7))
 
 
+def test_switches_stated_by_convention_tensors_reach_spandrel(
+    lr_image: Path, tmp_path: Path
+) -> None:
+    """The bundled weights relabelled lr_skip off, lr_anchor on: spandrel sees only tensors."""
+    from gtasr.modelfile import read_weights, save_model
+
+    state, info = read_weights(bundled_model_path())
+    relabelled = tmp_path / "anchor.safetensors"
+    save_model(
+        relabelled,
+        state,
+        network={**info.network, "lr_skip": False},
+        precond={**info.precond, "lr_anchor": True},
+        stage=info.stage,
+        iteration=info.iteration,
+        weights=info.weights,
+    )
+    descriptor = spandrel.ModelLoader().load_from_file(relabelled)
+    assert descriptor.model.model.backbone.config["lr_skip"] is False
+    assert descriptor.model.model.lr_anchor
+    ours = _descriptor_output(descriptor, lr_image, seed=7)
+    assert np.array_equal(ours, _cli_output(tmp_path, lr_image, relabelled, seed=7))
+    bundled = spandrel.ModelLoader().load_from_file(bundled_model_path())
+    assert not np.array_equal(ours, _descriptor_output(bundled, lr_image, seed=7))
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_reduced_precision_runs_close_to_fp32(dtype: torch.dtype) -> None:
     descriptor = spandrel.ModelLoader().load_from_file(bundled_model_path())

@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from gtasr.cli import main
 from gtasr.fileio import file_sha256
+from gtasr.modelfile import load_model
 from gtasr.train.config import config_to_dict
 
 
@@ -29,7 +30,8 @@ def test_train_then_info_describes_the_model(
     capsys.readouterr()
     assert main(["info", "--model", str(run / "model.safetensors")]) == 0
     out = capsys.readouterr().out
-    count = sum(t.numel() for t in load_file(str(run / "model.safetensors")).values())
+    stored = load_file(str(run / "model.safetensors"))
+    count = sum(t.numel() for name, t in stored.items() if not name.startswith("gtasr."))
     assert "tiny preset" in out and f"{count:,}" in out
     assert "stage       1" in out and "steps       2" in out and "weights     ema" in out
     assert file_sha256(run / "model.safetensors") in out
@@ -38,6 +40,21 @@ def test_train_then_info_describes_the_model(
     assert "weights     raw" in out and "weights     ema" in out
     # A second fresh run into the same folder would mix two runs' checkpoints: refused.
     assert main(["train", str(config_file), "-o", str(run)]) == 2
+
+
+def test_lr_skip_can_be_switched_off_for_lr_anchor_runs(
+    small_config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_file = _config_file(small_config(train={"iterations": 1}), tmp_path)
+    run = tmp_path / "run"
+    switches = ["--set", "model.lr_skip=false", "--set", "model.lr_anchor=true"]
+    assert main(["train", str(config_file), "-o", str(run), *switches]) == 0
+    model, info = load_model(run / "model.safetensors")
+    assert info.network["lr_skip"] is False and model.backbone.config["lr_skip"] is False
+    assert model.lr_anchor and info.precond["lr_anchor"] is True
+    capsys.readouterr()
+    assert main(["info", "--model", str(run / "model.safetensors")]) == 0
+    assert "network     tiny preset, lr_skip off" in capsys.readouterr().out
 
 
 def test_overwrite_starts_a_run_again(

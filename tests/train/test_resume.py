@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from gtasr.errors import GtasrError
+from gtasr.modelfile import read_weights
 from gtasr.nets import preset_config
 from gtasr.train.checkpoints import EMA_FILE, RAW_FILE, STATE_TENSORS, read_state
 from gtasr.train.distributed import setup
@@ -19,7 +19,7 @@ from gtasr.train.run import train
 def _final(run: Path) -> tuple[dict, dict, dict]:
     latest = run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
     state = read_state(latest)
-    return load_file(str(latest / RAW_FILE)), load_file(str(latest / EMA_FILE)), state
+    return read_weights(latest / RAW_FILE)[0], read_weights(latest / EMA_FILE)[0], state
 
 
 def test_stage1_resume_is_bit_exact(small_config, tmp_path: Path) -> None:
@@ -50,6 +50,21 @@ def test_stage1_resume_is_bit_exact(small_config, tmp_path: Path) -> None:
     assert steps == [1, 2, 3, 4, 5, 6]
     # The EMA really moved away from the raw weights (decay 0.9 over 6 updates).
     assert any(not torch.equal(raw_a[k], ema_a[k]) for k in raw_a)
+
+
+def test_until_step_counts_from_the_start_of_the_run(small_config, tmp_path: Path) -> None:
+    """--max-steps counts this invocation's steps; --until-step the run's, across resumes."""
+    config = small_config(train={"iterations": 6, "checkpoint_every": 10})
+    env = setup("cpu")
+    run = tmp_path / "run"
+    assert train(config, run, env, max_steps=2).final_step == 2
+    resumed = train(config, run, env, resume=True, until_step=3)
+    assert (resumed.final_step, resumed.steps_done) == (3, 1)
+    assert (run / "checkpoints" / "step-00000003").is_dir()  # stopping there checkpoints
+    again = train(config, run, env, resume=True, until_step=3)
+    assert (again.final_step, again.steps_done) == (3, 0)  # already there: no step
+    assert not (run / "model.safetensors").exists()  # the run is not finished
+    assert train(config, run, env, resume=True, until_step=99).final_step == 6
 
 
 @pytest.mark.slow

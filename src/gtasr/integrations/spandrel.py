@@ -10,10 +10,11 @@ so the result is what ``gtasr upscale`` writes for the same image and seed
 spandrel hands architectures only the tensors, never a file's metadata. The
 authors' files need none (everything is read from tensor names and shapes,
 see :mod:`gtasr.nets.release_layout`). For gtasr files the architecture is read from the
-shapes the same way; what leaves no trace in them is taken from the matching
-preset (``lr_skip`` of the tiny preset) or gtasr's defaults, and the family is
-gtasr's. So a converted authors' file runs here with gtasr's conventions;
-load the ``.pth`` itself for the release's exact pixels.
+shapes the same way; ``lr_skip`` and ``lr_anchor``, which leave no trace in the
+weights, from the file's convention tensors (:data:`gtasr.modelfile.CONVENTION_TENSORS`),
+or in files older than those from the matching preset (``lr_skip`` of the tiny
+preset) and gtasr's defaults. The family is gtasr's, so a converted authors' file runs
+here with gtasr's conventions; load the ``.pth`` itself for the release's exact pixels.
 
 This module imports spandrel and is only importable where it is installed
 (``pip install 'gtasr[spandrel]'``).
@@ -41,6 +42,7 @@ from gtasr import release
 from gtasr.infer.backends import TorchDenoiser
 from gtasr.infer.upscaler import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, Upscaler
 from gtasr.method.precond import ConsistencyModel
+from gtasr.modelfile import split_conventions
 from gtasr.nets import PRESETS, build_network, preset_config
 from gtasr.nets.release_layout import looks_like_release
 from gtasr.release import FAMILY as RELEASE_FAMILY
@@ -139,8 +141,13 @@ class GtasrArch(Architecture[UpscalingModule]):
 
     def load(self, state_dict: StateDict) -> ImageModelDescriptor[UpscalingModule]:
         if _is_gtasr(state_dict):
-            network, tensors, family = _gtasr_network(state_dict), state_dict, "gtasr"
-            precond: dict[str, float] = {}
+            tensors, switches = split_conventions(state_dict)
+            network, family = _gtasr_network(tensors), "gtasr"
+            if "lr_skip" in switches:
+                network["lr_skip"] = switches["lr_skip"]
+            precond: dict[str, float | bool] = {}
+            if switches.get("lr_anchor"):
+                precond["lr_anchor"] = True
         else:
             found = release.release_weights(state_dict)
             network, tensors, family = found.network, found.state_dict, RELEASE_FAMILY

@@ -15,10 +15,17 @@ from gtasr.train.config import Config, LossConfig, ModelConfig, TrainConfig
 
 
 def build_model(config: ModelConfig) -> ConsistencyModel:
-    """The consistency model around the configured backbone (explicit network dict first)."""
-    from gtasr.nets import build_network
+    """The consistency model around the configured backbone.
 
-    backbone = build_network(config.network if config.network is not None else config.preset)
+    The architecture is the explicit network dict, else the preset's, with
+    ``lr_skip`` replaced when the config sets it (``lr_anchor`` runs want it off).
+    """
+    from gtasr.nets import build_network, preset_config
+
+    network = dict(config.network) if config.network is not None else preset_config(config.preset)
+    if config.lr_skip is not None:
+        network["lr_skip"] = config.lr_skip
+    backbone = build_network(network)
     return ConsistencyModel(
         backbone,
         sigma_data=config.sigma_data,

@@ -59,6 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="K",
         help="stop after K iterations of this invocation (checkpointed; --resume continues)",
     )
+    train.add_argument(
+        "--until-step",
+        type=int,
+        metavar="N",
+        help="stop at iteration N of the run, counted from its start (checkpointed)",
+    )
     train.set_defaults(func=run_train)
 
     info = subparsers.add_parser("info", help="describe a model file or training checkpoint")
@@ -73,8 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Entry of ``gtasr train``: 0 when the run finished or reached ``--max-steps``; 130 or
-    143 when Ctrl-C or SIGTERM stopped it (after writing its checkpoint)."""
+    """Entry of ``gtasr train``: 0 when the run finished or reached ``--max-steps`` or
+    ``--until-step``; 130 or 143 when Ctrl-C or SIGTERM stopped it (after writing its
+    checkpoint)."""
     from gtasr.train.config import load_config
     from gtasr.train.distributed import setup, teardown
     from gtasr.train.run import train
@@ -93,6 +100,7 @@ def run_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             max_steps=args.max_steps,
             overwrite=args.overwrite,
+            until_step=args.until_step,
         )
     finally:
         teardown()
@@ -128,20 +136,27 @@ def _model_files(path: Path) -> list[Path]:
 
 
 def count_parameters(path: Path) -> int:
-    """Number of scalars stored in a safetensors file (read from its header)."""
+    """Number of network scalars stored in a safetensors file (read from its header)."""
     from safetensors import safe_open
 
+    from gtasr.modelfile import CONVENTION_TENSORS
+
     with safe_open(str(path), framework="pt") as handle:
-        return sum(math.prod(handle.get_slice(k).get_shape()) for k in handle.keys())  # noqa: SIM118
+        names = [name for name in handle.keys() if name not in CONVENTION_TENSORS]  # noqa: SIM118
+        return sum(math.prod(handle.get_slice(name).get_shape()) for name in names)
 
 
 def preset_name(network: dict) -> str:
-    """The preset whose architecture ``network`` is, or "custom architecture"."""
+    """The preset whose architecture ``network`` is ("tiny preset", "tiny preset, lr_skip
+    off" where only that switch differs), or "custom architecture"."""
     from gtasr.nets import PRESETS, preset_config
 
     for name in PRESETS:
-        if json.loads(json.dumps(preset_config(name))) == network:
+        preset = json.loads(json.dumps(preset_config(name)))
+        if preset == network:
             return f"{name} preset"
+        if {**preset, "lr_skip": network.get("lr_skip")} == network:
+            return f"{name} preset, lr_skip {'on' if network['lr_skip'] else 'off'}"
     return "custom architecture"
 
 

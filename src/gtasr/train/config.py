@@ -86,6 +86,7 @@ class ModelConfig:
 
     preset: str = "tiny"
     network: dict[str, Any] | None = None  # an explicit architecture dict overrides the preset
+    lr_skip: bool | None = None  # overrides the backbone's lr_skip (None: the preset's or dict's)
     sigma_data: float = field(default=0.5, metadata=within(low_open=True))
     sigma_scale: float = field(default=0.1, metadata=within(low_open=True))
     noise_offset: float = field(default=0.002, metadata=within(low_open=True))

@@ -143,11 +143,14 @@ def train(
     resume: bool = False,
     max_steps: int | None = None,
     overwrite: bool = False,
+    until_step: int | None = None,
 ) -> Summary:
     """Train ``config`` into ``run_dir`` (rank 0 writes; every rank computes).
 
     ``max_steps`` ends this invocation after that many iterations with a
-    checkpoint (``--resume`` continues), e.g. to train in time slices. A run
+    checkpoint (``--resume`` continues), e.g. to train in time slices;
+    ``until_step`` ends it at that iteration of the run, however often it was
+    resumed (an invocation that starts there or later runs no step). A run
     directory that already holds checkpoints needs ``resume`` (continue) or
     ``overwrite`` (delete the old run's outputs and start again).
     """
@@ -175,6 +178,8 @@ def train(
     total = config.train.iterations
     first_step, start = trainer.step, time.perf_counter()
     stop_at = total if max_steps is None else min(total, first_step + max_steps)
+    if until_step is not None:
+        stop_at = max(first_step, min(stop_at, until_step))
     stopped_by = None
     due = False
     val_values: dict[str, float] = {}
