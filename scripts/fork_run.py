@@ -1,6 +1,6 @@
 """Start a new run folder from one checkpoint of another run, optionally at a new learning rate.
 
-    python scripts/fork_run.py RUN STEP NEW_RUN [--lr LR]
+    python scripts/fork_run.py RUN STEP NEW_RUN [--lr LR] [--milestones M1,M2]
     gtasr train CONFIG --set ... -o NEW_RUN --resume
 
 The controlled runs of docs/training-diagnosis.md each continue one checkpoint with one
@@ -8,6 +8,10 @@ change: ``--resume`` reads the changed config (loss weights, ``loss.ct_target``)
 the learning rate from the optimizer state, so ``--lr`` writes it there. A run forked with
 ``--lr`` at step S is what ``train.lr_milestones: [S]`` gives, with ``train.lr_gamma`` the
 ratio of the two rates (the later milestones of the source run are dropped).
+``--milestones`` replaces the steps at which the rate is cut from the fork on (the
+scheduler keeps its own copy, so a changed ``train.lr_milestones`` alone would not): with
+a longer or shorter ``train.iterations`` it reschedules a run that has not yet reached
+any of the old or new milestones, as if it had been started with them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ from gtasr.train.checkpoints import (
 )
 
 
-def fork(run: Path, step: int, new_run: Path, lr: float | None = None) -> Path:
+def fork(
+    run: Path,
+    step: int,
+    new_run: Path,
+    lr: float | None = None,
+    milestones: list[int] | None = None,
+) -> Path:
     """Write checkpoint ``step`` of ``run`` as the only (latest) checkpoint of ``new_run``.
 
     The trainer's own :class:`CheckpointStore` writes it, so a fork cut short leaves no
@@ -47,6 +57,8 @@ def fork(run: Path, step: int, new_run: Path, lr: float | None = None) -> Path:
         scheduler = state["scheduler"]
         scheduler["_last_lr"] = [lr] * len(scheduler["_last_lr"])
         scheduler["milestones"] = Counter()
+    if milestones is not None:
+        state["scheduler"]["milestones"] = Counter(m for m in milestones if m > step)
     meta = ModelMeta(network=info.network, precond=info.precond, stage=info.stage)
     return CheckpointStore(new_run).save(step, meta, raw, ema, state)
 
@@ -57,8 +69,13 @@ def main() -> None:
     parser.add_argument("step", type=int)
     parser.add_argument("new_run", type=Path)
     parser.add_argument("--lr", type=float, default=None, help="learning rate from the fork on")
+    parser.add_argument(
+        "--milestones",
+        type=lambda text: [int(part) for part in text.split(",")],
+        help="steps at which the rate is cut from the fork on, e.g. 2900,5800",
+    )
     args = parser.parse_args()
-    print(fork(args.run, args.step, args.new_run, args.lr))
+    print(fork(args.run, args.step, args.new_run, args.lr, args.milestones))
 
 
 if __name__ == "__main__":

@@ -39,3 +39,17 @@ def test_the_fork_resumes_the_weights_at_the_new_rate_without_later_milestones(
         fork_run.fork(tmp_path / "a", 0, tmp_path / "b")
     with pytest.raises(SystemExit, match="no such checkpoint"):
         fork_run.fork(tmp_path / "a", 5, tmp_path / "c")
+
+
+def test_new_milestones_reschedule_the_fork(small_config, tmp_path: Path, fork_run) -> None:
+    config = small_config(train={"lr": 1e-3, "lr_milestones": [9], "lr_gamma": 0.5})
+    Trainer(config, tmp_path / "a", setup("cpu")).save_checkpoint()
+    fork_run.fork(tmp_path / "a", 0, tmp_path / "b", milestones=[0, 3])
+    forked = Trainer(config, tmp_path / "b", setup("cpu"), resume=True)
+    rates = []
+    for _ in range(4):
+        forked.optimizer.step()
+        forked.scheduler.step()
+        rates.append(forked.optimizer.param_groups[0]["lr"])
+    # Cut once at step 3 (step 0 lies before the fork), not at the source's step 9.
+    assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4])
