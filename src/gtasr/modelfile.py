@@ -56,7 +56,9 @@ SCALE = 4
 STAGES = (0, 1, 2)
 """Training stage of the weights; 0 for weights gtasr did not train (the authors')."""
 WEIGHT_KINDS = ("ema", "raw")
-CONVENTION_TENSORS = ("gtasr.lr_skip", "gtasr.lr_anchor")
+SWITCHES = ("lr_skip", "lr_anchor")
+"""Switches of the model's output that leave no trace in its weights."""
+CONVENTION_TENSORS = tuple(f"gtasr.{switch}" for switch in SWITCHES)
 """Tensor names of the switches repeated from the metadata (1.0 on, 0.0 off)."""
 
 
@@ -117,14 +119,21 @@ def save_model(
         save_file(tensors, str(tmp), metadata=metadata)
 
 
+def stated_switches(network: Mapping[str, Any], precond: Mapping[str, Any]) -> dict[str, bool]:
+    """:data:`SWITCHES` as a model's metadata states them (absent: off)."""
+    return {
+        "lr_skip": bool(network.get("lr_skip", False)),
+        "lr_anchor": bool(precond.get("lr_anchor", False)),
+    }
+
+
 def convention_tensors(
     network: Mapping[str, Any], precond: Mapping[str, Any]
 ) -> dict[str, torch.Tensor]:
     """The :data:`CONVENTION_TENSORS` of a model with this network and preconditioning."""
-    switches = (bool(network.get("lr_skip", False)), bool(precond.get("lr_anchor", False)))
     return {
-        name: torch.tensor([float(on)])
-        for name, on in zip(CONVENTION_TENSORS, switches, strict=True)
+        f"gtasr.{switch}": torch.tensor([float(on)])
+        for switch, on in stated_switches(network, precond).items()
     }
 
 
@@ -350,9 +359,9 @@ def read_weights(
         raise GtasrError(f"{file}: cannot read tensors ({error})") from error
     refuse_nonfinite(state.items(), file)
     state, switches = split_conventions(state)
-    stated = {"lr_skip": info.network.get("lr_skip", False), **info.precond}
+    stated = stated_switches(info.network, info.precond)
     for key, on in switches.items():
-        if bool(stated.get(key, False)) != on:
+        if stated[key] != on:
             raise GtasrError(
                 f"{file}: tensor 'gtasr.{key}' says {key} is {'on' if on else 'off'}, "
                 "the metadata says the opposite"
