@@ -18,41 +18,51 @@ from pathlib import Path
 
 import yaml
 
-METHODS = {  # name in out/results -> (runs that produced it, in training order)
+TA_STEPS = 2723  # the GTASR arm's Stage I: ta_s1 up to this step (scripts/train_cpu_tiny.sh)
+# name in out/results -> the runs that produced it, in training order, each with the step
+# it was taken at (None: the run's end)
+METHODS: dict[str, tuple[tuple[str, int | None], ...]] = {
     "bicubic": (),
-    "CT-only-stage1": ("ct_s1",),
-    "CT-only": ("ct_s1", "ct_s2"),
-    "CT+TA": ("ta_s1",),
-    "CT+TA-step1000": ("ta_s1_1000",),
-    "GTASR": ("ta_s1", "gtasr_s2"),
-    "GTASR-release-rect": ("ta_s1", "release_s2"),
+    "CT-only-stage1": (("ct_s1", None),),
+    "CT-only": (("ct_s1", None), ("ct_s2", None)),
+    "CT+TA-stage1": (("ta_s1", TA_STEPS),),
+    "GTASR": (("ta_s1", TA_STEPS), ("gtasr_s2", None)),
+    "bundled-stage1": (("ta_s1", None),),
+    "bundled-stage2": (("ta_s1", None), ("ship_s2", None)),
 }
 PAIRED = (("psnr", "PSNR-Y"), ("ssim", "SSIM-Y"), ("lpips", "LPIPS-alex"), ("dists", "DISTS"))
 PAIRED += (("lpips-vgg", "LPIPS-vgg"),)
 
 
-def run_cost(run: Path) -> tuple[int, float]:
-    """(iterations, CPU-hours) of one run folder, over all its invocations."""
+def run_cost(run: Path, until: int | None = None) -> tuple[int, float]:
+    """(iterations, CPU-hours) of one run folder up to step ``until``, over its invocations.
+
+    An invocation counts when it ended at or before ``until`` (scripts/train_cpu_tiny.sh
+    stops ta_s1 exactly at the step the ablation takes).
+    """
     threads = (
         yaml.safe_load((run / "config.yaml").read_text())["train"]["threads"] or os.cpu_count()
     )
     steps, seconds = 0, 0.0
     for line in (run / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
-        if record.get("kind") == "summary":
-            steps = record["final_step"]
-            seconds += record["wall_s"]
+        if record.get("kind") != "summary":
+            continue
+        if until is not None and record["final_step"] > until:
+            break
+        steps = record["final_step"]
+        seconds += record["wall_s"]
     return steps, seconds * threads / 3600
 
 
-def training_cells(runs: tuple[str, ...], root: Path) -> tuple[str, str]:
+def training_cells(runs: tuple[tuple[str, int | None], ...], root: Path) -> tuple[str, str]:
     """'Stage I 3000 + Stage II 600' and the summed CPU-hours, or 'none'."""
     if not runs:
         return "none", "0"
-    costs = [run_cost(root / name) for name in runs]
+    costs = [run_cost(root / name, until) for name, until in runs]
     stages = " + ".join(
         f"{'Stage II' if name.endswith('_s2') else 'Stage I'} {steps}"
-        for name, (steps, _) in zip(runs, costs, strict=True)
+        for (name, _), (steps, _) in zip(runs, costs, strict=True)
     )
     return stages, f"{sum(hours for _, hours in costs):.2f}"
 

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# GTASR-tiny and its ablations at equal compute (same photos, steps, batch and seed),
-# trained on CPU with the cpu_tiny configs. Each run resumes where it stopped.
+# GTASR-tiny and the CT-only ablation (same photos, crops, batch and seed), trained on
+# CPU with the cpu_tiny configs. Each run resumes where it stopped.
 #
-#   scripts/train_cpu_tiny.sh                      # all five runs, one after the other
+#   scripts/train_cpu_tiny.sh                      # every run, one after the other
 #   scripts/train_cpu_tiny.sh ct_s1 ct_s2          # only these
 #   GTASR_THREADS=1 scripts/train_cpu_tiny.sh ...  # e.g. two chains side by side on 2 cores
 #
 # Runs (under ${RUNS:-runs}/):
-#   ct_s1       Stage I, L_CT only                     (ablation a, first stage)
-#   ct_s2       Stage II from ct_s1, DTM only (CTMSR)  (ablation a)
-#   ta_s1       Stage I, L_CT + L_TA                   (ablation b)
-#   ta_s1_1000  ta_s1 stopped after step 1000; its best.safetensors is the bundled model
-#   gtasr_s2    Stage II from ta_s1, L_Rect with gradient (ablation c: full GTASR)
-#   release_s2  Stage II from ta_s1, L_Rect without gradient, as released (ablation d)
+#   ct_s1     Stage I, L_CT only, stopped at step $CT_STEPS      (CT-only, first stage)
+#   ta_s1     Stage I, L_CT + L_TA: the bundled model's Stage I; its checkpoint at step
+#             $TA_STEPS is the GTASR arm of the ablation
+#   ct_s2     Stage II from ct_s1, DTM only                      (CT-only = CTMSR)
+#   gtasr_s2  Stage II from ta_s1 at step $TA_STEPS, DTM + Stab + L_Rect with gradient
+#             (full GTASR at the compute of ct_s1 + ct_s2)
+#   ship_s2   Stage II from the whole ta_s1 run
+#
+# The ablation's two Stage I runs had equal CPU time when they ran side by side, one
+# thread each, in fp32 on an AMD EPYC Zen 3: 3800 CT-only steps took as long as 2723
+# CT + TA steps (2 CPU-hours each); see docs/training-diagnosis.md, Finding 6.
 #
 # Needs data-cache/photos and data-cache/testset-photos:
 #   gtasr fetch-photos -o data-cache/photos
@@ -22,6 +27,8 @@ set -euo pipefail
 GTASR=${GTASR:-.venv/bin/gtasr}
 RUNS=${RUNS:-runs}
 THREADS=${GTASR_THREADS:-null}
+CT_STEPS=${CT_STEPS:-3800}
+TA_STEPS=${TA_STEPS:-2723}
 
 train() {
     local out=$1
@@ -31,26 +38,34 @@ train() {
     "$GTASR" train "$@" --set "train.threads=$THREADS" -o "$out" "${resume[@]}"
 }
 
+stage2() {
+    local out=$1 from=$2
+    shift 2
+    train "$RUNS/$out" configs/cpu_tiny_stage2.yaml --set "init_from=$from" "$@"
+}
+
 run() {
     case $1 in
-        ct_s1) train "$RUNS/ct_s1" configs/cpu_tiny_stage1.yaml --set loss.ta_weight=0 ;;
-        ta_s1) train "$RUNS/ta_s1" configs/cpu_tiny_stage1.yaml ;;
-        ta_s1_1000)
-            [[ -e $RUNS/ta_s1_1000/best.json ]] && return 0  # done: --max-steps would go on
-            train "$RUNS/ta_s1_1000" configs/cpu_tiny_stage1.yaml --max-steps 1000 ;;
+        ct_s1)
+            train "$RUNS/ct_s1" configs/cpu_tiny_stage1.yaml --set loss.ta_weight=0 \
+                --until-step "$CT_STEPS" ;;
+        ta_s1)
+            # Two stops, so that the checkpoint at TA_STEPS is kept for gtasr_s2.
+            for until in "$TA_STEPS" 12000; do
+                train "$RUNS/ta_s1" configs/cpu_tiny_stage1.yaml \
+                    --set train.keep_checkpoints=100 --until-step "$until"
+            done ;;
         ct_s2)
-            train "$RUNS/ct_s2" configs/cpu_tiny_stage2.yaml --set "init_from=$RUNS/ct_s1" \
-                --set loss.stab_weight=0 --set loss.rect_weight=0 --set loss.rect_gradient=false ;;
-        gtasr_s2) train "$RUNS/gtasr_s2" configs/cpu_tiny_stage2.yaml --set "init_from=$RUNS/ta_s1" ;;
-        release_s2)
-            train "$RUNS/release_s2" configs/cpu_tiny_stage2.yaml --set "init_from=$RUNS/ta_s1" \
+            stage2 ct_s2 "$RUNS/ct_s1" --set loss.stab_weight=0 --set loss.rect_weight=0 \
                 --set loss.rect_gradient=false ;;
-        *) echo "unknown run '$1' (ct_s1 ct_s2 ta_s1 ta_s1_1000 gtasr_s2 release_s2)" >&2; exit 2 ;;
+        gtasr_s2) stage2 gtasr_s2 "$RUNS/ta_s1/checkpoints/step-$(printf %08d "$TA_STEPS")" ;;
+        ship_s2) stage2 ship_s2 "$RUNS/ta_s1" ;;
+        *) echo "unknown run '$1' (ct_s1 ta_s1 ct_s2 gtasr_s2 ship_s2)" >&2; exit 2 ;;
     esac
 }
 
 if (($# == 0)); then
-    set -- ct_s1 ct_s2 ta_s1_1000 ta_s1 gtasr_s2 release_s2
+    set -- ct_s1 ta_s1 ct_s2 gtasr_s2 ship_s2
 fi
 for name in "$@"; do
     run "$name"

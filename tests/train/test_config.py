@@ -110,45 +110,70 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_config(_write(tmp_path, "stage: [1\n"))
 
 
-def _script_runs() -> dict[str, tuple[str, list[str]]]:
-    """Run name -> (config file, --set values) as scripts/train_cpu_tiny.sh trains it."""
-    import re
-    import shlex
+def _script_calls(tmp_path: Path, *runs: str) -> list[list[str]]:
+    """The gtasr command lines scripts/train_cpu_tiny.sh issues, recorded by a stand-in."""
+    import json
+    import os
+    import subprocess
+    import sys
 
-    script = (CONFIGS.parent / "scripts" / "train_cpu_tiny.sh").read_text()
-    body = script.split("case $1 in", 1)[1].split("esac", 1)[0]
-    runs = {}
-    for entry in body.split(";;"):
-        match = re.match(r"\s*(\w+)\)", entry)
-        if not match or match.group(1) == "_":
-            continue
-        words = shlex.split(entry[match.end() :].replace("\\\n", " "))
-        config = next(w for w in words if w.endswith(".yaml"))
-        sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
-        runs[match.group(1)] = (config, sets)
-    return runs
+    calls = tmp_path / "calls.jsonl"
+    recorder = tmp_path / "gtasr"
+    recorder.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    recorder.chmod(0o755)
+    env = {**os.environ, "GTASR": str(recorder), "RUNS": "runs"}
+    root = CONFIGS.parent
+    subprocess.run(["bash", "scripts/train_cpu_tiny.sh", *runs], cwd=root, env=env, check=True)
+    return [json.loads(line) for line in calls.read_text().splitlines()]
 
 
-def test_ablation_runs_of_the_training_script() -> None:
-    runs = _script_runs()
-    assert set(runs) == {"ct_s1", "ct_s2", "ta_s1", "ta_s1_1000", "gtasr_s2", "release_s2"}
-    configs = {
-        name: load_config(CONFIGS.parent / config, [s.replace("$RUNS", "runs") for s in sets])
-        for name, (config, sets) in runs.items()
-    }
-    ct1, ta1 = configs["ct_s1"], configs["ta_s1"]
+def _parse_call(call: list[str]) -> tuple[Config, str, int | None]:
+    """(config with its --set values, -o folder, --until-step) of one ``gtasr train``."""
+    assert call[0] == "train"
+    sets = [call[i + 1] for i, word in enumerate(call) if word == "--set"]
+    until = int(call[call.index("--until-step") + 1]) if "--until-step" in call else None
+    return load_config(CONFIGS.parent / call[1], sets), call[call.index("-o") + 1], until
+
+
+def test_ablation_runs_of_the_training_script(tmp_path: Path) -> None:
+    calls = [_parse_call(call) for call in _script_calls(tmp_path)]
+    runs = [folder for _, folder, _ in calls]
+    assert runs == [
+        f"runs/{n}" for n in ("ct_s1", "ta_s1", "ta_s1", "ct_s2", "gtasr_s2", "ship_s2")
+    ]
+    (ct1, _, ct_until), (ta1, _, ta_until), (ta1_end, _, ta_end) = calls[:3]
+    assert ta1 == ta1_end and (ct_until, ta_until, ta_end) == (3800, 2723, ta1.train.iterations)
     assert (ct1.loss.ta_weight, ta1.loss.ta_weight) == (0.0, 0.5)
-    assert ct1.train == ta1.train and ct1.data == ta1.data  # equal compute: same steps, data, seed
-    assert configs["ta_s1_1000"] == ta1  # the same run, stopped early
-    ct2, full, release = configs["ct_s2"], configs["gtasr_s2"], configs["release_s2"]
-    assert (ct2.init_from, full.init_from, release.init_from) == (
+    # the arms differ in L_TA only (ta_s1 keeps every checkpoint, so that step 2723 stays)
+    assert ct1.data == ta1.data and ct1.model == ta1.model and ct1.schedule == ta1.schedule
+    assert (ct1.train.keep_checkpoints, ta1.train.keep_checkpoints) == (3, 100)
+    ct1.train.keep_checkpoints = ta1.train.keep_checkpoints
+    assert ct1.train == ta1.train
+    ct2, full, ship = (config for config, _, _ in calls[3:])
+    assert (ct2.init_from, full.init_from, ship.init_from) == (
         "runs/ct_s1",
-        "runs/ta_s1",
+        "runs/ta_s1/checkpoints/step-00002723",
         "runs/ta_s1",
     )
     assert (ct2.loss.stab_weight, ct2.loss.rect_weight) == (0.0, 0.0)
-    assert (full.loss.rect_gradient, release.loss.rect_gradient) == (True, False)
-    assert ct2.train == full.train == release.train
+    assert (full.loss.stab_weight, full.loss.rect_weight, full.loss.rect_gradient) == (
+        0.2,
+        1.0,
+        True,
+    )
+    assert ct2.train == full.train == ship.train and ct2.data == full.data == ship.data
+    # Stage II trains the network Stage I made
+    assert ct2.model == ta1.model and ct2.data.degradation == ta1.data.degradation
+
+
+def test_training_script_rejects_an_unknown_run(tmp_path: Path) -> None:
+    import subprocess
+
+    with pytest.raises(subprocess.CalledProcessError):
+        _script_calls(tmp_path, "ta_s1_1000")
 
 
 NUMERIC_KEYS = numeric_ranges(Config)
