@@ -2,9 +2,9 @@
 # Scores the runs of scripts/train_cpu_tiny.sh and bicubic with one seed, and draws the
 # README's figures. Tables and JSON go to ${OUT:-out/results}, figures to docs/images/.
 #
-#   scripts/evaluate_cpu_tiny.sh                    # every method, then figures and tables
+#   scripts/evaluate_cpu_tiny.sh                    # every method, the figures and the tables
 #   scripts/evaluate_cpu_tiny.sh bicubic CT-only    # score only these (each adds its results)
-#   scripts/evaluate_cpu_tiny.sh figures            # figures and tables from what is scored
+#   scripts/evaluate_cpu_tiny.sh diagnostics grid tables   # the figures and the tables
 #
 # Test sets: the 32 ImageNet-Test pairs and the 65 RealSet65 photos in ../shared/data, and
 # the held-out photos made by `gtasr make-testset` (data-cache/testset-photos).
@@ -27,8 +27,7 @@ declare -A models=(
     [CT-only]=$RUNS/ct_s2/model.safetensors
     [CT+TA-stage1]=$RUNS/ta_s1/checkpoints/step-$(printf %08d "$TA_STEPS")/model-ema.safetensors
     [GTASR]=$RUNS/gtasr_s2/model.safetensors
-    [bundled-stage1]=$RUNS/ta_s1/best.safetensors
-    [bundled-stage2]=$RUNS/ship_s2/best.safetensors
+    [bundled]=$RUNS/ta_s1/best.safetensors
 )
 
 score() {
@@ -38,7 +37,7 @@ score() {
     elif [[ -v models[$name] ]]; then
         args+=(--model "$name=${models[$name]}")
     else
-        echo "unknown method '$name' (bicubic ${!models[*]} figures)" >&2
+        echo "unknown method '$name' (bicubic ${!models[*]} diagnostics grid tables)" >&2
         exit 2
     fi
     "$PY" bench/quality.py "${args[@]}" --data "$DATA/imagenet-test-sample" \
@@ -48,32 +47,35 @@ score() {
         -o "$OUT/realset65"
 }
 
-figures() {
-    # Diagnostics on the CT-only baseline and full GTASR at equal compute.
+diagnostics() {
+    # Drift and decoupling of the CT-only baseline and full GTASR at equal compute.
     local diag=(--model "${models[CT-only]}" --model "${models[GTASR]}"
         --gt "$DATA/imagenet-test-sample/gt" --lq "$DATA/imagenet-test-sample/lq" --seed 0)
     "$GTASR" drift "${diag[@]}" --lpips -o "$OUT/drift" --overwrite
     "$GTASR" decoupling "${diag[@]}" -o "$OUT/decoupling" --overwrite
     cp "$OUT/drift/drift.png" "$FIGURES/drift.png"
     cp "$OUT/decoupling/decoupling.png" "$FIGURES/decoupling.png"
+}
 
+grid() {
     local sr=$OUT/imagenet-test-sample
     "$GTASR" compare-grid --lq "$DATA/imagenet-test-sample/lq" \
-        --gt "$DATA/imagenet-test-sample/gt" \
-        --sr "CT-only=$sr/CT-only" --sr "GTASR=$sr/GTASR" --sr "bundled=$sr/${BUNDLED:-bundled-stage1}" \
+        --gt "$DATA/imagenet-test-sample/gt" --sr "CT-only=$sr/CT-only" --sr "GTASR=$sr/GTASR" \
+        --sr "bundled=$sr/bundled" \
         --images "${GRID_IMAGES:-ILSVRC2012_val_00000067,ILSVRC2012_val_00000104}" \
         --box "${GRID_BOX:-64,64,128,128}" -o "$FIGURES/comparison.png" --overwrite
+}
 
+tables() {
     "$PY" scripts/results_table.py --results "$OUT" --runs "$RUNS" | tee "$OUT/tables.md"
 }
 
 if (($# == 0)); then
-    set -- bicubic "${!models[@]}" figures
+    set -- bicubic "${!models[@]}" diagnostics grid tables
 fi
 for name in "$@"; do
-    if [[ $name == figures ]]; then
-        figures
-    else
-        score "$name"
-    fi
+    case $name in
+        diagnostics | grid | tables) "$name" ;;
+        *) score "$name" ;;
+    esac
 done

@@ -27,8 +27,7 @@ METHODS: dict[str, tuple[tuple[str, int | None], ...]] = {
     "CT-only": (("ct_s1", None), ("ct_s2", None)),
     "CT+TA-stage1": (("ta_s1", TA_STEPS),),
     "GTASR": (("ta_s1", TA_STEPS), ("gtasr_s2", None)),
-    "bundled-stage1": (("ta_s1", None),),
-    "bundled-stage2": (("ta_s1", None), ("ship_s2", None)),
+    "bundled": (("ta_s1", None),),
 }
 PAIRED = (("psnr", "PSNR-Y"), ("ssim", "SSIM-Y"), ("lpips", "LPIPS-alex"), ("dists", "DISTS"))
 PAIRED += (("lpips-vgg", "LPIPS-vgg"),)

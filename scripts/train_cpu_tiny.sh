@@ -8,12 +8,14 @@
 #
 # Runs (under ${RUNS:-runs}/):
 #   ct_s1     Stage I, L_CT only, stopped at step $CT_STEPS      (CT-only, first stage)
-#   ta_s1     Stage I, L_CT + L_TA: the bundled model's Stage I; its checkpoint at step
-#             $TA_STEPS is the GTASR arm of the ablation
+#   ta_s1     Stage I, L_CT + L_TA, 12000 steps: its best.safetensors is the bundled model;
+#             its checkpoint at step $TA_STEPS is the GTASR arm's Stage I
 #   ct_s2     Stage II from ct_s1, DTM only                      (CT-only = CTMSR)
 #   gtasr_s2  Stage II from ta_s1 at step $TA_STEPS, DTM + Stab + L_Rect with gradient
 #             (full GTASR at the compute of ct_s1 + ct_s2)
-#   ship_s2   Stage II from the whole ta_s1 run
+#
+# Stage II made the held-out validation LPIPS worse in both arms, so the bundled model is
+# ta_s1's Stage I (README, Results).
 #
 # The ablation's two Stage I runs had equal CPU time when they ran side by side, one
 # thread each, in fp32 on an AMD EPYC Zen 3: 3800 CT-only steps took as long as 2723
@@ -59,13 +61,12 @@ run() {
             stage2 ct_s2 "$RUNS/ct_s1" --set loss.stab_weight=0 --set loss.rect_weight=0 \
                 --set loss.rect_gradient=false ;;
         gtasr_s2) stage2 gtasr_s2 "$RUNS/ta_s1/checkpoints/step-$(printf %08d "$TA_STEPS")" ;;
-        ship_s2) stage2 ship_s2 "$RUNS/ta_s1" ;;
-        *) echo "unknown run '$1' (ct_s1 ta_s1 ct_s2 gtasr_s2 ship_s2)" >&2; exit 2 ;;
+        *) echo "unknown run '$1' (ct_s1 ta_s1 ct_s2 gtasr_s2)" >&2; exit 2 ;;
     esac
 }
 
 if (($# == 0)); then
-    set -- ct_s1 ta_s1 ct_s2 gtasr_s2 ship_s2
+    set -- ct_s1 ta_s1 ct_s2 gtasr_s2
 fi
 for name in "$@"; do
     run "$name"
