@@ -27,7 +27,9 @@ def test_bundled_model_ships_in_the_package() -> None:
     assert path.stat().st_size < 8 * 2**20
     info = read_info(path)
     assert (info.scale, info.weights) == (4, "ema")
-    assert info.network["lr_skip"] is True and info.iteration > 0
+    # the cpu_tiny recipe: the network predicts the residual over bicubic (lr_anchor)
+    assert info.network["lr_skip"] is False and info.precond["lr_anchor"] is True
+    assert info.iteration > 0
     assert "GTASR-tiny" in info.extra["description"]
     assert "stage: " in info.extra["training_config"]
 

@@ -85,7 +85,8 @@ def test_gtasr_model_file_loads_matching_gtasr_upscale(lr_image: Path, tmp_path:
     model = bundled_model_path()
     descriptor = spandrel.ModelLoader().load_from_file(model)
     assert descriptor.size_requirements.multiple_of == 4 and "gtasr" in descriptor.tags
-    assert descriptor.model.model.backbone.config["lr_skip"] is True  # the tiny preset's
+    assert descriptor.model.model.backbone.config["lr_skip"] is False
+    assert descriptor.model.model.lr_anchor  # stated by the file's convention tensors
     ours = _descriptor_output(descriptor, lr_image, seed=7)
     assert np.array_equal(ours, _cli_output(tmp_path, lr_image, model, seed=7))
 
@@ -93,7 +94,7 @@ def test_gtasr_model_file_loads_matching_gtasr_upscale(lr_image: Path, tmp_path:
 def test_switches_stated_by_convention_tensors_reach_spandrel(
     lr_image: Path, tmp_path: Path
 ) -> None:
-    """The bundled weights relabelled lr_skip off, lr_anchor on: spandrel sees only tensors."""
+    """The bundled weights relabelled lr_skip on, lr_anchor off: spandrel sees only tensors."""
     from gtasr.modelfile import read_weights, save_model
 
     state, info = read_weights(bundled_model_path())
@@ -101,15 +102,15 @@ def test_switches_stated_by_convention_tensors_reach_spandrel(
     save_model(
         relabelled,
         state,
-        network={**info.network, "lr_skip": False},
-        precond={**info.precond, "lr_anchor": True},
+        network={**info.network, "lr_skip": True},
+        precond={**info.precond, "lr_anchor": False},
         stage=info.stage,
         iteration=info.iteration,
         weights=info.weights,
     )
     descriptor = spandrel.ModelLoader().load_from_file(relabelled)
-    assert descriptor.model.model.backbone.config["lr_skip"] is False
-    assert descriptor.model.model.lr_anchor
+    assert descriptor.model.model.backbone.config["lr_skip"] is True
+    assert not descriptor.model.model.lr_anchor
     ours = _descriptor_output(descriptor, lr_image, seed=7)
     assert np.array_equal(ours, _cli_output(tmp_path, lr_image, relabelled, seed=7))
     bundled = spandrel.ModelLoader().load_from_file(bundled_model_path())
