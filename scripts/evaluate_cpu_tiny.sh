@@ -67,7 +67,7 @@ grid() {
 }
 
 tables() {
-    "$PY" scripts/results_table.py --results "$OUT" --runs "$RUNS" | tee "$OUT/tables.md"
+    "$PY" scripts/results_table.py --results "$OUT" --runs "$RUNS" --ta-steps "$TA_STEPS" | tee "$OUT/tables.md"
 }
 
 if (($# == 0)); then

@@ -18,17 +18,23 @@ from pathlib import Path
 
 import yaml
 
-TA_STEPS = 2723  # the GTASR arm's Stage I: ta_s1 up to this step (scripts/train_cpu_tiny.sh)
-# name in out/results -> the runs that produced it, in training order, each with the step
-# it was taken at (None: the run's end)
-METHODS: dict[str, tuple[tuple[str, int | None], ...]] = {
-    "bicubic": (),
-    "CT-only-stage1": (("ct_s1", None),),
-    "CT-only": (("ct_s1", None), ("ct_s2", None)),
-    "CT+TA-stage1": (("ta_s1", TA_STEPS),),
-    "GTASR": (("ta_s1", TA_STEPS), ("gtasr_s2", None)),
-    "bundled": (("ta_s1", None),),
-}
+Producers = tuple[tuple[str, int | None], ...]
+
+
+def methods(ta_steps: int) -> dict[str, Producers]:
+    """Name in out/results -> the runs that produced it, in training order, each with the
+    step it was taken at (None: the run's end); the GTASR arm's Stage I is ta_s1 up to
+    ``ta_steps`` (scripts/train_cpu_tiny.sh's TA_STEPS)."""
+    return {
+        "bicubic": (),
+        "CT-only-stage1": (("ct_s1", None),),
+        "CT-only": (("ct_s1", None), ("ct_s2", None)),
+        "CT+TA-stage1": (("ta_s1", ta_steps),),
+        "GTASR": (("ta_s1", ta_steps), ("gtasr_s2", None)),
+        "bundled": (("ta_s1", None),),
+    }
+
+
 PAIRED = (("psnr", "PSNR-Y"), ("ssim", "SSIM-Y"), ("lpips", "LPIPS-alex"), ("dists", "DISTS"))
 PAIRED += (("lpips-vgg", "LPIPS-vgg"),)
 
@@ -54,7 +60,7 @@ def run_cost(run: Path, until: int | None = None) -> tuple[int, float]:
     return steps, seconds * threads / 3600
 
 
-def training_cells(runs: tuple[tuple[str, int | None], ...], root: Path) -> tuple[str, str]:
+def training_cells(runs: Producers, root: Path) -> tuple[str, str]:
     """'Stage I 3000 + Stage II 600' and the summed CPU-hours, or 'none'."""
     if not runs:
         return "none", "0"
@@ -66,12 +72,18 @@ def training_cells(runs: tuple[tuple[str, int | None], ...], root: Path) -> tupl
     return stages, f"{sum(hours for _, hours in costs):.2f}"
 
 
-def table(results: Path, runs: Path, folder: str, columns: tuple[tuple[str, str], ...]) -> str:
+def table(
+    results: Path,
+    runs: Path,
+    folder: str,
+    columns: tuple[tuple[str, str], ...],
+    producers: dict[str, Producers],
+) -> str:
     """One Markdown table: a row per method that has scores in ``results/folder``."""
     suffix = "-no-reference" if folder == "realset65" else ""
     head = "| method | training steps | CPU-hours | " + " | ".join(t for _, t in columns) + " |"
     lines = [head, "|" + "---|" * (len(columns) + 3)]
-    for name, producing in METHODS.items():
+    for name, producing in producers.items():
         report = results / folder / f"{name}{suffix}.json"
         if not report.is_file():
             continue
@@ -86,14 +98,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=Path("out/results"))
     parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--ta-steps", type=int, default=2723, help="the GTASR arm's Stage I step")
     args = parser.parse_args()
+    producers = methods(args.ta_steps)
     sets = (
         ("imagenet-test-sample", PAIRED),
         ("held-out-photos", PAIRED),
         ("realset65", (("niqe", "NIQE"),)),
     )
     for folder, columns in sets:
-        print(f"{folder}:\n\n{table(args.results, args.runs, folder, columns)}\n")
+        print(f"{folder}:\n\n{table(args.results, args.runs, folder, columns, producers)}\n")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 #
 # Runs (under ${RUNS:-runs}/):
 #   ct_s1     Stage I, L_CT only, stopped at step $CT_STEPS      (CT-only, first stage)
-#   ta_s1     Stage I, L_CT + L_TA, 12000 steps: its best.safetensors is the bundled model;
+#   ta_s1     Stage I, L_CT + L_TA, all its iterations: its best.safetensors is the bundled model;
 #             its checkpoint at step $TA_STEPS is the GTASR arm's Stage I
 #   ct_s2     Stage II from ct_s1, DTM only                      (CT-only = CTMSR)
 #   gtasr_s2  Stage II from ta_s1 at step $TA_STEPS, DTM + Stab + L_Rect with gradient
@@ -52,11 +52,10 @@ run() {
             train "$RUNS/ct_s1" configs/cpu_tiny_stage1.yaml --set loss.ta_weight=0 \
                 --until-step "$CT_STEPS" ;;
         ta_s1)
-            # Two stops, so that the checkpoint at TA_STEPS is kept for gtasr_s2.
-            for until in "$TA_STEPS" 12000; do
-                train "$RUNS/ta_s1" configs/cpu_tiny_stage1.yaml \
-                    --set train.keep_checkpoints=100 --until-step "$until"
-            done ;;
+            # A stop at TA_STEPS first, so that its checkpoint is kept for gtasr_s2.
+            local ta=(configs/cpu_tiny_stage1.yaml --set train.keep_checkpoints=100)
+            train "$RUNS/ta_s1" "${ta[@]}" --until-step "$TA_STEPS"
+            train "$RUNS/ta_s1" "${ta[@]}" ;;
         ct_s2)
             stage2 ct_s2 "$RUNS/ct_s1" --set loss.stab_weight=0 --set loss.rect_weight=0 \
                 --set loss.rect_gradient=false ;;
