@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gtasr.perceptual import LPIPS, charbonnier, sobel_magnitude
 
@@ -165,3 +166,41 @@ def test_trunk_cast_once_matches_autocast_and_float32():
     torch.testing.assert_close(low.detach(), full, rtol=0.01, atol=1e-3)
     low.sum().backward()
     assert a.grad is not None and a.grad.dtype == torch.float32 and a.grad.abs().sum() > 0
+
+
+def _dense_layout(tensor: torch.Tensor) -> str | None:
+    """ "nchw" or "nhwc" for a 4-D tensor dense in exactly one of the two layouts, else None."""
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() != 4:
+        return None
+    nchw = tensor.is_contiguous()
+    nhwc = tensor.is_contiguous(memory_format=torch.channels_last)
+    return "nchw" if nchw and not nhwc else "nhwc" if nhwc and not nchw else None
+
+
+class _LayoutMixes(TorchDispatchMode):
+    """Records every computing op whose 4-D inputs are dense in different layouts (a slow CPU
+    path). Copies are left out: converting a layout is what they are for."""
+
+    CONVERSIONS = ("aten.copy_.default", "aten._to_copy.default", "aten.clone.default")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mixed: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        layouts = {_dense_layout(arg) for arg in args} - {None}
+        if len(layouts) > 1 and str(func) not in self.CONVERSIONS:
+            self.mixed.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_channels_last_trunk_never_mixes_layouts_forward_or_backward():
+    # With a channels-last trunk the distance's backward pass must hand the trunk
+    # channels-last gradients: an op mixing NCHW and NHWC operands runs many times slower.
+    lpips = LPIPS("alex").set_compute(torch.float32, channels_last=True)
+    a, b = _batch(2, seed=5)
+    a.requires_grad_(True)
+    with _LayoutMixes() as mode:
+        lpips(a, b).sum().backward()
+    assert mode.mixed == []
+    assert a.grad is not None and a.grad.abs().sum() > 0

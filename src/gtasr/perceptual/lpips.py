@@ -22,9 +22,9 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 
 
-def unit_channels(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    """Divide each spatial position's feature vector by its L2 norm (plus eps)."""
-    norm = features.pow(2).sum(dim=1, keepdim=True).sqrt()
+def unit_channels(features: torch.Tensor, dim: int = 1, eps: float = 1e-10) -> torch.Tensor:
+    """Divide each spatial position's feature vector (along ``dim``) by its L2 norm (plus eps)."""
+    norm = features.pow(2).sum(dim=dim, keepdim=True).sqrt()
     return features / (norm + eps)
 
 
@@ -76,15 +76,21 @@ class LPIPS(FrozenMetric):
         return self
 
     def _taps(self, x: torch.Tensor, track: bool = True) -> list[torch.Tensor]:
-        """Channel-normalised float32 activations of the five tapped layers.
+        """Channel-normalised float32 activations of the five tapped layers, channels last.
 
+        Each is an N x H x W x C view; for a channels-last trunk that is its memory as laid
+        out, so the distance and its backward pass run on dense tensors. Reducing an NCHW
+        view of channels-last memory instead hands the trunk's backward pass NCHW gradients,
+        and every elementwise step that mixes the two layouts is many times slower on the CPU.
         ``track=False`` computes them without autograd (for a constant input).
         """
         with torch.set_grad_enabled(track and torch.is_grad_enabled()):
             scaled = ((x - self.shift) / self.scale).to(
                 self.compute_dtype, memory_format=self.memory_format
             )
-            return [unit_channels(f.float()) for f in self.trunk(scaled)]
+            return [
+                unit_channels(f.float().permute(0, 2, 3, 1), dim=-1) for f in self.trunk(scaled)
+            ]
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Per-sample LPIPS distance between two batches in [-1, 1].
@@ -102,6 +108,6 @@ class LPIPS(FrozenMetric):
         total = a.new_zeros(a.shape[0], dtype=torch.float32)
         heads = torch.split(self.heads, self.channels)
         for f_a, f_b, weight in zip(taps_a, taps_b, heads, strict=True):
-            per_channel = (f_a - f_b).pow(2).mean(dim=(2, 3))
+            per_channel = (f_a - f_b).pow(2).mean(dim=(1, 2))
             total = total + (per_channel * weight).sum(dim=1)
         return total
