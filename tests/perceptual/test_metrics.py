@@ -169,7 +169,7 @@ def test_trunk_cast_once_matches_autocast_and_float32():
 
 
 def _dense_layout(tensor: torch.Tensor) -> str | None:
-    """ "nchw" or "nhwc" for a 4-D tensor dense in exactly one of the two layouts, else None."""
+    """The layout ("nchw" or "nhwc") a 4-D tensor is dense in, if exactly one, else None."""
     if not isinstance(tensor, torch.Tensor) or tensor.dim() != 4:
         return None
     nchw = tensor.is_contiguous()
