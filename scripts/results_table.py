@@ -43,12 +43,14 @@ def run_cost(run: Path, until: int | None = None) -> tuple[int, float]:
     """(iterations, CPU-hours) of one run folder up to step ``until``, over its invocations.
 
     An invocation counts when it ended at or before ``until`` (scripts/train_cpu_tiny.sh
-    stops ta_s1 exactly at the step the ablation takes).
+    stops ta_s1 exactly at the step the ablation takes). Each invocation's wall time counts
+    at the thread count its summary records; summaries written before that field existed
+    count at the config's ``train.threads``.
     """
     threads = (
         yaml.safe_load((run / "config.yaml").read_text())["train"]["threads"] or os.cpu_count()
     )
-    steps, seconds = 0, 0.0
+    steps, thread_seconds = 0, 0.0
     for line in (run / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
         if record.get("kind") != "summary":
@@ -56,8 +58,8 @@ def run_cost(run: Path, until: int | None = None) -> tuple[int, float]:
         if until is not None and record["final_step"] > until:
             break
         steps = record["final_step"]
-        seconds += record["wall_s"]
-    return steps, seconds * threads / 3600
+        thread_seconds += record["wall_s"] * record.get("threads", threads)
+    return steps, thread_seconds / 3600
 
 
 def training_cells(runs: Producers, root: Path) -> tuple[str, str]:

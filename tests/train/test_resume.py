@@ -123,3 +123,27 @@ def test_resume_sets_a_damaged_checkpoint_aside_and_takes_the_one_before(
     raw, _, _ = _final(run)
     for key, tensor in expected.items():
         assert torch.equal(raw[key], tensor), key  # resumed at step 3, bit for bit
+
+
+def test_each_invocation_records_its_threads_and_the_cpu_hours_add_them_up(
+    small_config, tmp_path: Path, load_script
+) -> None:
+    """A run resumed with another train.threads counts each slice at its own thread count
+    (scripts/results_table.py), not every slice at the config's last value."""
+    results_table = load_script("results_table")
+    env = setup("cpu")
+    run = tmp_path / "run"
+    before = torch.get_num_threads()
+    try:
+        first = train(small_config(train={"iterations": 4, "threads": 1}), run, env, max_steps=2)
+        second = train(small_config(train={"iterations": 4, "threads": 2}), run, env, resume=True)
+    finally:
+        torch.set_num_threads(before)
+    assert (first.threads, second.threads) == (1, 2)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    summaries = [json.loads(line) for line in lines if '"summary"' in line]
+    assert [s["threads"] for s in summaries] == [1, 2]
+    steps, hours = results_table.run_cost(run)
+    assert steps == 4
+    assert hours == pytest.approx((first.wall_s + 2 * second.wall_s) / 3600)
+    assert results_table.run_cost(run, until=2) == (2, pytest.approx(first.wall_s / 3600))

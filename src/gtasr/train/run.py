@@ -54,11 +54,13 @@ RUN_OUTPUTS = (
 
 @dataclass
 class Summary:
-    """How a run ended."""
+    """How a run ended; ``threads`` is this invocation's intra-op thread count, so that
+    a run resumed with another ``train.threads`` still adds up its CPU time."""
 
     steps_done: int
     final_step: int
     wall_s: float
+    threads: int
     steps_per_s: float
     stopped_by: str | None
     validation: dict[str, float]
@@ -223,6 +225,7 @@ def train(
         steps_done=done,
         final_step=trainer.step,
         wall_s=wall,
+        threads=torch.get_num_threads(),
         steps_per_s=done / wall if wall > 0 else 0.0,
         stopped_by=stopped_by,
         validation=val_values,
