@@ -52,8 +52,9 @@ run() {
             train "$RUNS/ct_s1" configs/cpu_tiny_stage1.yaml --set loss.ta_weight=0 \
                 --until-step "$CT_STEPS" ;;
         ta_s1)
-            # A stop at TA_STEPS first, so that its checkpoint is kept for gtasr_s2.
-            local ta=(configs/cpu_tiny_stage1.yaml --set train.keep_checkpoints=100)
+            # A stop at TA_STEPS first, so that its checkpoint is written for gtasr_s2; every
+            # checkpoint is kept (23 MB each), however long the schedule.
+            local ta=(configs/cpu_tiny_stage1.yaml --set train.keep_checkpoints=100000)
             train "$RUNS/ta_s1" "${ta[@]}" --until-step "$TA_STEPS"
             train "$RUNS/ta_s1" "${ta[@]}" ;;
         ct_s2)
