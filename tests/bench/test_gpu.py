@@ -50,6 +50,35 @@ def test_gpu_script_stops_without_an_nvidia_gpu(tmp_path: Path) -> None:
     assert "no NVIDIA GPU" in run.stderr and run.stdout == ""
 
 
+def test_gpu_script_runs_an_installed_cuda_pytorch_without_making_a_venv(tmp_path: Path) -> None:
+    """Where .venv's PyTorch sees no GPU but python3's does (a GPU machine with PyTorch and no
+    network), the script runs bench/gpu.py with python3 and src/ on PYTHONPATH."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("dirname", "bash"):
+        (tools / name).symlink_to(shutil.which(name))
+    (tools / "nvidia-smi").write_text("#!/bin/sh\necho 'Test GPU, 1.0, 80 GiB'\n")
+    record = tmp_path / "called"
+    (tools / "python3").write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = -c ] && exit 0\n'  # its torch sees CUDA
+        f'echo "$PYTHONPATH|$*" > {record}\n'
+    )
+    for name in ("nvidia-smi", "python3"):
+        (tools / name).chmod(0o755)
+    run = subprocess.run(
+        [str(tools / "bash"), str(BENCH / "gpu.sh"), "--repeats", "3"],
+        env={"PATH": str(tools)},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Test GPU" in run.stderr and "using" in run.stderr
+    assert record.read_text().strip() == (
+        "src|bench/gpu.py --cuda-graphs --compile default --repeats 3"
+    )
+
+
 def test_output_checks_catch_nan_and_inf_and_measure_psnr(gpu_bench: ModuleType) -> None:
     reference = torch.zeros(1, 3, 8, 8)
     close = reference + 0.1  # mse 0.01 on a peak-to-peak of 2
