@@ -147,3 +147,30 @@ def test_each_invocation_records_its_threads_and_the_cpu_hours_add_them_up(
     assert steps == 4
     assert hours == pytest.approx((first.wall_s + 2 * second.wall_s) / 3600)
     assert results_table.run_cost(run, until=2) == (2, pytest.approx(first.wall_s / 3600))
+
+
+def test_a_run_killed_before_its_summary_still_counts_its_cpu_time_to_its_last_record(
+    small_config, tmp_path: Path, load_script
+) -> None:
+    """A process killed without a summary (power loss, a lost machine) leaves its "train"
+    records, which carry the invocation's wall time and threads."""
+    results_table = load_script("results_table")
+    env = setup("cpu")
+    run = tmp_path / "run"
+    before = torch.get_num_threads()
+    try:
+        train(small_config(train={"iterations": 6, "threads": 1}), run, env, max_steps=3)
+        log = run / "metrics.jsonl"
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        killed = [r for r in records if r["kind"] == "train"]
+        log.write_text("".join(f"{json.dumps(r)}\n" for r in records if r["kind"] != "summary"))
+        second = train(small_config(train={"iterations": 6, "threads": 2}), run, env, resume=True)
+    finally:
+        torch.set_num_threads(before)
+    assert [r["step"] for r in killed] == [1, 2, 3]
+    assert [r["threads"] for r in killed] == [1, 1, 1] and len({r["started"] for r in killed}) == 1
+    assert killed[0]["wall_s"] < killed[1]["wall_s"] < killed[2]["wall_s"]
+    steps, hours = results_table.run_cost(run)
+    assert steps == 6
+    assert hours == pytest.approx((killed[2]["wall_s"] + 2 * second.wall_s) / 3600)
+    assert results_table.run_cost(run, until=2) == (2, pytest.approx(killed[1]["wall_s"] / 3600))

@@ -55,16 +55,24 @@ RUN_OUTPUTS = (
 @dataclass
 class Summary:
     """How a run ended; ``threads`` is this invocation's intra-op thread count, so that
-    a run resumed with another ``train.threads`` still adds up its CPU time."""
+    a run resumed with another ``train.threads`` still adds up its CPU time, and
+    ``started`` (Unix time) names the invocation its "train" records also carry."""
 
     steps_done: int
     final_step: int
     wall_s: float
     threads: int
+    started: float
     steps_per_s: float
     stopped_by: str | None
     validation: dict[str, float]
     nonfinite_total: int
+
+
+def _clock(started: float, wall_s: float) -> dict[str, float | int]:
+    """What a "train" record says of the invocation's cost so far, so that CPU-hours add
+    up even when the process is killed before it writes its summary."""
+    return {"started": started, "wall_s": wall_s, "threads": torch.get_num_threads()}
 
 
 def _validator(trainer: Trainer) -> Validator | None:
@@ -178,7 +186,7 @@ def train(
         metrics.truncate_after(trainer.step)
     validator = _validator(trainer)
     total = config.train.iterations
-    first_step, start = trainer.step, time.perf_counter()
+    first_step, start, started = trainer.step, time.perf_counter(), time.time()
     stop_at = total if max_steps is None else min(total, first_step + max_steps)
     if until_step is not None:
         stop_at = max(first_step, min(stop_at, until_step))
@@ -203,7 +211,8 @@ def train(
                 bar.update(1)
                 bar.set_postfix(loss=f"{values['loss']:.4f}")
                 if metrics is not None and (step % config.log.every == 0 or step == total):
-                    metrics.write(step, "train", values)
+                    clock = _clock(started, time.perf_counter() - start)
+                    metrics.write(step, "train", {**values, **clock})
                     log.info("step %d/%d %s", step, total, _fmt(values))
                 if validator is not None and (step % config.val.every == 0 or step == total):
                     val_values = _validate(validator, trainer, metrics, run_dir)
@@ -226,6 +235,7 @@ def train(
         final_step=trainer.step,
         wall_s=wall,
         threads=torch.get_num_threads(),
+        started=started,
         steps_per_s=done / wall if wall > 0 else 0.0,
         stopped_by=stopped_by,
         validation=val_values,
