@@ -16,8 +16,8 @@ RUNS=${RUNS:-runs}
 OUT=${OUT:-out/results}
 DATA=${DATA:-../shared/data}
 FIGURES=${FIGURES:-docs/images}
-CT_STEPS=${CT_STEPS:-3800}
-TA_STEPS=${TA_STEPS:-2723}
+CT_STEPS=${CT_STEPS:-20000}
+TA_STEPS=${TA_STEPS:-10250}
 mkdir -p "$OUT" "$FIGURES"
 
 # Stage I runs stopped before their last iteration have no model.safetensors: their EMA
@@ -27,7 +27,8 @@ declare -A models=(
     [CT-only]=$RUNS/ct_s2/model.safetensors
     [CT+TA-stage1]=$RUNS/ta_s1/checkpoints/step-$(printf %08d "$TA_STEPS")/model-ema.safetensors
     [GTASR]=$RUNS/gtasr_s2/model.safetensors
-    [bundled]=$RUNS/ta_s1/best.safetensors
+    [bundled-stage1]=$RUNS/ta_s1/best.safetensors
+    [bundled]=$RUNS/ta_s2/best.safetensors
 )
 
 score() {

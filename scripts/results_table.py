@@ -31,7 +31,8 @@ def methods(ta_steps: int) -> dict[str, Producers]:
         "CT-only": (("ct_s1", None), ("ct_s2", None)),
         "CT+TA-stage1": (("ta_s1", ta_steps),),
         "GTASR": (("ta_s1", ta_steps), ("gtasr_s2", None)),
-        "bundled": (("ta_s1", None),),
+        "bundled-stage1": (("ta_s1", None),),
+        "bundled": (("ta_s1", None), ("ta_s2", None)),
     }
 
 
@@ -103,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=Path("out/results"))
     parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument("--ta-steps", type=int, default=2723, help="the GTASR arm's Stage I step")
+    parser.add_argument("--ta-steps", type=int, default=10250, help="the GTASR arm's Stage I step")
     args = parser.parse_args()
     producers = methods(args.ta_steps)
     sets = (

@@ -8,18 +8,17 @@
 #
 # Runs (under ${RUNS:-runs}/):
 #   ct_s1     Stage I, L_CT only, stopped at step $CT_STEPS      (CT-only, first stage)
-#   ta_s1     Stage I, L_CT + L_TA, all its iterations: its best.safetensors is the bundled model;
-#             its checkpoint at step $TA_STEPS is the GTASR arm's Stage I
+#   ta_s1     Stage I, L_CT + L_TA, all its iterations; its checkpoint at step $TA_STEPS is
+#             the GTASR arm's Stage I
+#   ta_s2     Stage II from ta_s1's end, DTM + Stab + L_Rect with gradient: its
+#             best.safetensors is the bundled model
 #   ct_s2     Stage II from ct_s1, DTM only                      (CT-only = CTMSR)
 #   gtasr_s2  Stage II from ta_s1 at step $TA_STEPS, DTM + Stab + L_Rect with gradient
 #             (full GTASR at the compute of ct_s1 + ct_s2)
 #
-# Stage II made the held-out validation LPIPS worse in both arms, so the bundled model is
-# ta_s1's Stage I (README, Results).
-#
-# The ablation's two Stage I runs had equal CPU time when they ran side by side, one
-# thread each, in fp32 on an AMD EPYC Zen 3: 3800 CT-only steps took as long as 2723
-# CT + TA steps (2 CPU-hours each); see docs/training-diagnosis.md, Finding 6.
+# The ablation's two Stage I runs have about equal CPU time (README, Results): on one
+# thread of a 2-core AMD EPYC with AVX512-BF16 (bf16 autocast), 20000 CT-only steps took
+# about as long as ta_s1 to step 10250, which ran partly on two threads.
 #
 # Needs data-cache/photos and data-cache/testset-photos:
 #   gtasr fetch-photos -o data-cache/photos
@@ -29,8 +28,8 @@ set -euo pipefail
 GTASR=${GTASR:-.venv/bin/gtasr}
 RUNS=${RUNS:-runs}
 THREADS=${GTASR_THREADS:-null}
-CT_STEPS=${CT_STEPS:-3800}
-TA_STEPS=${TA_STEPS:-2723}
+CT_STEPS=${CT_STEPS:-20000}
+TA_STEPS=${TA_STEPS:-10250}
 
 train() {
     local out=$1
@@ -57,16 +56,17 @@ run() {
             local ta=(configs/cpu_tiny_stage1.yaml --set train.keep_checkpoints=100000)
             train "$RUNS/ta_s1" "${ta[@]}" --until-step "$TA_STEPS"
             train "$RUNS/ta_s1" "${ta[@]}" ;;
+        ta_s2) stage2 ta_s2 "$RUNS/ta_s1" ;;
         ct_s2)
             stage2 ct_s2 "$RUNS/ct_s1" --set loss.stab_weight=0 --set loss.rect_weight=0 \
                 --set loss.rect_gradient=false ;;
         gtasr_s2) stage2 gtasr_s2 "$RUNS/ta_s1/checkpoints/step-$(printf %08d "$TA_STEPS")" ;;
-        *) echo "unknown run '$1' (ct_s1 ta_s1 ct_s2 gtasr_s2)" >&2; exit 2 ;;
+        *) echo "unknown run '$1' (ct_s1 ta_s1 ta_s2 ct_s2 gtasr_s2)" >&2; exit 2 ;;
     esac
 }
 
 if (($# == 0)); then
-    set -- ct_s1 ta_s1 ct_s2 gtasr_s2
+    set -- ct_s1 ta_s1 ta_s2 ct_s2 gtasr_s2
 fi
 for name in "$@"; do
     run "$name"

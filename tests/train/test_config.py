@@ -141,20 +141,25 @@ def _parse_call(call: list[str]) -> tuple[Config, str, int | None]:
 def test_ablation_runs_of_the_training_script(tmp_path: Path) -> None:
     calls = [_parse_call(call) for call in _script_calls(tmp_path)]
     runs = [folder for _, folder, _ in calls]
-    assert runs == [f"runs/{n}" for n in ("ct_s1", "ta_s1", "ta_s1", "ct_s2", "gtasr_s2")]
+    names = ("ct_s1", "ta_s1", "ta_s1", "ta_s2", "ct_s2", "gtasr_s2")
+    assert runs == [f"runs/{n}" for n in names]
     (ct1, _, ct_until), (ta1, _, ta_until), (ta1_end, _, ta_end) = calls[:3]
-    # ta_s1 stops at 2723, then runs to the end of its iterations (no --until-step)
-    assert ta1 == ta1_end and (ct_until, ta_until, ta_end) == (3800, 2723, None)
+    # ta_s1 stops at 10250, then runs to the end of its iterations (no --until-step)
+    assert ta1 == ta1_end and (ct_until, ta_until, ta_end) == (20000, 10250, None)
     assert (ct1.loss.ta_weight, ta1.loss.ta_weight) == (0.0, 0.5)
-    # the arms differ in L_TA only (ta_s1 keeps every checkpoint, so that step 2723 stays)
+    # the arms differ in L_TA only (ta_s1 keeps every checkpoint, so that step 10250 stays)
     assert ct1.data == ta1.data and ct1.model == ta1.model and ct1.schedule == ta1.schedule
     assert ct1.train.keep_checkpoints == 3
     assert ta1.train.keep_checkpoints * ta1.train.checkpoint_every >= ta1.train.iterations
     ct1.train.keep_checkpoints = ta1.train.keep_checkpoints
     assert ct1.train == ta1.train
-    ct2, full = (config for config, _, _ in calls[3:])
-    assert (ct2.init_from, full.init_from) == ("runs/ct_s1", "runs/ta_s1/checkpoints/step-00002723")
+    shipped, ct2, full = (config for config, _, _ in calls[3:])
+    assert (ct2.init_from, full.init_from) == ("runs/ct_s1", "runs/ta_s1/checkpoints/step-00010250")
     assert (ct2.loss.stab_weight, ct2.loss.rect_weight) == (0.0, 0.0)
+    # the bundled model: the same Stage II as the GTASR arm, from the end of ta_s1
+    assert shipped.init_from == "runs/ta_s1"
+    shipped.init_from = full.init_from
+    assert shipped == full
     assert (full.loss.stab_weight, full.loss.rect_weight, full.loss.rect_gradient) == (
         0.2,
         1.0,
