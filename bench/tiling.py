@@ -6,7 +6,7 @@ with the number of tiles. Tile sizes under the seamless minimum
 (:data:`gtasr.infer.tiling.MIN_TILE`) are measured as they were before that minimum
 existed: the script switches the minimum off. Usage::
 
-    python bench/tiling.py [--crop 256] [--tiles 32,64,96,128] [--overlap 16] \\
+    python bench/tiling.py [--crop 256] [--tiles 32,64,96,128,160] [--overlap 16] \\
         [IMAGE ...]   # default: RealSet65's OST_009 and 0014 from ../shared/data, the sample
 """
 
@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="*", type=Path)
     parser.add_argument("--crop", type=int, default=256, help="LR side of the crop (256)")
-    parser.add_argument("--tiles", default="32,64,96,128")
+    parser.add_argument("--tiles", default="32,64,96,128,160")
     parser.add_argument("--overlap", type=int, default=16, help="LR pixels (16)")
     parser.add_argument(
         "--threads",

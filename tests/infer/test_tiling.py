@@ -146,7 +146,7 @@ def test_the_smallest_accepted_tile_is_seamless(
     assert f"overlap 0 is below the smallest seamless overlap; using {MIN_TILE_OVERLAP}" in (
         caplog.text
     )
-    assert tiles[-1] == (9, 9)  # 3 x 3 tiles of MIN_TILE over 256 x 256
+    assert tiles[-1] == (4, 4)  # 2 x 2 tiles of MIN_TILE over 256 x 256
     psnr = 10 * np.log10(1.0 / np.mean((whole - smallest) ** 2))
     assert psnr >= 40.0, psnr
 

@@ -47,14 +47,14 @@ def test_compare_keeps_alpha_and_16_bits_and_reports_tiles(
 ) -> None:
     rng = np.random.default_rng(1)
     source = tmp_path / "deep.png"
-    write_image(source, rng.random((136, 24, 3)), alpha=rng.random((136, 24)), bit_depth=16)
+    write_image(source, rng.random((200, 24, 3)), alpha=rng.random((200, 24)), bit_depth=16)
     progress: list[tuple[int, int]] = []
-    options = UpscaleOptions(out_dir=tmp_path / "out", tile=128, tile_overlap=16)
+    options = UpscaleOptions(out_dir=tmp_path / "out", tile=160, tile_overlap=16)
     done = compare(source, upscaler, options, on_tile=lambda i, n: progress.append((i, n)))
     for path in (done.result, done.bicubic):
         image = read_image(path)
-        assert (image.width, image.height, image.bit_depth) == (96, 544, 16)
-        assert image.alpha is not None and image.alpha.shape == (544, 96)
+        assert (image.width, image.height, image.bit_depth) == (96, 800, 16)
+        assert image.alpha is not None and image.alpha.shape == (800, 96)
         assert path.suffix == ".png"
     assert done.tiles > 1 and progress == [(i, done.tiles) for i in range(1, done.tiles + 1)]
 

@@ -116,13 +116,13 @@ def test_batch_zips_the_results_and_names_the_bad_files(
 
 
 def test_one_job_runs_at_a_time_and_waiting_jobs_see_their_place(
-    client: Any, server: Any, sample_png: Path
+    client: Any, server: Any, noise_png: Any
 ) -> None:
     from gradio_client import handle_file
     from gradio_client.utils import Status
 
     log_before = server.log.stat().st_size
-    image = handle_file(str(sample_png))
+    image = handle_file(str(noise_png("tall.png", 200, 128)))
     jobs = [client.submit(image, tile=32, api_name="/upscale") for _ in range(3)]
     busy = {Status.PROCESSING, Status.PROGRESS}
     places, tile_progress = set(), set()
@@ -138,7 +138,7 @@ def test_one_job_runs_at_a_time_and_waiting_jobs_see_their_place(
             tile_progress.update((unit.unit, unit.length) for unit in status.progress_data or [])
         time.sleep(0.05)
     for job in jobs:
-        assert job.result(timeout=RESULT_TIMEOUT)[2].startswith("128x150 → 512x600")
+        assert job.result(timeout=RESULT_TIMEOUT)[2].startswith("128x200 → 512x800")
     with open(server.log, "rb") as log:
         log.seek(log_before)
         events = re.findall(r"^job (\d+) \(upscale\) (started|finished)", log.read().decode(), re.M)
@@ -146,7 +146,7 @@ def test_one_job_runs_at_a_time_and_waiting_jobs_see_their_place(
     for start, end in zip(events[::2], events[1::2], strict=True):
         assert (start[1], end[1], start[0]) == ("started", "finished", end[0])  # never two at once
     assert places  # a job waiting behind a running one was told its place in the queue
-    assert ("tiles", 2) in tile_progress  # the progress bar counts tiles (32 is raised to 128)
+    assert ("tiles", 2) in tile_progress  # the progress bar counts tiles (32 is raised to 160)
 
 
 def test_server_writes_only_its_temporary_folder_and_removes_it(

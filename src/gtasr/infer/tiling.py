@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 Y0_CONTEXT = 4
 """LR pixels of context used when upsampling a tile (bicubic reads two on each side)."""
 
-MIN_TILE = 128
+MIN_TILE = 160
 """Smallest LR tile side used: a tile gives the network only its own pixels as context, and
 below this the tiled picture departs visibly from the untiled one (README, Failure
 behaviour, has the measurements)."""
