@@ -16,7 +16,7 @@ RUNS=${RUNS:-runs}
 OUT=${OUT:-out/results}
 DATA=${DATA:-../shared/data}
 FIGURES=${FIGURES:-docs/images}
-CT_STEPS=${CT_STEPS:-20000}
+CT_STEPS=${CT_STEPS:-22000}
 TA_STEPS=${TA_STEPS:-10250}
 mkdir -p "$OUT" "$FIGURES"
 

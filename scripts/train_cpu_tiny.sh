@@ -17,7 +17,7 @@
 #             (full GTASR at the compute of ct_s1 + ct_s2)
 #
 # The ablation's two Stage I runs have about equal CPU time (README, Results): on one
-# thread of a 2-core AMD EPYC with AVX512-BF16 (bf16 autocast), 20000 CT-only steps took
+# thread of a 2-core AMD EPYC with AVX512-BF16 (bf16 autocast), 22000 CT-only steps took
 # about as long as ta_s1 to step 10250, which ran partly on two threads.
 #
 # Needs data-cache/photos and data-cache/testset-photos:
@@ -28,7 +28,7 @@ set -euo pipefail
 GTASR=${GTASR:-.venv/bin/gtasr}
 RUNS=${RUNS:-runs}
 THREADS=${GTASR_THREADS:-null}
-CT_STEPS=${CT_STEPS:-20000}
+CT_STEPS=${CT_STEPS:-22000}
 TA_STEPS=${TA_STEPS:-10250}
 
 train() {

@@ -145,7 +145,7 @@ def test_ablation_runs_of_the_training_script(tmp_path: Path) -> None:
     assert runs == [f"runs/{n}" for n in names]
     (ct1, _, ct_until), (ta1, _, ta_until), (ta1_end, _, ta_end) = calls[:3]
     # ta_s1 stops at 10250, then runs to the end of its iterations (no --until-step)
-    assert ta1 == ta1_end and (ct_until, ta_until, ta_end) == (20000, 10250, None)
+    assert ta1 == ta1_end and (ct_until, ta_until, ta_end) == (22000, 10250, None)
     assert (ct1.loss.ta_weight, ta1.loss.ta_weight) == (0.0, 0.5)
     # the arms differ in L_TA only (ta_s1 keeps every checkpoint, so that step 10250 stays)
     assert ct1.data == ta1.data and ct1.model == ta1.model and ct1.schedule == ta1.schedule
