@@ -22,6 +22,7 @@ import shutil
 import time
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -56,20 +57,21 @@ RUN_OUTPUTS = (
 class Summary:
     """How a run ended; ``threads`` is this invocation's intra-op thread count, so that
     a run resumed with another ``train.threads`` still adds up its CPU time, and
-    ``started`` (Unix time) names the invocation its "train" records also carry."""
+    ``started`` (UTC, ISO 8601) names the invocation its "train" records also carry; a
+    string, so that TensorBoard does not plot it."""
 
     steps_done: int
     final_step: int
     wall_s: float
     threads: int
-    started: float
+    started: str
     steps_per_s: float
     stopped_by: str | None
     validation: dict[str, float]
     nonfinite_total: int
 
 
-def _clock(started: float, wall_s: float) -> dict[str, float | int]:
+def _clock(started: str, wall_s: float) -> dict[str, str | float | int]:
     """What a "train" record says of the invocation's cost so far, so that CPU-hours add
     up even when the process is killed before it writes its summary."""
     return {"started": started, "wall_s": wall_s, "threads": torch.get_num_threads()}
@@ -186,7 +188,8 @@ def train(
         metrics.truncate_after(trainer.step)
     validator = _validator(trainer)
     total = config.train.iterations
-    first_step, start, started = trainer.step, time.perf_counter(), time.time()
+    first_step, start = trainer.step, time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat()
     stop_at = total if max_steps is None else min(total, first_step + max_steps)
     if until_step is not None:
         stop_at = max(first_step, min(stop_at, until_step))
