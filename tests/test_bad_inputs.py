@@ -28,8 +28,9 @@ import yaml
 from safetensors import safe_open
 
 from gtasr.cli import main
-from gtasr.imageio import IMAGE_SUFFIXES, read_image
+from gtasr.imageio import read_image
 from gtasr.infer.upscaler import bundled_model_path
+from gtasr.listing import IMAGE_SUFFIXES
 from gtasr.modelfile import read_info, save_described
 
 from .train.conftest import SMALL, merge, synthetic_photo

@@ -79,3 +79,38 @@ def test_temporaries_of_dead_writers_are_removed_by_the_next_write(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [ours.name, unrelated.name, "new.png"]
     )
+
+
+def _file_size_limit(limit: int):
+    """A child whose files may not grow past ``limit`` bytes: writes then fail with EFBIG,
+    a real operating-system write error (Python ignores the SIGXFSZ that comes with it)."""
+    import resource
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_write_error_inside_safetensors_is_one_line_and_exit_2(tmp_path) -> None:
+    from gtasr.infer.upscaler import bundled_model_path
+
+    target = tmp_path / "m.safetensors"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gtasr", "convert", str(bundled_model_path()), "-o", str(target)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_file_size_limit(100_000),
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "m.safetensors: cannot write (File too large)" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_library_error_that_is_not_about_writing_is_not_disguised(tmp_path) -> None:
+    with pytest.raises(ValueError, match="a bug"), atomic_path(tmp_path / "x.bin"):
+        raise ValueError("a bug")
+    assert list(tmp_path.iterdir()) == []

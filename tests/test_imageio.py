@@ -15,7 +15,7 @@ import tifffile
 import torch
 
 from gtasr.errors import GtasrError, InputError
-from gtasr.imageio import list_images, quantize, read_image, to_numpy, to_tensor, write_image
+from gtasr.imageio import quantize, read_image, to_numpy, to_tensor, write_image
 
 
 def _png_bytes(width: int, height: int, bit_depth: int, color_type: int, raw: bytes) -> bytes:
@@ -234,24 +234,3 @@ def test_tensor_conversion_round_trip() -> None:
     assert float(tensor[0, 1, 2, 3]) == pytest.approx(rgb[2, 3, 1] * 2 - 1)
     np.testing.assert_allclose(to_numpy(tensor), rgb, atol=1e-6)
     assert to_numpy(torch.full((3, 2, 2), 5.0)).max() == 1.0
-
-
-def test_list_images_files_folders_globs(tmp_path: Path) -> None:
-    (tmp_path / "sub").mkdir()
-    for name in ("b.png", "a.jpg", ".hidden.png", "notes.txt", "sub/c.webp"):
-        (tmp_path / name).write_bytes(b"x")
-    assert list_images([tmp_path]) == [tmp_path / "a.jpg", tmp_path / "b.png"]
-    assert list_images([tmp_path], recursive=True) == [
-        tmp_path / "a.jpg",
-        tmp_path / "b.png",
-        tmp_path / "sub" / "c.webp",
-    ]
-    assert list_images([str(tmp_path / "*.png"), tmp_path / "b.png"]) == [tmp_path / "b.png"]
-    assert list_images([tmp_path / "notes.txt"]) == [tmp_path / "notes.txt"]
-    assert list_images([str(tmp_path / "**" / "*.webp")], recursive=True) == [
-        tmp_path / "sub" / "c.webp"
-    ]
-    with pytest.raises(InputError, match="no such file"):
-        list_images([tmp_path / "nope.png"])
-    with pytest.raises(InputError, match="no files match"):
-        list_images([str(tmp_path / "*.gif")])

@@ -72,7 +72,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     atomic; it is fsynced first so a crash never leaves a truncated file under
     the final name. On any exception the temporary file is removed. An operating
     system error while writing it (disk full, read-only folder, name too long)
-    becomes an :class:`~gtasr.errors.OutputError` naming ``path``. The first write
+    becomes an :class:`~gtasr.errors.OutputError` naming ``path``, also when a writer
+    library wraps it in an exception of its own (safetensors). The first write
     into a folder removes what killed writers left there.
     """
     final = Path(path)
@@ -100,9 +101,35 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if error.filename not in (None, str(tmp), tmp):
             raise  # about another file the writer used
         raise OutputError(final, f"cannot write ({error.strerror or error})") from error
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
-        raise
+        system_error = _wrapped_system_error(error)
+        if system_error is None:
+            raise
+        raise OutputError(final, f"cannot write ({system_error})") from error
+
+
+_RUST_IO_MESSAGE = re.compile(r'I/O error: (.+?) \(os error \d+\)|message: "([^"]+)"')
+
+
+def _wrapped_system_error(error: BaseException) -> str | None:
+    """The operating system's message inside a writer library's own exception, if any.
+
+    safetensors reports a full disk as ``SafetensorError("Error while serializing: I/O
+    error: No space left on device (os error 28)")`` (some versions print the Rust
+    ``IoError(Os { ... message: "..." })``); other writers chain the ``OSError``.
+    Anything else is not a write error and is re-raised as it is.
+    """
+    if not isinstance(error, Exception):  # Ctrl-C, SystemExit: never a write error
+        return None
+    if type(error).__name__ == "SafetensorError":
+        found = _RUST_IO_MESSAGE.search(str(error))
+        if found:
+            return found.group(1) or found.group(2)
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, OSError):
+        return cause.strerror or str(cause)
+    return None
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -16,12 +16,10 @@ small file claiming a huge canvas (a decompression bomb) costs no memory.
 
 from __future__ import annotations
 
-import glob
 import logging
 import math
 import os
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,9 +34,6 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-"""File name endings that folder and glob inputs pick up."""
 
 _EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
 _PIL_FORMATS = {
@@ -429,51 +424,3 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     values += 1.0
     values *= 0.5
     return np.clip(values, 0.0, 1.0, out=values)
-
-
-def list_images(inputs: Iterable[str | os.PathLike[str]], recursive: bool = False) -> list[Path]:
-    """Expand files, folders and glob patterns into image paths (ordered, no duplicates).
-
-    A file reached twice (by a relative and an absolute path, a folder and a glob) is
-    listed once, under the first spelling.
-
-    A file named explicitly is taken whatever its extension (reading decides);
-    folders and globs yield files ending in :data:`IMAGE_SUFFIXES`, skipping
-    hidden files. ``recursive`` descends into sub-folders (and makes ``**``
-    match them in globs). A path that does not exist, or a pattern that matches
-    nothing, raises :class:`InputError`.
-    """
-    found: dict[Path, Path] = {}  # resolved path -> the spelling first met
-
-    def add(paths: Iterable[Path]) -> None:
-        for one in paths:
-            found.setdefault(one.resolve(), one)
-
-    for item in inputs:
-        text = os.fspath(item)
-        path = Path(text)
-        if path.is_file():
-            add([path])
-        elif path.is_dir():
-            add(_images_in_folder(path, recursive))
-        elif any(char in text for char in "*?["):
-            matches = sorted(glob.glob(text, recursive=recursive))
-            if not matches:
-                raise InputError(text, "no files match this pattern")
-            for match in map(Path, matches):
-                if match.is_dir():
-                    add(_images_in_folder(match, recursive))
-                elif _is_image_name(match):
-                    add([match])
-        else:
-            raise InputError(text, "no such file or folder")
-    return list(found.values())
-
-
-def _images_in_folder(folder: Path, recursive: bool) -> list[Path]:
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in candidates if p.is_file() and _is_image_name(p))
-
-
-def _is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")

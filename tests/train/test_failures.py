@@ -164,3 +164,33 @@ def test_a_signal_writes_a_checkpoint_and_exits_with_its_code(
     assert step >= 2
     summary = json.loads(metrics.read_text().splitlines()[-1])
     assert summary["kind"] == "summary" and summary["final_step"] == step
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_exit_2(small_config, tmp_path: Path) -> None:
+    """A checkpoint (safetensors) that cannot be written stops training with exit 2 and one
+    line naming it; no checkpoint is left half-written."""
+    import resource
+
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump(config_to_dict(small_config())))
+    run = tmp_path / "run"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "gtasr", "train", str(config_file), "-o", str(run)],
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    error = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "cannot write (File too large)" in error[0], proc.stderr
+    assert CheckpointStore(run).latest() is None
+    leftovers = [p for p in run.rglob("*") if ".tmp" in p.name or ".partial" in p.name]
+    assert leftovers == []

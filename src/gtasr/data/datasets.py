@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from gtasr.errors import GtasrError, InputError
-from gtasr.imageio import Image, list_images, quantize, read_image, to_tensor
+from gtasr.imageio import Image, quantize, read_image, to_tensor
+from gtasr.listing import list_images
 
 log = logging.getLogger(__name__)
 

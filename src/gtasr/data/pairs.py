@@ -17,7 +17,8 @@ from torch import Tensor
 
 from gtasr.data.datasets import flatten_alpha
 from gtasr.errors import GtasrError, InputError
-from gtasr.imageio import Image, list_images, read_image, to_tensor
+from gtasr.imageio import Image, read_image, to_tensor
+from gtasr.listing import list_images
 
 SCALE = 4
 """The LR -> GT factor of gtasr's test sets (x4 super-resolution)."""

@@ -29,7 +29,8 @@ from gtasr.data.datasets import flatten_alpha, warn_skipped
 from gtasr.degrade.pipeline import DegradationConfig, degrade_batch
 from gtasr.errors import GtasrError, InputError
 from gtasr.fileio import refuse_existing
-from gtasr.imageio import list_images, read_image, to_numpy, to_tensor, write_image
+from gtasr.imageio import read_image, to_numpy, to_tensor, write_image
+from gtasr.listing import list_images
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def make_testset(
     if isinstance(hr_inputs, (str, os.PathLike)):
         hr_inputs = [hr_inputs]
     config = DegradationConfig.preset(preset)
-    paths = sorted(list_images(hr_inputs, recursive=True))
+    paths = sorted(list_images(hr_inputs, recursive=True, skip_under=out))
     if not paths:
         raise GtasrError(f"no images found in {', '.join(map(os.fspath, hr_inputs))}")
     names = _output_names(paths)

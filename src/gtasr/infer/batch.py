@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 METHODS = ("model", "bicubic", "lanczos")
 EXTENSIONS = ("auto", "png", "jpg", "webp")
+_ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
+"""Inputs that may carry alpha, whose output is a PNG even with ``--ext jpg``."""
 MAX_OUTSCALE = 16.0
 """Largest ``--outscale``: beyond the model's x4, the rest is Lanczos magnification."""
 
@@ -151,17 +153,62 @@ def _already_there(
     return False
 
 
+def _refuse_replacing_an_input(source: Path, target: Path, inputs: frozenset[Path]) -> None:
+    """An output may never replace an input (``-o`` equal to the input folder)."""
+    real = target.resolve()
+    if real == source.resolve():
+        raise InputError(source, "its output would replace it; choose another -o or a --suffix")
+    if real in inputs:
+        raise InputError(source, f"its output {target} would replace another input")
+
+
+def separate_outputs(sources: list[Path], options: UpscaleOptions) -> list[Path]:
+    """``sources`` without the files that are another source's output in this run.
+
+    With ``-o`` equal to an input folder and a ``--suffix`` or another ``--ext``, a rerun
+    lists the outputs of the first run beside their inputs: those are never read again.
+    A file that would be its own output (same name and format) is an original, not an
+    output, and stays an input (which :func:`process_one` then refuses to write over).
+    """
+    producers: dict[Path, Path] = {}
+    for source in sources:
+        alpha_kinds = (False, True) if source.suffix.lower() in _ALPHA_SUFFIXES else (False,)
+        for alpha in alpha_kinds:
+            producers.setdefault(output_path(source, options, alpha).resolve(), source)
+    kept = []
+    for source in sources:
+        real = source.resolve()
+        producer = producers.get(real)
+        if producer not in (None, source) and output_path(source, options).resolve() != real:
+            log.info("%s: the output of %s in this run, not read as an input", source, producer)
+            continue
+        kept.append(source)
+    return kept
+
+
 def process_one(
-    source: Path, options: UpscaleOptions, upscaler: Upscaler | None, claimed: dict[Path, Path]
+    source: Path,
+    options: UpscaleOptions,
+    upscaler: Upscaler | None,
+    claimed: dict[Path, Path],
+    inputs: frozenset[Path] = frozenset(),
 ) -> str:
-    """Upscale one file; returns ``"written"`` or ``"skipped"``, raises on failure."""
+    """Upscale one file; returns ``"written"`` or ``"skipped"``, raises on failure.
+
+    ``inputs`` (resolved paths of the run's inputs) are never written over.
+    """
     planned = output_path(source, options)
+    _refuse_replacing_an_input(source, planned, frozenset())
     if _already_there(source, planned, options, claimed):
         return "skipped"
+    _refuse_replacing_an_input(source, planned, inputs)
     image = read_image(source, max_pixels=options.max_pixels)
     target = output_path(source, options, has_alpha=image.alpha is not None)
-    if target != planned and _already_there(source, target, options, claimed):
-        return "skipped"
+    if target != planned:
+        _refuse_replacing_an_input(source, target, frozenset())
+        if _already_there(source, target, options, claimed):
+            return "skipped"
+        _refuse_replacing_an_input(source, target, inputs)
     claimed[target] = source
     save_image(target, upscale_image(image, options, upscaler), options.quality)
     return "written"
@@ -185,10 +232,12 @@ def process_files(
     """Upscale every file in ``sources`` with a progress bar; problems are logged per file."""
     result = BatchResult()
     claimed: dict[Path, Path] = {}
+    sources = separate_outputs(sources, options)
+    inputs = frozenset(source.resolve() for source in sources)
     with logging_redirect_tqdm():
         for source in tqdm(sources, desc="upscale", unit="image", disable=None):
             try:
-                outcome = process_one(source, options, upscaler, claimed)
+                outcome = process_one(source, options, upscaler, claimed, inputs)
             except GtasrError as error:
                 _fail(result, str(error) if isinstance(error, FileError) else f"{source}: {error}")
                 continue

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from gtasr.errors import InputError
 from gtasr.fileio import refuse_existing
-from gtasr.imageio import list_images, read_image
+from gtasr.imageio import read_image
 from gtasr.infer.backends import PRECISIONS
 from gtasr.infer.batch import EXTENSIONS, METHODS, UpscaleOptions, image_size, process_files
 from gtasr.infer.upscaler import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, Upscaler, bundled_model_path
+from gtasr.listing import list_images
 from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite
 from gtasr.release import WEIGHT_KEYS
 
@@ -137,17 +138,25 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_demo)
 
 
-def _expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Path], int]:
-    """Expand every INPUT on its own, so one missing path does not stop the others."""
+def _expand_inputs(inputs: list[str], recursive: bool, out_dir: Path) -> tuple[list[Path], int]:
+    """Expand every INPUT on its own, so one missing path does not stop the others.
+
+    An output folder inside an input folder is not listed: outputs are never inputs.
+    """
     paths: list[Path] = []
     seen: set[Path] = set()
     failed = 0
+
+    def problem(error: InputError) -> None:
+        nonlocal failed
+        log.error("%s", error)
+        failed += 1
+
     for item in inputs:
         try:
-            found = list_images([item], recursive)
+            found = list_images([item], recursive, skip_under=out_dir, on_problem=problem)
         except InputError as error:
-            log.error("%s", error)
-            failed += 1
+            problem(error)
             continue
         if not found:
             log.error("%s: no images found", item)
@@ -175,7 +184,7 @@ def run_upscale(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         max_pixels=args.max_pixels,
     )
-    paths, failed = _expand_inputs(args.inputs, args.recursive)
+    paths, failed = _expand_inputs(args.inputs, args.recursive, options.out_dir)
     upscaler = None
     if options.method == "model" and paths:
         upscaler = Upscaler.from_pretrained(

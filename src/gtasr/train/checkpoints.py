@@ -133,11 +133,15 @@ class CheckpointStore:
             partial = self.root / f"{_PARTIAL}{checkpoint_name(step)}.{os.getpid()}"
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir()
-            for file, tensors, kind in ((RAW_FILE, raw, "raw"), (EMA_FILE, ema, "ema")):
-                meta.write(partial / file, tensors, step, kind)
-            write_state(partial, state)
-            _fsync_dir(partial)
-            os.replace(partial, final)
+            try:
+                for file, tensors, kind in ((RAW_FILE, raw, "raw"), (EMA_FILE, ema, "ema")):
+                    meta.write(partial / file, tensors, step, kind)
+                write_state(partial, state)
+                _fsync_dir(partial)
+                os.replace(partial, final)
+            except BaseException:  # a full disk, Ctrl-C: no half checkpoint stays behind
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
         atomic_write_bytes(self.root / LATEST, f"{final.name}\n".encode())
         _fsync_dir(self.root)
         self._prune(final)
