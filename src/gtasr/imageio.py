@@ -161,9 +161,30 @@ def _decode(file: Path, pil: PIL.Image.Image) -> Image:
     fmt = pil.format or "unknown"
     if fmt == "PNG" and _png_bit_depth(file) == 16:
         return _decode_png16(file)
-    if fmt == "TIFF" and _tiff_is_16bit(pil):
-        return _decode_tiff16(file)
+    if fmt == "TIFF":
+        _refuse_wide_tiff(file, pil)
+        if _tiff_is_16bit(pil):
+            return _decode_tiff16(file)
     return _decode_pillow(file, pil, fmt)
+
+
+_TIFF_PHOTOMETRIC = {0: "white-is-zero", 1: "grayscale", 2: "RGB", 3: "palette", 5: "CMYK"}
+_TIFF_16BIT_READ = (0, 1, 2)
+"""Photometric interpretations read exactly at 16 bits: inverted grayscale, grayscale, RGB."""
+
+
+def _refuse_wide_tiff(file: Path, pil: PIL.Image.Image) -> None:
+    """Samples of more than 16 integer bits have no exact 8/16-bit form: refuse them
+    (clipping a 32-bit image to 65535 would turn most of it white)."""
+    bits = pil.tag_v2.get(258, (8,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    formats = pil.tag_v2.get(339, (1,))
+    formats = formats if isinstance(formats, tuple) else (formats,)
+    if max(int(b) for b in bits) > 16 and 3 not in formats:  # 3: floats, refused later
+        kind = "signed integer" if 2 in formats else "integer"
+        raise InputError(
+            file, f"{max(bits)}-bit {kind} samples are not supported (8- or 16-bit only)"
+        )
 
 
 def _png_bit_depth(file: Path) -> int:
@@ -185,7 +206,9 @@ def _decode_pillow(file: Path, pil: PIL.Image.Image, fmt: str) -> Image:
     mode = pil.mode
     if mode.startswith("I;16") or mode == "I":
         gray = np.asarray(pil, dtype=np.float64)
-        gray = np.clip(gray, 0, 65535).astype(np.float32) / 65535.0
+        if gray.size and not (gray.min() >= 0 and gray.max() <= 65535):
+            raise InputError(file, "samples outside the 16-bit range are not supported")
+        gray = gray.astype(np.float32) / 65535.0
         return _from_planes(gray[..., None], alpha=None, grayscale=True, bit_depth=16, fmt=fmt)
     if mode in ("1", "L"):
         gray = np.asarray(pil.convert("L"), dtype=np.float32) / 255.0
@@ -227,6 +250,10 @@ def _decode_tiff16(file: Path) -> Image:
 
     with tifffile.TiffFile(file) as tif:
         page = tif.pages[0]
+        photometric = int(page.photometric)
+        if photometric not in _TIFF_16BIT_READ:
+            name = _TIFF_PHOTOMETRIC.get(photometric, f"photometric {photometric}")
+            raise InputError(file, f"16-bit {name} TIFF is not supported; convert it to RGB")
         data = page.asarray()
         axes = page.axes
     if "S" in axes and axes.index("S") != len(axes) - 1:
@@ -236,6 +263,8 @@ def _decode_tiff16(file: Path) -> Image:
     if data.ndim != 3 or data.dtype != np.uint16:
         raise InputError(file, f"unsupported TIFF layout (axes {axes}, {data.dtype})")
     data = data.astype(np.float32) / 65535.0
+    if photometric == 0:  # white is zero: the exact inverse
+        data = 1.0 - data
     channels = data.shape[-1]
     if channels in (1, 2):
         alpha = data[..., 1] if channels == 2 else None

@@ -187,20 +187,39 @@ def read_info(path: str | os.PathLike[str]) -> ModelInfo:
     try:
         info = ModelInfo(
             path=file,
-            network=json.loads(meta["network"]),
-            precond=json.loads(meta["precond"]),
+            network=_metadata_json(meta, "network"),
+            precond=_metadata_json(meta, "precond"),
             scale=int(meta["scale"]),
             stage=int(meta["stage"]),
             iteration=int(meta["iteration"]),
             weights=meta["weights"],
             extra={k[len("extra.") :]: v for k, v in meta.items() if k.startswith("extra.")},
         )
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, OverflowError) as error:
         raise GtasrError(f"{file}: damaged gtasr metadata ({error})") from error
     problem = metadata_problem(info)
     if problem:
         raise GtasrError(f"{file}: bad metadata: {problem}")
     return info
+
+
+MAX_METADATA_CHARS = 65536
+"""Longest JSON value of a model file's metadata (a real one is a few hundred characters)."""
+PRECOND_RANGE = (1e-6, 1e3)
+"""Bounds of each preconditioning number: the release uses 0.5, 0.1 and 0.002; values far
+outside overflow the network's scalings (a sigma_data of 1e308 squared is infinite)."""
+
+
+def _metadata_json(meta: Mapping[str, str], key: str) -> Any:
+    """Parse one JSON metadata value; bounded in size, and nesting too deep for Python's
+    parser (a recursion error) is damage like any other."""
+    text = meta[key]
+    if len(text) > MAX_METADATA_CHARS:
+        raise ValueError(f"'{key}' is {len(text)} characters long, over {MAX_METADATA_CHARS}")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"'{key}' is nested too deeply") from None
 
 
 def metadata_problem(info: ModelInfo) -> str | None:
@@ -228,8 +247,11 @@ def metadata_problem(info: ModelInfo) -> str | None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"'precond' {key} is not a number"
-        if not (math.isfinite(value) and value > 0):
-            return f"'precond' {key} must be a positive finite number, not {value}"
+        low, high = PRECOND_RANGE
+        if isinstance(value, int) and not low <= value <= high:  # float() of 10**400 fails
+            return f"'precond' {key} must be within {low:g}..{high:g}"
+        if not (math.isfinite(value) and low <= value <= high):
+            return f"'precond' {key} must be within {low:g}..{high:g}, not {value}"
     if info.scale != SCALE:
         return f"'scale' {info.scale}: gtasr models are x{SCALE}"
     if info.stage not in STAGES:
@@ -323,10 +345,12 @@ def verify_model_file(path: str | os.PathLike[str]) -> ModelInfo:
         with safe_open(str(info.path), framework="pt") as handle:
             names = list(handle.keys())
             refuse_nonfinite(((name, handle.get_tensor(name)) for name in names), info.path)
+            conventions = {n: handle.get_tensor(n) for n in names if n in CONVENTION_TENSORS}
     except GtasrError:
         raise
     except Exception as error:  # safetensors raises several types for damaged data
         raise GtasrError(f"{info.path}: cannot read tensors ({error})") from error
+    refuse_contradicting_switches(split_conventions(conventions)[1], info)
     return info
 
 
@@ -359,14 +383,19 @@ def read_weights(
         raise GtasrError(f"{file}: cannot read tensors ({error})") from error
     refuse_nonfinite(state.items(), file)
     state, switches = split_conventions(state)
+    refuse_contradicting_switches(switches, info)
+    return state, info
+
+
+def refuse_contradicting_switches(switches: Mapping[str, bool], info: ModelInfo) -> None:
+    """Raise when a convention tensor states a switch the metadata contradicts."""
     stated = stated_switches(info.network, info.precond)
     for key, on in switches.items():
         if stated[key] != on:
             raise GtasrError(
-                f"{file}: tensor 'gtasr.{key}' says {key} is {'on' if on else 'off'}, "
+                f"{info.path}: tensor 'gtasr.{key}' says {key} is {'on' if on else 'off'}, "
                 "the metadata says the opposite"
             )
-    return state, info
 
 
 def load_model(

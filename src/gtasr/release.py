@@ -134,6 +134,9 @@ def select_weights(
     for name, value in state.items():
         if not isinstance(value, Tensor):
             raise GtasrError(f"{source}: entry {name!r} of '{key}' is not a tensor")
+        if value.is_meta or value.layout != torch.strided or value.is_quantized:
+            kind = "meta" if value.is_meta else "quantized" if value.is_quantized else "sparse"
+            raise GtasrError(f"{source}: tensor {name!r} is a {kind} tensor, not stored weights")
         tensors[str(name).removeprefix(DDP_PREFIX)] = value
     if not looks_like_release(tensors):
         first = next(iter(tensors), "(none)")

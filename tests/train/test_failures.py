@@ -194,3 +194,47 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_exit_2(small_config, tmp_pa
     assert CheckpointStore(run).latest() is None
     leftovers = [p for p in run.rglob("*") if ".tmp" in p.name or ".partial" in p.name]
     assert leftovers == []
+
+
+@pytest.mark.slow
+def test_a_second_trainer_on_a_run_folder_is_refused_and_a_dead_ones_lock_taken_over(
+    small_config, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While a trainer runs, another on its folder exits 2 naming the first one's PID and
+    touches nothing; once the first is killed (SIGKILL: no clean-up), the lock it left is
+    taken over with a warning."""
+    from gtasr.cli import main
+
+    config = small_config(train={"iterations": 100000, "checkpoint_every": 2})
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump(config_to_dict(config)))
+    run = tmp_path / "run"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "gtasr", "train", str(config_file), "-o", str(run)],
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while CheckpointStore(run).latest() is None:
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        argv = ["train", str(config_file), "-o", str(run), "--resume", "--max-steps", "1"]
+        for extra in ([], ["--overwrite"]):
+            caplog.clear()
+            assert main([*argv[:4], *extra] if extra else argv) == 2
+            errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+            assert any(f"another trainer (PID {first.pid})" in e for e in errors), errors
+        assert first.poll() is None  # nothing of the first run was touched
+        first.kill()
+        first.wait(timeout=60)
+        caplog.clear()
+        assert main(argv) == 0
+        notes = [r.getMessage() for r in caplog.records]
+        assert any(f"taking over the lock of PID {first.pid}" in n for n in notes), notes
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in lines if r["kind"] == "train"]
+    assert steps == sorted(set(steps))  # no record twice

@@ -174,3 +174,62 @@ def test_a_run_killed_before_its_summary_still_counts_its_cpu_time_to_its_last_r
     assert steps == 6
     assert hours == pytest.approx((killed[2]["wall_s"] + 2 * second.wall_s) / 3600)
     assert results_table.run_cost(run, until=2) == (2, pytest.approx(killed[1]["wall_s"] / 3600))
+
+
+def _python_rng_version(state: dict) -> None:
+    state["rng"]["python"]["__tuple__"][0] = 99  # a tuple in the JSON skeleton
+
+
+def _numpy_keys_cut(state: dict) -> None:
+    state["rng"]["numpy"][1] = state["rng"]["numpy"][1][:10]
+
+
+def _set(key: str, value: object):
+    def change(state: dict) -> None:
+        state[key] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (_python_rng_version, "random number generator state"),
+        (_numpy_keys_cut, "random number generator state"),
+        (_set("step", "abc"), "step 'abc'"),
+        (_set("step", -5), "step -5"),
+        (_set("ema_decay", "x"), "ema_decay 'x'"),
+        (_set("nonfinite_run", -1), "nonfinite_run -1"),
+    ],
+    ids=[
+        "rng-version-99",
+        "numpy-keys-cut",
+        "step-abc",
+        "step-negative",
+        "ema-decay-x",
+        "negative-count",
+    ],
+)
+def test_resume_sets_aside_a_state_json_with_bad_values(
+    small_config, tmp_path: Path, caplog: pytest.LogCaptureFixture, change, says: str
+) -> None:
+    """A state.json that parses but holds values no run wrote is damage like a cut file:
+    the checkpoint is set aside and the one before it resumed, bit for bit."""
+    from gtasr.train.checkpoints import STATE_JSON
+
+    config = small_config(train={"iterations": 6, "checkpoint_every": 3})
+    env = setup("cpu")
+    run = tmp_path / "run"
+    train(config, run, env)
+    expected, _, _ = _final(run)
+    skeleton_file = run / "checkpoints" / "step-00000006" / STATE_JSON
+    skeleton = json.loads(skeleton_file.read_text())
+    change(skeleton)
+    skeleton_file.write_text(json.dumps(skeleton))
+    (run / "model.safetensors").unlink()
+    summary = train(config, run, env, resume=True)
+    assert (summary.steps_done, summary.final_step) == (3, 6)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(says in w and "damaged-step-00000006" in w for w in warnings), warnings
+    raw, _, _ = _final(run)
+    assert all(torch.equal(raw[key], tensor) for key, tensor in expected.items())

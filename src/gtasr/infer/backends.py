@@ -105,9 +105,8 @@ class OnnxDenoiser:
         meta = self.session.get_modelmeta().custom_metadata_map
         if "gtasr.stride" not in meta:
             raise GtasrError(f"{path}: not an ONNX model exported by gtasr export-onnx")
-        self.stride = int(meta["gtasr.stride"])
-        self.scale = int(meta["gtasr.scale"])
-        self.network = json.loads(meta.get("gtasr.network", "{}"))
+        self.stride, self.scale, self.network = _checked_onnx_metadata(meta, path)
+        _check_onnx_signature(self.session, path)
         self.family = meta.get("gtasr.family", "gtasr")
         self.device = torch.device("cpu")
         self.precision = "fp32"
@@ -120,3 +119,50 @@ class OnnxDenoiser:
         }
         (out,) = self.session.run(["f"], feeds)
         return torch.from_numpy(out)
+
+
+MAX_ONNX_STRIDE = 64
+
+
+def _checked_onnx_metadata(meta: dict[str, str], path: str | Path) -> tuple[int, int, dict]:
+    """(stride, scale, network) of an exported model, each checked: the file is untrusted."""
+    from gtasr.modelfile import MAX_METADATA_CHARS, SCALE
+
+    stride = _metadata_int(meta, "gtasr.stride", path)
+    scale = _metadata_int(meta, "gtasr.scale", path)
+    if not 1 <= stride <= MAX_ONNX_STRIDE:
+        raise GtasrError(
+            f"{path}: 'gtasr.stride' must be within 1..{MAX_ONNX_STRIDE}, not {stride}"
+        )
+    if scale != SCALE:
+        raise GtasrError(f"{path}: 'gtasr.scale' {scale}: gtasr models are x{SCALE}")
+    text = meta.get("gtasr.network", "{}")
+    try:
+        if len(text) > MAX_METADATA_CHARS:
+            raise ValueError("too long")
+        network = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise GtasrError(f"{path}: damaged 'gtasr.network' metadata ({error})") from None
+    if not isinstance(network, dict):
+        raise GtasrError(f"{path}: 'gtasr.network' is not a mapping")
+    return stride, scale, network
+
+
+def _metadata_int(meta: dict[str, str], key: str, path: str | Path) -> int:
+    text = meta.get(key, "")
+    if not (text.isascii() and text.isdigit() and len(text) <= 6):
+        raise GtasrError(f"{path}: {key!r} must be a whole number, not {text[:40]!r}")
+    return int(text)
+
+
+def _check_onnx_signature(session: object, path: str | Path) -> None:
+    """The graph must take x, sigma, y and give f, as gtasr export-onnx writes it."""
+    from gtasr.infer.onnx_export import INPUT_NAMES, OUTPUT_NAME
+
+    inputs = tuple(node.name for node in session.get_inputs())
+    outputs = tuple(node.name for node in session.get_outputs())
+    if sorted(inputs) != sorted(INPUT_NAMES) or outputs != (OUTPUT_NAME,):
+        raise GtasrError(
+            f"{path}: takes inputs {', '.join(inputs) or 'none'} and gives "
+            f"{', '.join(outputs) or 'nothing'}; a gtasr export takes x, sigma, y and gives f"
+        )

@@ -248,6 +248,8 @@ def map_state_dict(
             _check_constant(name, tensor, constants[name], source)
         elif name in by_release:
             ours = by_release[name]
+            if not tensor.is_floating_point():  # casting integers would change the network
+                raise GtasrError(f"{source}: tensor '{name}' holds {tensor.dtype}, not floats")
             if tuple(tensor.shape) != expected[ours]:
                 raise GtasrError(
                     f"{source}: tensor '{name}' has shape {tuple(tensor.shape)}, but the network "

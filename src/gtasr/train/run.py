@@ -20,7 +20,7 @@ import logging
 import math
 import shutil
 import time
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +34,7 @@ from gtasr.fileio import atomic_path, atomic_write_bytes, write_json
 from gtasr.train.checkpoints import EMA_FILE, CheckpointStore
 from gtasr.train.config import Config, dump_config
 from gtasr.train.distributed import DistEnv, all_reduce_max, barrier
+from gtasr.train.lock import run_lock
 from gtasr.train.monitor import MetricsLog, StopRequest
 from gtasr.train.trainer import Trainer
 from gtasr.train.validation import Validator, load_val_pairs
@@ -164,8 +165,32 @@ def train(
     ``until_step`` ends it at that iteration of the run, however often it was
     resumed (an invocation that starts there or later runs no step). A run
     directory that already holds checkpoints needs ``resume`` (continue) or
-    ``overwrite`` (delete the old run's outputs and start again).
+    ``overwrite`` (delete the old run's outputs and start again). Rank 0 holds the
+    run folder's lock (:mod:`gtasr.train.lock`) throughout: a second trainer on the
+    same folder stops before it touches anything.
     """
+    with ExitStack() as lock:
+        refused = None
+        if env.is_main:
+            try:
+                lock.enter_context(run_lock(run_dir))
+            except GtasrError as error:
+                refused = error
+        if all_reduce_max(float(refused is not None), env) > 0:
+            raise refused or GtasrError(f"{run_dir}: the run folder is in use by another trainer")
+        return _train(config, run_dir, env, resume, max_steps, overwrite, until_step)
+
+
+def _train(
+    config: Config,
+    run_dir: Path,
+    env: DistEnv,
+    resume: bool,
+    max_steps: int | None,
+    overwrite: bool,
+    until_step: int | None,
+) -> Summary:
+    """:func:`train` with the run folder's lock held."""
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
     earlier_run = CheckpointStore(run_dir).holds_a_run()

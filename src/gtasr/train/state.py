@@ -94,3 +94,19 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def check_rng_state(state: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless :func:`restore_rng_state` would accept ``state``.
+
+    Each state is loaded into a fresh generator of its kind, so nothing global changes:
+    a damaged ``state.json`` is found before any of the run is restored.
+    """
+    try:
+        torch.Generator().set_state(state["torch"])
+        name, keys, *rest = state["numpy"]
+        np.random.RandomState().set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+        version, internal, gauss = state["python"]
+        random.Random().setstate((version, tuple(internal), gauss))
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, OverflowError) as error:
+        raise ValueError(f"random number generator state: {error}") from None

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from gtasr.data.datasets import HRCropDataset, worker_init_fn
-from gtasr.errors import GtasrError
+from gtasr.errors import GtasrError, one_line
 from gtasr.method.objectives import (
     Stage1Config,
     Stage2Config,
@@ -41,6 +41,7 @@ from gtasr.train.checkpoints import (
     RAW_FILE,
     CheckpointStore,
     ModelMeta,
+    checkpoint_name,
     read_state,
     resolve_checkpoint,
 )
@@ -48,7 +49,7 @@ from gtasr.train.config import Config
 from gtasr.train.distributed import DistEnv, all_reduce_max, all_reduce_mean, barrier
 from gtasr.train.ema import EMA
 from gtasr.train.seeding import derive_seed, generator
-from gtasr.train.state import capture_rng_state, restore_rng_state
+from gtasr.train.state import capture_rng_state, check_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,12 @@ class Trainer:
                 moved = self.store.set_aside(folder) if self.env.is_main else folder
                 log.warning("%s; set aside as %s, trying the checkpoint before it", error, moved)
                 continue
-            self._load_checkpoint(folder, *checkpoint)
+            try:
+                self._load_checkpoint(folder, *checkpoint)
+            except CheckpointDamaged as error:
+                moved = self.store.set_aside(folder) if self.env.is_main else folder
+                log.warning("%s; set aside as %s, trying the checkpoint before it", error, moved)
+                continue
             return
         raise GtasrError(f"{self.run_dir}: --resume given but every checkpoint is damaged")
 
@@ -236,6 +242,7 @@ class Trainer:
             missing = sorted(set(STATE_KEYS) - set(state))
             if missing:
                 raise GtasrError(f"{folder}: training state has no '{missing[0]}'")
+            _check_state_values(state, folder)
         except GtasrError as error:
             raise CheckpointDamaged(f"{folder} is damaged ({error})") from error
         return raw, ema, state
@@ -246,6 +253,18 @@ class Trainer:
         raw: dict[str, torch.Tensor],
         ema: dict[str, torch.Tensor],
         state: dict[str, Any],
+    ) -> None:
+        """Restore every part; one that does not fit (an optimiser state of another shape)
+        makes the checkpoint damaged. The one before it then restores every part again."""
+        try:
+            self._restore_parts(raw, ema, state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            raise CheckpointDamaged(f"{folder} is damaged ({one_line(str(error))})") from None
+        self.last_checkpoint = folder
+        log.info("resumed from %s (step %d)", folder, self.step)
+
+    def _restore_parts(
+        self, raw: dict[str, torch.Tensor], ema: dict[str, torch.Tensor], state: dict[str, Any]
     ) -> None:
         self.model.backbone.load_state_dict(raw)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -259,8 +278,6 @@ class Trainer:
         self.step = int(state["step"])
         self.nonfinite_total = int(state["nonfinite_total"])
         self.nonfinite_run = int(state["nonfinite_run"])
-        self.last_checkpoint = folder
-        log.info("resumed from %s (step %d)", folder, self.step)
 
     # ------------------------------------------------------------------ data
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -403,3 +420,22 @@ class Trainer:
                 f"loss or gradient NaN/Inf for {self.nonfinite_run} iterations in a row "
                 f"(up to step {self.step + 1}); stopped. Last good checkpoint: {kept}"
             )
+
+
+def _check_state_values(state: dict[str, Any], folder: Path) -> None:
+    """Raise :class:`GtasrError` naming the first value of a training state that cannot
+    be right: its step must be the checkpoint's, the counters whole and not negative, the
+    EMA decay within [0, 1), the random number generator states loadable."""
+    step = state["step"]
+    if type(step) is not int or folder.name != checkpoint_name(step):
+        raise GtasrError(f"training state step {step!r} is not this checkpoint's")
+    for key in ("nonfinite_total", "nonfinite_run"):
+        if type(state[key]) is not int or state[key] < 0:
+            raise GtasrError(f"training state {key} {state[key]!r} is not a count")
+    decay = state["ema_decay"]
+    if type(decay) not in (int, float) or not 0 <= decay < 1:
+        raise GtasrError(f"training state ema_decay {decay!r} is not within [0, 1)")
+    try:
+        check_rng_state(state["rng"])
+    except (ValueError, TypeError) as error:
+        raise GtasrError(f"training state {error}") from None
