@@ -122,6 +122,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "truncated.safetensors").write_bytes(model[: len(model) // 3])
     with open(root / "payload.pth", "wb") as handle:
         pickle.dump({"params_ema": _Payload(root / "payload-ran")}, handle, protocol=2)
+    _round_three_files(root, rng)
     # training
     photos = root / "photos"
     photos.mkdir()
@@ -136,6 +137,55 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             root / folder / "x.png"
         )
     return root
+
+
+def _written_as_is(
+    path: Path, metadata: dict[str, str], tensors: dict[str, torch.Tensor] | None = None
+) -> None:
+    """The bundled model file with metadata entries or tensors replaced, written directly
+    (gtasr's writer would put its own consistent metadata and convention tensors back)."""
+    from safetensors.torch import save_file
+
+    with safe_open(str(bundled_model_path()), framework="pt") as handle:
+        stored = handle.metadata()
+    state = {**dict(safe_items(bundled_model_path())), **(tensors or {})}
+    save_file(state, str(path), metadata={**stored, **metadata})
+
+
+def _round_three_files(root: Path, rng: np.random.Generator) -> None:
+    """Images whose samples gtasr cannot represent, damaged model descriptions, authors'
+    files with tensors that are not plain float weights, and hostile configs."""
+    import tifffile
+
+    tifffile.imwrite(
+        root / "cmyk16.tif", np.full((8, 10, 4), 30000, np.uint16), photometric="separated"
+    )
+    tifffile.imwrite(root / "int32.tif", rng.integers(0, 2**31, (8, 10), dtype=np.int32))
+    info = read_info(bundled_model_path())
+    deep_network = '{"nested": ' + "[" * 5000 + "]" * 5000 + "}"
+    _written_as_is(root / "deep-network.safetensors", {"network": deep_network})
+    _model_variant(
+        root / "huge-precond.safetensors", precond={**info.precond, "sigma_data": 10**400}
+    )
+    _model_variant(root / "sigma-1e308.safetensors", precond={**info.precond, "sigma_data": 1e308})
+    _written_as_is(root / "anchor-says-off.safetensors", {}, {"gtasr.lr_anchor": torch.zeros(1)})
+    from gtasr.nets import build_network
+    from gtasr.nets.release_layout import release_state_dict
+
+    release = release_state_dict(build_network("tiny"))
+    first = next(name for name, value in release.items() if value.dim() == 4)
+    for kind, tensor in (
+        ("int64", release[first].to(torch.int64)),
+        ("meta", torch.empty(release[first].shape, device="meta")),
+        ("sparse", release[first].to_sparse()),
+    ):
+        torch.save({"params_ema": {**release, first: tensor}}, root / f"authors-{kind}.pth")
+    (root / "latin1.yaml").write_bytes(b"stage: 1\nnote: caf\xe9\n")
+    (root / "deep.yaml").write_text("a: " + "[" * 20000 + "]" * 20000 + "\n")
+    block = "".join(" " * depth + f"k{depth}:\n" for depth in range(1, 300))
+    (root / "deep-block.yaml").write_text("a:\n" + block + " " * 300 + "1\n")
+    os.mkfifo(root / "fifo.yaml")
+    (root / "newline\nname.png").write_bytes(b"")
 
 
 def safe_items(path: Path) -> list[tuple[str, torch.Tensor]]:
@@ -163,6 +213,16 @@ def _disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr("gtasr.imageio._write_pillow", full)
+
+
+def _out_of_memory_on_a_small_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine of 4 KB: even the output canvas of a 10x8 image cannot fit."""
+
+    def no_memory(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr("gtasr.infer.batch.resize", no_memory)
+    monkeypatch.setattr("gtasr.infer.batch.physical_memory", lambda: 4096)
 
 
 def _ctrl_c_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -331,6 +391,74 @@ CASES = {
         2,
         ("--resume", "no checkpoint"),
         check=_config_unchanged,
+    ),
+    # round three of the reliability sweep
+    "cmyk-16-bit-tiff": Case(UP + " {zoo}/cmyk16.tif", 1, ("cmyk16.tif", "16-bit CMYK")),
+    "int32-tiff": Case(UP + " {zoo}/int32.tif", 1, ("int32.tif", "32-bit", "not supported")),
+    "model-network-nested": Case(
+        "info --model {zoo}/deep-network.safetensors", 2, ("deep-network", "nested too deeply")
+    ),
+    "model-precond-10e400": Case(
+        "info --model {zoo}/huge-precond.safetensors", 2, ("huge-precond", "sigma_data", "within")
+    ),
+    "model-sigma-data-1e308-info": Case(
+        "info --model {zoo}/sigma-1e308.safetensors", 2, ("sigma-1e308", "sigma_data", "within")
+    ),
+    "model-sigma-data-1e308-upscale": Case(
+        "upscale -o {out} {zoo}/a.png --model {zoo}/sigma-1e308.safetensors", 2, ("sigma_data",)
+    ),
+    "info-anchor-contradiction": Case(
+        "info --model {zoo}/anchor-says-off.safetensors", 2, ("gtasr.lr_anchor", "opposite")
+    ),
+    "authors-int64-weight": Case(
+        "upscale -o {out} {zoo}/a.png --model {zoo}/authors-int64.pth", 2, ("torch.int64",)
+    ),
+    "authors-meta-tensor": Case(
+        "upscale -o {out} {zoo}/a.png --model {zoo}/authors-meta.pth", 2, ("meta tensor",)
+    ),
+    "authors-sparse-tensor": Case(
+        "upscale -o {out} {zoo}/a.png --model {zoo}/authors-sparse.pth", 2, ("sparse",)
+    ),
+    "train-config-not-utf8": Case("train {zoo}/latin1.yaml -o {out}", 2, ("latin1", "UTF-8")),
+    "train-config-nested": Case("train {zoo}/deep.yaml -o {out}", 2, ("deep.yaml", "nested")),
+    "train-config-nested-block": Case(
+        "train {zoo}/deep-block.yaml -o {out}", 2, ("deep-block.yaml", "nested")
+    ),
+    "train-set-nested": Case(
+        "train {zoo}/train.yaml -o {out} --set train.lr=" + "[" * 20000 + "]" * 20000,
+        2,
+        ("--set", "nested"),
+    ),
+    "train-config-fifo": Case("train {zoo}/fifo.yaml -o {out}", 2, ("fifo", "not a regular")),
+    "train-max-steps-negative": Case(
+        "train {zoo}/train.yaml -o {out} --max-steps -3", 2, ("--max-steps", "at least 1")
+    ),
+    "train-until-step-negative": Case(
+        "train {zoo}/train.yaml -o {out} --until-step -3", 2, ("--until-step", "at least 1")
+    ),
+    "make-testset-seed-negative": Case(
+        "make-testset --hr {zoo}/photos -o {out} --seed -1", 2, ("--seed", "0..2**63-1")
+    ),
+    "upscale-seed-2-64": Case(
+        UP + " {zoo}/a.png --seed 18446744073709551616", 2, ("--seed", "0..2**63-1")
+    ),
+    "max-pixels-above-pillow": Case(
+        UP + " {zoo}/bomb.png --max-pixels 20000000000", 1, ("bomb.png", "truncated")
+    ),
+    "newline-in-a-missing-name": Case(
+        UP + " '{zoo}/gone\nname.png'", 1, ("gone\\nname.png", "no such file")
+    ),
+    "canvas-larger-than-memory": Case(
+        UP + " {zoo}/a.png",
+        1,
+        ("a.png", "out of memory", "output alone needs about", "smaller input"),
+        patch=_out_of_memory_on_a_small_machine,
+    ),
+    "compare-grid-same-column-twice": Case(
+        "compare-grid --lq {zoo}/lq --gt {zoo}/gt --sr A={zoo}/sr --sr A={zoo}/gt --images x"
+        " --box 0,0,8,8 -o {out}/g.png",
+        2,
+        ("--sr", "'A' twice"),
     ),
     "train-output-is-a-file": Case(
         "train {zoo}/train.yaml -o {zoo}/afile/run", 2, ("afile/run", "Not a directory")

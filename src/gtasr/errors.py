@@ -18,7 +18,15 @@ class FileError(GtasrError):
     def __init__(self, path: object, problem: str) -> None:
         self.path = str(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(f"{printable_path(self.path)}: {problem}")
+
+
+def printable_path(path: str) -> str:
+    """``path`` as it reads in one line: a name with a line break or another control
+    character is quoted with escapes (``'a\\nb.png'``), as ``ls`` quotes it."""
+    if any(not char.isprintable() for char in path):
+        return repr(path)
+    return path
 
 
 class InputError(FileError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
-            with PIL.Image.open(file) as pil:
+            with _open_within(file, limit) as pil:
                 _check_size(file, pil.size, limit)
                 _warn_if_animated(file, pil)
                 orientation = _orientation(pil)
@@ -108,6 +109,23 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     except Exception as error:  # pypng and tifffile raise their own exception types
         raise InputError(file, f"cannot decode image ({type(error).__name__}: {error})") from error
     return _apply_orientation(image, orientation)
+
+
+_PILLOW_LIMIT = threading.Lock()
+
+
+def _open_within(file: Path, limit: int) -> PIL.Image.Image:
+    """``PIL.Image.open`` whose own bomb check (at twice ``MAX_IMAGE_PIXELS``) does not
+    override a larger ``limit``: gtasr checks the header against ``limit`` itself."""
+    bound = PIL.Image.MAX_IMAGE_PIXELS
+    if bound is None or limit <= 2 * bound:
+        return PIL.Image.open(file)
+    with _PILLOW_LIMIT:
+        PIL.Image.MAX_IMAGE_PIXELS = max(bound, limit)
+        try:
+            return PIL.Image.open(file)
+        finally:
+            PIL.Image.MAX_IMAGE_PIXELS = bound
 
 
 def _check_size(file: Path, size: tuple[int, int], limit: int) -> None:

@@ -105,3 +105,31 @@ def report_deprecations(args: argparse.Namespace, log: Any) -> None:
     """Log one warning line per deprecated flag the command line used."""
     for note in getattr(args, _DEPRECATIONS, None) or []:
         log.warning("gtasr %s: %s", getattr(args, "command", ""), note)
+
+
+MAX_SEED = 2**63 - 1
+"""Largest seed: every generator gtasr seeds (PyTorch's, NumPy's) takes 0..2**63-1 exactly,
+so two different seeds never give the same draws."""
+
+
+def seed(text: str) -> int:
+    """argparse type of ``--seed``: a whole number within 0..:data:`MAX_SEED`."""
+    value = _whole(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be within 0..2**63-1, not {text}")
+    return value
+
+
+def positive(text: str) -> int:
+    """argparse type of a count that must be at least 1 (``--max-steps``, ``--count``)."""
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None

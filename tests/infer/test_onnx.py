@@ -69,3 +69,42 @@ def test_exported_graph_is_dynamic_and_not_overwritten(
     before = onnx_file.stat().st_mtime_ns
     assert main(["export-onnx", "--model", str(tiny_model_file), "-o", str(onnx_file)]) == 2
     assert onnx_file.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize(
+    ("entries", "says"),
+    [
+        ({"gtasr.stride": "0"}, "'gtasr.stride' must be within"),
+        ({"gtasr.stride": "-4"}, "'gtasr.stride' must be a whole number"),
+        ({"gtasr.scale": "x4"}, "'gtasr.scale' must be a whole number"),
+        ({"gtasr.scale": "2"}, "gtasr models are x4"),
+        ({"gtasr.network": "[" * 5000 + "]" * 5000}, "damaged 'gtasr.network'"),
+    ],
+)
+def test_untrusted_onnx_metadata_is_refused_in_one_line(
+    onnx_file: Path, tmp_path: Path, entries: dict[str, str], says: str
+) -> None:
+    import onnx
+
+    graph = onnx.load(str(onnx_file))
+    for prop in graph.metadata_props:
+        if prop.key in entries:
+            prop.value = entries[prop.key]
+    changed = tmp_path / "changed.onnx"
+    onnx.save(graph, str(changed))
+    with pytest.raises(GtasrError, match=says):
+        OnnxDenoiser(changed, torch.device("cpu"))
+
+
+def test_an_onnx_graph_with_other_inputs_is_refused(onnx_file: Path, tmp_path: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(onnx_file))
+    renamed = {"x": "image"}
+    for node in graph.graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+    graph.graph.input[0].name = renamed.get(graph.graph.input[0].name, graph.graph.input[0].name)
+    changed = tmp_path / "renamed.onnx"
+    onnx.save(graph, str(changed))
+    with pytest.raises(GtasrError, match=r"takes inputs .*image.*a gtasr export takes x, sigma, y"):
+        OnnxDenoiser(changed, torch.device("cpu"))

@@ -134,3 +134,14 @@ def test_the_models_scale_sizes_colour_and_alpha(tmp_path: Path) -> None:
     result = upscale_image(image, UpscaleOptions(out_dir=tmp_path, outscale=2), upscaler)
     assert result.rgb.shape == (12, 10, 3) and result.alpha.shape == (12, 10)
     np.testing.assert_allclose(result.alpha, 0.5, atol=1e-6)
+
+
+def test_arrays_with_nan_or_no_pixels_are_refused(upscaler: Upscaler) -> None:
+    with pytest.raises(GtasrError, match="NaN or infinite"):
+        upscaler.upscale(np.full((6, 6, 3), np.nan, np.float32))
+    with pytest.raises(GtasrError, match="NaN or infinite"):
+        upscaler.upscale(np.full((6, 6), np.inf, np.float64))
+    with pytest.raises(GtasrError, match=r"empty \(5x0 pixels\)"):
+        upscaler.upscale(np.zeros((0, 5), np.uint8))
+    with pytest.raises(GtasrError, match=r"seed must be a whole number within 0\.\.2"):
+        upscaler.upscale(np.zeros((6, 6, 3), np.uint8), seed=2**64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_output, add_overwrite
+from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_output, add_overwrite, positive, seed
 from gtasr.perceptual.weights import fetched_weights_dir
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output(testset, "folder for gt/ and lq/", folder=True, old_names=("--out",))
     add_overwrite(testset)
     testset.add_argument("--size", type=int, default=256, help="GT side in pixels (default 256)")
-    testset.add_argument("--count", type=int, default=None, help="number of pairs (default all)")
-    testset.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    testset.add_argument(
+        "--count", type=positive, default=None, help="number of pairs (default all)"
+    )
+    testset.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     testset.add_argument(
         "--preset",
         choices=("test", "train"),

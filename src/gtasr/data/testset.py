@@ -31,6 +31,7 @@ from gtasr.errors import GtasrError, InputError
 from gtasr.fileio import refuse_existing
 from gtasr.imageio import read_image, to_numpy, to_tensor, write_image
 from gtasr.listing import list_images
+from gtasr.options import MAX_SEED
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ def make_testset(
         raise GtasrError(f"--size must be a multiple of 4 and at least 16, got {size}")
     if count is not None and count < 1:
         raise GtasrError(f"--count must be positive, got {count}")
+    if not 0 <= seed <= MAX_SEED:
+        raise GtasrError(f"--seed must be within 0..2**63-1, got {seed}")
     if isinstance(hr_inputs, (str, os.PathLike)):
         hr_inputs = [hr_inputs]
     config = DegradationConfig.preset(preset)

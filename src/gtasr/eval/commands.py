@@ -12,7 +12,7 @@ import torch
 from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
 from gtasr.fileio import refuse_existing, write_json
-from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite
+from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite, seed
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_overwrite(parser)
     parser.add_argument("--limit", type=int, help="use only the first N images (sorted by stem)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the noise draws")
     add_device(parser)
 
 
@@ -251,15 +251,14 @@ def run_compare_grid(args: argparse.Namespace) -> int:
         raise GtasrError("--images names no image")
     if args.output.suffix.lower() != ".png":
         raise GtasrError(f"-o {args.output}: expected a .png file name")
+    columns = [parse_named_dir(text) for text in args.sr]
+    names = [name for name, _ in columns]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise GtasrError(f"--sr names the column {twice[0]!r} twice; give each its own name")
     files = (args.output, args.output.with_suffix(".json"))
     refuse_existing(files, args.overwrite)
-    rows = build_grid(
-        stems,
-        [Box.parse(text) for text in args.box],
-        args.lq,
-        args.gt,
-        [parse_named_dir(text) for text in args.sr],
-    )
+    rows = build_grid(stems, [Box.parse(text) for text in args.box], args.lq, args.gt, columns)
     plot_grid(rows, files[0])
     write_json(files[1], grid_document(rows))
     log.info("wrote %s and %s", *files)

@@ -244,7 +244,7 @@ def process_files(
             except (RuntimeError, MemoryError) as error:
                 if not is_out_of_memory(error):
                     raise
-                _fail(result, f"{source}: out of memory; {memory_tip(options)}")
+                _fail(result, f"{source}: out of memory; {memory_tip(options, source)}")
                 continue
             if outcome == "written":
                 result.written += 1
@@ -253,13 +253,49 @@ def process_files(
     return result
 
 
-def memory_tip(options: UpscaleOptions) -> str:
-    """What to change when an image did not fit in memory with ``options``."""
+CANVAS_BYTES_PER_PIXEL = 3 * 4 * 2
+"""Bytes per output pixel that stay whatever the tile: the float32 RGB canvas and the
+blending weights or the copy written out."""
+
+
+def memory_tip(options: UpscaleOptions, source: Path | None = None) -> str:
+    """What to change when an image did not fit in memory with ``options``.
+
+    A smaller tile only helps while the output canvas itself fits: when the canvas
+    alone needs over half of this machine's memory, the advice says so instead.
+    """
+    canvas = _canvas_bytes(source, options.outscale) if source is not None else None
+    memory = physical_memory()
+    if canvas is not None and memory is not None and canvas > memory / 2:
+        return (
+            f"the {options.outscale:g}x output alone needs about {canvas / 2**30:.3g} GB of "
+            f"this machine's {memory / 2**30:.3g} GB; use a smaller input or --outscale"
+        )
     if options.outscale > 4:
         return f"the output at --outscale {options.outscale:g} is too large; try a smaller one"
     if options.method == "model":
         return "try a smaller --tile (for example --tile 256)"
     return "the image is too large for this machine"
+
+
+def _canvas_bytes(source: Path, outscale: float) -> float | None:
+    """Memory of the output canvas of ``source`` (from its header), or None if unreadable."""
+    import PIL.Image
+
+    try:
+        with PIL.Image.open(source) as pil:
+            width, height = pil.size
+    except Exception:
+        return None
+    return width * height * outscale**2 * CANVAS_BYTES_PER_PIXEL
+
+
+def physical_memory() -> int | None:
+    """Bytes of memory of this machine, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _fail(result: BatchResult, message: str) -> None:

@@ -15,7 +15,7 @@ from gtasr.infer.backends import PRECISIONS
 from gtasr.infer.batch import EXTENSIONS, METHODS, UpscaleOptions, image_size, process_files
 from gtasr.infer.upscaler import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, Upscaler, bundled_model_path
 from gtasr.listing import list_images
-from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite
+from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite, seed
 from gtasr.release import WEIGHT_KEYS
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     add_weights_option(parser)
     add_device(parser)
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="noise seed (default: 0)")
 
 
 def _register_upscale(subparsers: argparse._SubParsersAction) -> None:

@@ -16,6 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gtasr.errors import GtasrError
+from gtasr.options import MAX_SEED
+
 BLOCK = 128
 """Side of the square noise blocks, in HR pixels."""
 
@@ -46,6 +49,8 @@ class NoiseField:
     """
 
     def __init__(self, seed: int, channels: int = 3, block: int = BLOCK) -> None:
+        if isinstance(seed, bool) or not 0 <= int(seed) <= MAX_SEED:
+            raise GtasrError(f"seed must be a whole number within 0..2**63-1, not {seed!r}")
         self.seed = int(seed)
         self.channels = int(channels)
         self.block = int(block)

@@ -144,6 +144,10 @@ class Upscaler:
         """
         if y.dim() != 4 or y.shape[0] != 1 or y.shape[1] != 3:
             raise ValueError(f"expected a Tensor[1, 3, h, w], got {tuple(y.shape)}")
+        if y.shape[2] == 0 or y.shape[3] == 0:
+            raise GtasrError(f"the image is empty ({y.shape[3]}x{y.shape[2]} pixels)")
+        if not bool(torch.isfinite(y).all()):
+            raise GtasrError("the image holds NaN or infinite values")
         if not 1 <= steps <= MAX_STEPS:
             raise GtasrError(f"steps must be within 1..{MAX_STEPS}, not {steps}")
         tile, tile_overlap = seamless_tiling(tile, tile_overlap)
@@ -224,7 +228,10 @@ def _array_to_float(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
     if np.issubdtype(array.dtype, np.floating):
-        return np.clip(array.astype(np.float32), 0.0, 1.0)
+        values = array.astype(np.float32)
+        if not np.isfinite(values).all():  # before clipping turns infinities into 0 or 1
+            raise GtasrError("the image holds NaN or infinite values")
+        return np.clip(values, 0.0, 1.0)
     raise TypeError(f"unsupported array dtype {array.dtype} (uint8, uint16 or float)")
 
 

@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 
 from gtasr.infer.commands import add_weights_option
-from gtasr.options import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, add_device, add_output
+from gtasr.options import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    add_device,
+    add_output,
+    positive,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device(train, default=None)
     train.add_argument(
         "--max-steps",
-        type=int,
+        type=positive,
         metavar="K",
         help="stop after K iterations of this invocation (checkpointed; --resume continues)",
     )
     train.add_argument(
         "--until-step",
-        type=int,
+        type=positive,
         metavar="N",
         help="stop at iteration N of the run, counted from its start (checkpointed)",
     )

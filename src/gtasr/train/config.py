@@ -317,10 +317,39 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise GtasrError(f"bad --set '{text}': expected KEY=VALUE, e.g. train.lr=1e-4")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as error:
-        raise GtasrError(f"bad --set '{text}': value is not valid YAML ({error})") from error
+        parsed = _parse_yaml(value) if value.strip() else None
+    except (yaml.YAMLError, ValueError) as error:
+        raise GtasrError(f"bad --set '{text[:80]}': value is not valid YAML ({error})") from None
     return key.strip().split("."), parsed
+
+
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 16
+"""A config is a few sections of values and short lists: deeper nesting is a mistake, and
+Python's recursion limit would otherwise turn it into a crash."""
+
+
+def _parse_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses nesting deeper than :data:`MAX_CONFIG_DEPTH`."""
+    depth = 0
+    for char in text:  # flow collections: a cheap bound before the recursive composer runs
+        depth = depth + 1 if char in "[{" else depth - 1 if char in "]}" else depth
+        if depth > MAX_CONFIG_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_CONFIG_DEPTH} levels")
+    try:
+        parsed = yaml.safe_load(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_CONFIG_DEPTH} levels") from None
+    stack = [(parsed, 0)]
+    while stack:
+        node, level = stack.pop()
+        if level > MAX_CONFIG_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_CONFIG_DEPTH} levels")
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        stack.extend((child, level + 1) for child in children)
+    return parsed
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -401,11 +430,18 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     """Read a YAML config file, apply ``--set`` overrides and validate the result."""
     file = Path(path)
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        if file.exists() and not file.is_file():
+            raise GtasrError(f"{file}: not a regular file (a config is a YAML file)")
+        data = file.read_bytes() if file.stat().st_size <= MAX_CONFIG_BYTES else None
+        if data is None:
+            raise GtasrError(f"{file}: over {MAX_CONFIG_BYTES >> 20} MB, not a config")
+        raw = _parse_yaml(data.decode("utf-8")) or {}
     except OSError as error:
         raise GtasrError(f"{file}: cannot read config ({error.strerror})") from error
-    except yaml.YAMLError as error:
-        raise GtasrError(f"{file}: not valid YAML ({error})") from error
+    except UnicodeDecodeError as error:
+        raise GtasrError(f"{file}: not UTF-8 text (byte {error.start})") from None
+    except (yaml.YAMLError, ValueError) as error:
+        raise GtasrError(f"{file}: not valid YAML ({error})") from None
     if not isinstance(raw, dict):
         raise GtasrError(f"{file}: a config must be a mapping of sections")
     try:
