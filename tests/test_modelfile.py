@@ -40,7 +40,7 @@ def _file(path: Path, tensors: dict[str, torch.Tensor] | None = None, **changes:
     [
         ({"shape": "square"}, "unknown metadata key 'shape'"),
         ({"precond": {"evil": 1}}, "'precond' must have exactly the keys"),
-        ({"precond": {**PRECOND, "sigma_data": -1}}, "'precond' sigma_data must be a positive"),
+        ({"precond": {**PRECOND, "sigma_data": -1}}, "'precond' sigma_data must be within"),
         ({"precond": {**PRECOND, "sigma_scale": "x"}}, "'precond' sigma_scale is not a number"),
         ({"precond": {**PRECOND, "lr_anchor": 1}}, "'precond' lr_anchor must be true or false"),
         ({"network": {**TINY, "upsampler": "cubic"}}, "upsampler must be one of"),

@@ -134,8 +134,18 @@ def _check_size(file: Path, size: tuple[int, int], limit: int) -> None:
     if width <= 0 or height <= 0:
         raise InputError(file, f"empty image ({width}x{height})")
     if width * height > limit:
-        raise InputError(
-            file,
+        raise TooManyPixels(file, (width, height), limit)
+
+
+class TooManyPixels(InputError):
+    """An image over the pixel limit; ``size`` and ``limit`` let each front end say it in
+    its own words (the command line names its flag, the web page its own limit)."""
+
+    def __init__(self, path: object, size: tuple[int, int], limit: int) -> None:
+        self.size, self.limit = size, limit
+        width, height = size
+        super().__init__(
+            path,
             f"{width}x{height} is {width * height} pixels, over the limit of {limit} "
             "(raise it with --max-pixels)",
         )

@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,8 +101,9 @@ class Server:
             raise
 
 
-def start_server(folder: Path, max_pixels: int | None = None) -> Server:
-    """Start ``gtasr serve`` with its own TMPDIR, working folder and HOME under ``folder``."""
+def start_server(folder: Path, max_pixels: int | None = None, extra: Sequence[str] = ()) -> Server:
+    """Start ``gtasr serve`` with its own TMPDIR, working folder and HOME under ``folder``,
+    and ``extra`` options."""
     tmp, cwd, home = folder / "tmp", folder / "cwd", folder / "home"
     for empty in (tmp, cwd, home):
         empty.mkdir(parents=True)
@@ -113,6 +114,7 @@ def start_server(folder: Path, max_pixels: int | None = None) -> Server:
     command = [sys.executable, "-m", "gtasr", "serve", "--port", str(port)]
     if max_pixels is not None:
         command += ["--max-pixels", str(max_pixels)]
+    command += list(extra)
     with open(log, "wb") as sink:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink, stderr=sink)
     server = Server(f"http://127.0.0.1:{port}/", max_pixels, process, log, tmp, cwd, home)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 WAIT = 180
+ERROR_SEEN_S = 13.0
+"""Longer than Gradio's default error toast (10 s): a page error must stay until closed."""
 
 
 def _by_css(browser: Any, selector: str) -> list[Any]:
@@ -68,6 +71,7 @@ def test_page_upscales_the_sample_and_shows_errors_without_the_internet(
     assert after.get_attribute("src").endswith("/sample.png")
     info = _wait(browser, lambda b: _by_css(b, "#result-info")[0].text)
     assert info.startswith(f"{width}x{height} → {4 * width}x{4 * height} in ")
+    assert "from pressing Upscale to the result" in info
     links = [a.get_attribute("href") for a in _by_css(browser, "#result-file a[href]")]
     assert links and all(link.endswith("/sample.png") for link in links)
     folder = Path(os.environ.get("GTASR_SCREENSHOT_DIR") or tmp_path)
@@ -81,6 +85,10 @@ def test_page_upscales_the_sample_and_shows_errors_without_the_internet(
     _by_css(browser, "#upscale-button")[0].click()
     toast = _wait(browser, lambda b: [t.text for t in _by_css(b, ".toast-body") if t.text])
     assert "bad.png: not a recognised image file" in toast[0]
+    assert not _by_css(browser, "#result-slider img")  # the earlier result is gone
+    assert not _by_css(browser, "#result-file a[href]")
+    time.sleep(ERROR_SEEN_S)  # Gradio's default toast would have closed by now
+    assert any("bad.png" in t.text for t in _by_css(browser, ".toast-body"))
 
     urls = _requests(browser)
     assert any(url.startswith(server.url) for url in urls)

@@ -36,4 +36,17 @@ def test_max_pixels_must_be_positive(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_serve_listens_on_this_machine_only_by_default() -> None:
     args = build_parser().parse_args(["serve"])
-    assert (args.host, args.port, args.model, args.max_pixels) == ("127.0.0.1", 7860, [], None)
+    assert (args.host, args.port, args.model) == ("127.0.0.1", 7860, [])
+
+
+def test_the_page_bounds_what_any_visitor_can_ask_by_default() -> None:
+    """Anyone who reaches the page can start a job: 16 MP and 50 MB uploads unless the
+    operator says otherwise (the command line has no such default)."""
+    args = build_parser().parse_args(["serve"])
+    assert (args.max_pixels, args.max_upload_mb) == (16_000_000, 50)
+    assert build_parser().parse_args(["upscale", "x.png", "-o", "out"]).max_pixels is None
+
+
+def test_max_upload_must_be_positive(caplog: pytest.LogCaptureFixture) -> None:
+    assert main(["serve", "--max-upload-mb", "0", "--port", "1"]) == 2
+    assert "--max-upload-mb must be positive, not 0" in caplog.text

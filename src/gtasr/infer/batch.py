@@ -192,6 +192,7 @@ def process_one(
     upscaler: Upscaler | None,
     claimed: dict[Path, Path],
     inputs: frozenset[Path] = frozenset(),
+    on_tile: TileProgress | None = None,
 ) -> str:
     """Upscale one file; returns ``"written"`` or ``"skipped"``, raises on failure.
 
@@ -210,7 +211,7 @@ def process_one(
             return "skipped"
         _refuse_replacing_an_input(source, target, inputs)
     claimed[target] = source
-    save_image(target, upscale_image(image, options, upscaler), options.quality)
+    save_image(target, upscale_image(image, options, upscaler, on_tile), options.quality)
     return "written"
 
 
@@ -227,9 +228,15 @@ def save_image(target: Path, image: Image, quality: int = 95) -> None:
 
 
 def process_files(
-    sources: list[Path], options: UpscaleOptions, upscaler: Upscaler | None
+    sources: list[Path],
+    options: UpscaleOptions,
+    upscaler: Upscaler | None,
+    on_tile: TileProgress | None = None,
 ) -> BatchResult:
-    """Upscale every file in ``sources`` with a progress bar; problems are logged per file."""
+    """Upscale every file in ``sources`` with a progress bar; problems are logged per file.
+
+    ``on_tile(done, total)`` follows each file's tiles; what it raises stops the batch.
+    """
     result = BatchResult()
     claimed: dict[Path, Path] = {}
     sources = separate_outputs(sources, options)
@@ -237,7 +244,7 @@ def process_files(
     with logging_redirect_tqdm():
         for source in tqdm(sources, desc="upscale", unit="image", disable=None):
             try:
-                outcome = process_one(source, options, upscaler, claimed, inputs)
+                outcome = process_one(source, options, upscaler, claimed, inputs, on_tile)
             except GtasrError as error:
                 _fail(result, str(error) if isinstance(error, FileError) else f"{source}: {error}")
                 continue

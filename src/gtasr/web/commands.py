@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from gtasr.infer.backends import PRECISIONS
-from gtasr.options import EXIT_OK, add_device
-from gtasr.web.server import DEFAULT_HOST, DEFAULT_PORT
+from gtasr.options import add_device
+from gtasr.web.server import DEFAULT_HOST, DEFAULT_PORT, PAGE_MAX_PIXELS, PAGE_MAX_UPLOAD_MB
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,20 +37,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--precision", choices=tuple(PRECISIONS), default="fp32", help="the page's default"
     )
-    parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger inputs")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=PAGE_MAX_PIXELS,
+        help=f"refuse larger images ({PAGE_MAX_PIXELS:,})",
+    )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=int,
+        default=PAGE_MAX_UPLOAD_MB,
+        help=f"refuse larger uploads ({PAGE_MAX_UPLOAD_MB} MB)",
+    )
     parser.set_defaults(func=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """``gtasr serve``: runs until Ctrl-C or SIGTERM, then exits 0."""
+    """``gtasr serve``: runs until Ctrl-C or SIGTERM; exits 0, or 130/143 when a job was
+    running (it stops at its next tile)."""
     from gtasr.web.server import serve
 
-    serve(
+    return serve(
         args.model,
         host=args.host,
         port=args.port,
         device=args.device,
         precision=args.precision,
         max_pixels=args.max_pixels,
+        max_upload_mb=args.max_upload_mb,
     )
-    return EXIT_OK
