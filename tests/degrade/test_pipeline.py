@@ -147,3 +147,21 @@ def test_jpeg_quality_orders_the_error():
     assert errors[2] < 0.03
     with pytest.raises(ValueError):
         jpeg_compress(image, torch.tensor([50.0]))
+
+
+def test_jpeg_and_real_presets_are_the_test_recipe_with_a_second_jpeg() -> None:
+    """Same draws as ``test`` up to the end; then ``jpeg`` recompresses every image (quality
+    20-50: visibly more loss) and ``real`` about half of them, leaving the rest as ``test``."""
+    hr = torch.nn.functional.avg_pool2d(torch.rand(16, 3, 64, 64) * 2 - 1, 3, 1, 1)
+    outputs = {
+        name: degrade_batch(hr, DegradationConfig.preset(name), torch.Generator().manual_seed(3))
+        for name in ("test", "jpeg", "real")
+    }
+    test_y, jpeg_y, real_y = (outputs[name][0] for name in ("test", "jpeg", "real"))
+    per_image = (jpeg_y - test_y).abs().flatten(1).mean(1)
+    assert bool((per_image > 0).all())
+    changed = (real_y - test_y).abs().flatten(1).amax(1) > 0
+    assert 3 <= int(changed.sum()) <= 13
+    assert torch.equal(real_y[~changed], test_y[~changed])
+    area = F.interpolate(hr, scale_factor=0.25, mode="area")
+    assert float((jpeg_y - area).abs().mean()) > float((test_y - area).abs().mean())

@@ -33,9 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     testset.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     testset.add_argument(
         "--preset",
-        choices=("test", "train"),
         default="test",
-        help="degradation: 'test' = ResShift's ImageNet-Test recipe, 'train' = training recipe",
+        help="degradation: 'test' = ResShift's ImageNet-Test recipe, 'train' = the release's "
+        "training recipe, 'jpeg' = test then JPEG at quality 20-50, 'real' = test with a JPEG "
+        "tail (gtasr's training recipe for real photos)",
     )
     testset.add_argument(
         "--max-pixels", type=int, default=None, help="refuse photos with more pixels than this"

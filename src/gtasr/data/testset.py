@@ -118,7 +118,10 @@ def make_testset(
         raise GtasrError(f"--seed must be within 0..2**63-1, got {seed}")
     if isinstance(hr_inputs, (str, os.PathLike)):
         hr_inputs = [hr_inputs]
-    config = DegradationConfig.preset(preset)
+    try:
+        config = DegradationConfig.preset(preset)
+    except ValueError as error:
+        raise GtasrError(f"--preset: {error}") from None
     paths = sorted(list_images(hr_inputs, recursive=True, skip_under=out))
     if not paths:
         raise GtasrError(f"no images found in {', '.join(map(os.fspath, hr_inputs))}")

@@ -23,7 +23,7 @@ state (on a given device: CPU and CUDA noise streams differ).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -96,6 +96,10 @@ class DegradationConfig:
     final_sinc_prob: float = 0.8
     final_sinc_sizes: tuple[int, ...] = _odd_sizes(15)
     final_jpeg_range: tuple[float, float] = (30.0, 95.0)  # [jpeg_range2]
+    recompress_prob: float = 0.0
+    """Chance that the finished LR image is JPEG-compressed once more, as photos are when a
+    phone, a messenger or a web page re-saves them (not in the release: 0)."""
+    recompress_range: tuple[float, float] = (20.0, 50.0)
 
     @classmethod
     def train(cls) -> DegradationConfig:
@@ -122,11 +126,30 @@ class DegradationConfig:
         )
 
     @classmethod
+    def jpeg(cls) -> DegradationConfig:
+        """:meth:`test`, then JPEG at quality 20-50: real-world compressed photos, for
+        evaluation (``gtasr make-testset --preset jpeg``)."""
+        return replace(cls.test(), recompress_prob=1.0, recompress_range=(20.0, 50.0))
+
+    @classmethod
+    def real(cls) -> DegradationConfig:
+        """Training for real photos: :meth:`test`, and for half of the images a second JPEG
+        at quality 20-60, so that blocking is seen as damage to remove. The release's
+        ``train`` recipe covers compression too, but its blur and noise pull PSNR down
+        (docs/training-diagnosis.md, Finding 5)."""
+        return replace(cls.test(), recompress_prob=0.5, recompress_range=(20.0, 60.0))
+
+    @classmethod
     def preset(cls, name: str) -> DegradationConfig:
-        """``"train"`` or ``"test"``."""
-        if name not in ("train", "test"):
-            raise ValueError(f"unknown degradation preset {name!r} (train, test)")
-        return cls.train() if name == "train" else cls.test()
+        """One of :data:`PRESETS`: ``"train"``, ``"test"``, ``"jpeg"`` or ``"real"``."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown degradation preset {name!r} ({', '.join(PRESETS)})")
+        return getattr(cls, name)()
+
+
+PRESETS = ("train", "test", "jpeg", "real")
+"""Named degradations: the release's training, ResShift's test, test + heavy JPEG (for
+evaluation), test with a JPEG tail (for training on real photos)."""
 
 
 def _fft_size(n: int) -> int:
@@ -211,6 +234,20 @@ def _jpeg(images: torch.Tensor, quality_range: tuple[float, float], rng: np.rand
     return jpeg_compress(torch.clamp(images, 0, 1), quality)
 
 
+def _recompress(images: torch.Tensor, config: DegradationConfig, rng: np.random.Generator):
+    """The once-more JPEG of each image drawn with ``config.recompress_prob`` (no draws at
+    probability 0, so the release's and the test recipe's draws are unchanged)."""
+    if config.recompress_prob <= 0:
+        return images
+    chosen = rng.uniform(size=images.shape[0]) < config.recompress_prob
+    quality = rng.uniform(*config.recompress_range, size=images.shape[0])
+    if not chosen.any():
+        return images
+    compressed = jpeg_compress(torch.clamp(images, 0, 1), torch.from_numpy(quality))
+    keep = torch.from_numpy(~chosen).to(images.device).view(-1, 1, 1, 1)
+    return torch.where(keep, images, compressed)
+
+
 def _round8_unit(images: torch.Tensor) -> torch.Tensor:
     """[0, 1] images rounded to the nearest multiple of 1/255."""
     return torch.clamp(torch.round(images * 255.0), 0, 255) / 255.0
@@ -273,6 +310,7 @@ def degrade_batch(
         else:
             x = _jpeg(x, config.final_jpeg_range, rng)
             x = blur(resize_batch(x, (h // s, w // s), mode), sincs)
+        x = _recompress(x, config, rng)
         y = _round8_unit(x) * 2.0 - 1.0
         y0 = round8(upsample_lr(y, s))
     return y.to(hr.dtype), y0.to(hr.dtype)
