@@ -44,6 +44,13 @@ CANDIDATES = {
         "head_channels": 24,
         "blocks_per_level": 2,
     },
+    "tiny-w64-b2": {
+        "base_channels": 64,
+        "swin_dim": 64,
+        "emb_channels": 256,
+        "head_channels": 32,
+        "blocks_per_level": 2,
+    },
 }
 """Changes to the tiny preset's config, by name."""
 

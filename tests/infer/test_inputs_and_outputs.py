@@ -95,3 +95,23 @@ def test_make_testset_output_inside_hr_is_not_read(tmp_path: Path) -> None:
         argv = ["make-testset", "--hr", str(tmp_path / "hr"), "-o", str(out), "--size", "32"]
         assert main([*argv, "--overwrite"]) == 0
     assert sorted(p.name for p in (out / "gt").iterdir()) == ["p0.png", "p1.png"]
+
+
+def test_an_unreadable_subfolder_is_a_named_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gtasr import listing
+
+    _photos(tmp_path / "in", "a.png", "locked/b.png")
+    real = os.scandir
+
+    def scandir(path):  # root reads every folder: refuse this one as a user's would be
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(listing.os, "scandir", scandir)
+    assert _upscale(tmp_path / "in", "-o", tmp_path / "out", "--recursive") == 1
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("locked: cannot read this folder (Permission denied)" in e for e in errors)

@@ -119,3 +119,54 @@ def test_a_new_job_folder_removes_the_earlier_ones(tmp_path: Path) -> None:
     second = jobs.new()
     assert second.is_dir() and not first.exists()
     assert list((tmp_path / "jobs").iterdir()) == [second]
+
+
+def test_job_folders_older_than_their_lifetime_are_swept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    jobs = JobFolders(tmp_path / "jobs", lifetime_s=600)
+    old = jobs.new()
+    (old / "result.png").write_bytes(b"x")
+    assert jobs.prune() == []  # young: kept
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    assert jobs.prune() == [old] and not old.exists()
+
+
+def test_job_control_stops_a_cancelled_or_abandoned_job_and_waits_for_it(tmp_path: Path) -> None:
+    import threading
+
+    from gtasr.web.jobs import JobCancelled, JobControl
+
+    gone: set[str] = set()
+    control = JobControl(client_gone=lambda session: session in gone)
+    assert not control.cancel("a")  # nothing running
+    with control.job("a") as check:
+        check()
+        assert control.cancel("a")
+        with pytest.raises(JobCancelled, match="cancelled"):
+            check()
+    with control.job("a") as check:
+        check()  # a new job of the same visitor starts afresh
+        gone.add("a")
+        with pytest.raises(JobCancelled, match="closed"):
+            check()
+    assert control.wait_idle(0)
+    started, release = threading.Event(), threading.Event()
+
+    def running() -> None:
+        with control.job("b") as check:
+            started.set()
+            release.wait(10)
+            with pytest.raises(JobCancelled, match="stopping"):
+                check()
+
+    worker = threading.Thread(target=running)
+    worker.start()
+    started.wait(10)
+    assert not control.wait_idle(0.05)
+    control.stop_all()
+    release.set()
+    assert control.wait_idle(10)
+    worker.join()
