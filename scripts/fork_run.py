@@ -4,7 +4,7 @@
     gtasr train CONFIG --set ... -o NEW_RUN --resume
 
 The controlled runs of docs/training-diagnosis.md each continue one checkpoint with one
-change: ``--resume`` reads the changed config (loss weights, ``loss.ct_target``) but takes
+change: ``--resume`` reads the changed config (loss weights, degradation) but takes
 the learning rate from the optimizer state, so ``--lr`` writes it there. A run forked with
 ``--lr`` at step S is what ``train.lr_milestones: [S]`` gives, with ``train.lr_gamma`` the
 ratio of the two rates (the later milestones of the source run are dropped).

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from gtasr import __version__
 from gtasr.errors import GtasrError, is_out_of_memory, one_line
-from gtasr.options import EXIT_FATAL, EXIT_INTERRUPTED, report_deprecations
+from gtasr.options import EXIT_FATAL, EXIT_INTERRUPTED
 
 COMMAND_MODULES = (
     "gtasr.infer.commands",
@@ -65,7 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not hasattr(args, "func"):
             parser.print_help()
             return EXIT_FATAL
-        report_deprecations(args, log)
         return int(args.func(args) or 0)
     except GtasrError as error:
         return _fatal(command, str(error))

@@ -11,17 +11,12 @@
   :data:`EXIT_FATAL` for a usage error or an error that stopped the command,
   :data:`EXIT_INTERRUPTED` and :data:`EXIT_TERMINATED` when Ctrl-C or SIGTERM stopped it
   (the shell's 128 + signal number; ``train`` exits so after writing its checkpoint).
-
-Flag names of earlier versions keep working for one release; using one logs a one-line
-deprecation warning (:func:`report_deprecations`, called once logging is set up).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from gtasr.devices import DEVICE_HELP
 
@@ -31,31 +26,6 @@ EXIT_FATAL = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
-_DEPRECATIONS = "deprecated_flags"
-
-
-class _DeprecatedFlag(argparse.Action):
-    """Stores its value like the flag that replaced it and records the deprecation."""
-
-    def __init__(self, *args: Any, replacement: str, **kwargs: Any) -> None:
-        self.replacement = replacement
-        super().__init__(*args, **kwargs)
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        setattr(namespace, self.dest, values)
-        notes = getattr(namespace, _DEPRECATIONS, None) or []
-        notes.append(
-            f"{option_string} is deprecated and will be removed in the next release; "
-            f"use {self.replacement}"
-        )
-        setattr(namespace, _DEPRECATIONS, notes)
-
 
 def add_output(
     parser: argparse.ArgumentParser,
@@ -64,28 +34,18 @@ def add_output(
     folder: bool,
     required: bool = True,
     default: Path | None = None,
-    old_names: Sequence[str] = (),
 ) -> None:
-    """``-o/--output`` (a folder or a file, as ``folder`` says), plus deprecated ``old_names``."""
+    """``-o/--output``: a folder or a file, as ``folder`` says."""
     kind = "a folder: the command writes several files" if folder else "a file"
-    group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument(
+    parser.add_argument(
         "-o",
         "--output",
         type=Path,
         default=default,
+        required=required,
         metavar="DIR" if folder else "FILE",
         help=f"{what} ({kind})" + (f"; default {default}" if default is not None else ""),
     )
-    for name in old_names:
-        group.add_argument(
-            name,
-            dest="output",
-            type=Path,
-            action=_DeprecatedFlag,
-            replacement="-o/--output",
-            help=argparse.SUPPRESS,
-        )
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:
@@ -99,12 +59,6 @@ def add_device(parser: argparse.ArgumentParser, default: str | None = "auto") ->
     """``--device`` with the values :func:`gtasr.devices.resolve_device` understands."""
     where = f"default: {default}" if default is not None else "default: the config's train.device"
     parser.add_argument("--device", default=default, help=f"{DEVICE_HELP} ({where})")
-
-
-def report_deprecations(args: argparse.Namespace, log: Any) -> None:
-    """Log one warning line per deprecated flag the command line used."""
-    for note in getattr(args, _DEPRECATIONS, None) or []:
-        log.warning("gtasr %s: %s", getattr(args, "command", ""), note)
 
 
 MAX_SEED = 2**63 - 1

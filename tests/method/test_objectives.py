@@ -1,4 +1,4 @@
-"""Stage I and Stage II objectives (METHOD §4, §5)."""
+"""Stage I and Stage II losses and their terms (METHOD §4, §5)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gtasr.method.loss import Stage1Loss, Stage2Loss
 from gtasr.method.objectives import (
-    Stage1Config,
-    Stage2Config,
     consistency_pair,
     draw_index,
     draw_noise,
     frozen_copy,
-    low_band_loss,
-    stage1_objective,
-    stage2_objective,
     trajectory_alignment_loss,
 )
 from gtasr.method.precond import ConsistencyModel
-from gtasr.method.schedule import BridgeGrid
+from gtasr.method.schedule import BridgeGrid, GridSchedule
 
 STAGE1 = BridgeGrid.power_law(4, power=2.5)
 STAGE2 = BridgeGrid.power_law(3, power=1.0)
+STAGE1_SCHEDULE = GridSchedule((4,), iterations=1, power=2.5)
+STAGE2_SCHEDULE = GridSchedule((3,), iterations=1, power=1.0)
 
 
 def l1(a: Tensor, b: Tensor) -> Tensor:
@@ -80,26 +78,6 @@ def test_ct_target_is_online_net_in_eval_mode(make_backbone, batch) -> None:
     with torch.no_grad():
         expected = model.eval()(x2, STAGE1.noise[2], y)
     assert torch.allclose(target, expected, atol=1e-6)
-
-
-def test_ct_target_can_come_from_another_network(make_backbone, batch) -> None:
-    # loss.ct_target=ema: the target is the given network's output (eval mode, no gradient)
-    # while x_hat and its gradient stay the online network's; at n = 0 it is still x0.
-    model = ConsistencyModel(make_backbone(seed=2)).train()
-    teacher = ConsistencyModel(make_backbone(seed=5, dropout=0.5)).train()
-    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
-    eps = draw_noise(x0, gen(1))
-    x_hat, target = consistency_pair(model, x0, y, y0, STAGE1, 2, eps, target_model=teacher)
-    own_hat, own_target = consistency_pair(model, x0, y, y0, STAGE1, 2, eps)
-    x2 = (1 - STAGE1.shift[2]) * x0 + STAGE1.shift[2] * (y0 + eps)
-    with torch.no_grad():
-        expected = teacher.eval()(x2, STAGE1.noise[2], y)
-    assert torch.allclose(target, expected, atol=1e-6)
-    assert not torch.allclose(target, own_target, atol=1e-3)
-    assert torch.equal(x_hat, own_hat) and x_hat.requires_grad
-    assert not any(p.requires_grad and p.grad is not None for p in teacher.parameters())
-    _, boundary = consistency_pair(model, x0, y, y0, STAGE1, 0, eps, target_model=teacher)
-    assert torch.equal(boundary, x0)
 
 
 def test_ta_pixel_part_is_analytic(batch) -> None:
@@ -175,6 +153,11 @@ def test_ta_is_one_batched_call_with_fresh_noise_per_point(batch) -> None:
     assert abs(eps[0].std().item() - 1) < 0.2  # standard normal noise
 
 
+def stage1(model, batch, distance, seed: int = 7, **weights):
+    """Stage I's loss object on ``batch`` at step 0 with generator seed ``seed``."""
+    return Stage1Loss(distance, STAGE1_SCHEDULE, **weights)(model, batch, gen(seed), 0)
+
+
 class Recording:
     """A distance that records its inputs: the calls show which terms an objective computed."""
 
@@ -189,9 +172,9 @@ class Recording:
 
 def test_stage1_is_ct_plus_weighted_ta(make_backbone, batch) -> None:
     model = ConsistencyModel(make_backbone(seed=3))
-    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
+    x0 = batch["x0"]
     distance = Recording()
-    total, parts = stage1_objective(model, x0, y, y0, STAGE1, distance, gen(7))
+    total, parts = stage1(model, batch, distance)
     assert set(parts) == {"ct", "ta", "n"} and len(distance.calls) == 2  # L_CT, then L_TA batched
     x_hat, target = distance.calls[0]
     assert parts["ct"].item() == pytest.approx(l1(x_hat, target).mean().item(), rel=1e-6)
@@ -200,11 +183,9 @@ def test_stage1_is_ct_plus_weighted_ta(make_backbone, batch) -> None:
     expected_ta = 0.5 * sum((1 - STAGE1.shift[k]) * gap for k in (1, 2, 3))
     assert parts["ta"].item() == pytest.approx(expected_ta, rel=1e-5)
     assert total.item() == pytest.approx((parts["ct"] + parts["ta"]).item(), rel=1e-6)
-    again, _ = stage1_objective(model, x0, y, y0, STAGE1, l1, gen(7))
+    again, _ = stage1(model, batch, l1)
     assert torch.equal(total, again)
-    _, doubled_parts = stage1_objective(
-        model, x0, y, y0, STAGE1, l1, gen(7), Stage1Config(ta_weight=1.0)
-    )
+    _, doubled_parts = stage1(model, batch, l1, ta_weight=1.0)
     assert torch.equal(doubled_parts["ct"], parts["ct"])
     assert doubled_parts["ta"].item() == pytest.approx(2 * parts["ta"].item(), rel=1e-6)
     total.backward()
@@ -215,53 +196,24 @@ def test_ct_only_stage1_is_the_full_objective_without_ta(make_backbone, batch) -
     # ta_weight 0 (the CT baseline) computes no L_TA at all, yet draws n and eps as the full
     # objective does: its L_CT and gradient equal those of the full objective with a TA term
     # that counts for nothing.
-    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
     model = ConsistencyModel(make_backbone(seed=3, dropout=0.3))
 
-    def run(distance, config):
+    def run(distance, ta_weight):
         model.zero_grad()
         torch.manual_seed(0)  # the same dropout masks
-        total, parts = stage1_objective(model, x0, y, y0, STAGE1, distance, gen(7), config)
+        total, parts = stage1(model, batch, distance, ta_weight=ta_weight)
         total.backward()
         return total, parts, [p.grad.clone() for p in model.parameters()]
 
     fast = Recording()
-    total, parts, grads = run(fast, Stage1Config(ta_weight=0.0))
+    total, parts, grads = run(fast, 0.0)
     assert len(fast.calls) == 1
     assert parts["ta"].item() == 0 and torch.equal(total.detach(), parts["ct"])
     full = Recording(lambda a, b: l1(a, b) * (0.0 if full.calls[1:] else 1.0))
-    _, full_parts, full_grads = run(full, Stage1Config(ta_weight=0.5))
+    _, full_parts, full_grads = run(full, 0.5)
     assert len(full.calls) == 2 and full_parts["ta"].item() == 0
     assert torch.equal(full_parts["ct"], parts["ct"])
     assert all(torch.equal(a, b) for a, b in zip(grads, full_grads, strict=True))
-
-
-def test_low_band_loss_sees_block_means_only() -> None:
-    x0 = torch.rand(2, 3, 8, 8, generator=gen(1))
-    # Detail that averages to zero in every 4x4 block (a checkerboard) costs nothing...
-    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2 - 1
-    assert low_band_loss(x0 + 0.1 * checker, x0).item() < 1e-5  # the sqrt(eps) floor
-    # ...while a tone shift of one block costs its size over the number of blocks.
-    shifted = x0.clone()
-    shifted[:, :, :4, :4] += 0.2
-    assert low_band_loss(shifted, x0).item() == pytest.approx(0.2 / 4, rel=1e-4)
-
-
-def test_stage1_adds_the_weighted_low_band_term(make_backbone, batch) -> None:
-    model = ConsistencyModel(make_backbone(seed=3))
-    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
-    plain = Recording()
-    total, parts = stage1_objective(model, x0, y, y0, STAGE1, plain, gen(7))
-    assert "low_band" not in parts
-    with_low = Recording()
-    config = Stage1Config(low_band_weight=2.0)
-    total_low, parts_low = stage1_objective(model, x0, y, y0, STAGE1, with_low, gen(7), config)
-    x_hat = with_low.calls[0][0]
-    expected = 2.0 * low_band_loss(x_hat, x0).item()
-    assert expected > 0
-    assert parts_low["low_band"].item() == pytest.approx(expected, rel=1e-5)
-    assert torch.equal(parts_low["ct"], parts["ct"]) and torch.equal(parts_low["ta"], parts["ta"])
-    assert total_low.item() == pytest.approx(total.item() + expected, rel=1e-5)
 
 
 class TwoPartDistance:
@@ -276,8 +228,7 @@ class TwoPartDistance:
 
 def test_stage1_reports_the_distance_parts_of_each_term(make_backbone, batch) -> None:
     model = ConsistencyModel(make_backbone(seed=3))
-    x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
-    total, parts = stage1_objective(model, x0, y, y0, STAGE1, TwoPartDistance(), gen(7))
+    total, parts = stage1(model, batch, TwoPartDistance())
     for term in ("ct", "ta"):
         both = parts[f"{term}_l1"] + parts[f"{term}_sq"]
         assert both.item() == pytest.approx(parts[term].item(), rel=1e-5)
@@ -296,22 +247,12 @@ def no_distance(a: Tensor, b: Tensor) -> Tensor:
     return 0.0 * l1(a, b)
 
 
-def run_stage2(model, reference, batch, config=Stage2Config(), seed=21, ct_distance=l1):  # noqa: B008
-    perceptual = ConvFeatureDistance()
-    return stage2_objective(
-        model,
-        reference,
-        batch["x0"],
-        batch["y"],
-        batch["y0"],
-        STAGE2,
-        ct_distance,
-        perceptual,
-        perceptual,
-        gen(seed),
-        config,
-        edge_map=sobel,
+def run_stage2(model, reference, batch, seed=21, ct_distance=l1, **weights):
+    """Stage II's loss object (a conv-feature distance for LPIPS) on ``batch`` at step 0."""
+    loss = Stage2Loss(
+        ct_distance, ConvFeatureDistance(), reference, STAGE2_SCHEDULE, edge_map=sobel, **weights
     )
+    return loss(model, batch, gen(seed), 0)
 
 
 def test_stage2_parts_sum_to_total(make_backbone, batch) -> None:
@@ -331,10 +272,8 @@ def test_dtm_pseudo_target_and_weight(make_backbone, batch) -> None:
         seen.append((a, b))
         return l1(a, b)
 
-    cfg = Stage2Config(rect_weight=0.0)
-    _, parts = stage2_objective(
-        model, reference, x0, y, y0, STAGE2, l1, recording, l1, gen(3), cfg, edge_map=sobel
-    )
+    loss = Stage2Loss(l1, recording, reference, STAGE2_SCHEDULE, rect_weight=0.0, edge_map=sobel)
+    _, parts = loss(model, batch, gen(3), 0)
     # independent recomputation: draws are n, eps, then eps' at eta_t = 1/3
     g = gen(3)
     n = draw_index(3, g)
@@ -359,8 +298,7 @@ def test_dtm_pseudo_target_and_weight(make_backbone, batch) -> None:
 def test_rect_gradient_reaches_online_net_not_psi(make_backbone, batch) -> None:
     model, reference = stage2_setup(make_backbone)
     before = {k: v.clone() for k, v in reference.state_dict().items()}
-    rect_only = Stage2Config(dtm_weight=0.0)
-    total, _ = run_stage2(model, reference, batch, rect_only, ct_distance=no_distance)
+    total, _ = run_stage2(model, reference, batch, ct_distance=no_distance, dtm_weight=0.0)
     total.backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None for g in grads)
@@ -373,16 +311,17 @@ def test_rect_gradient_reaches_online_net_not_psi(make_backbone, batch) -> None:
 
 def test_release_switch_gives_rect_no_gradient(make_backbone, batch) -> None:
     model, reference = stage2_setup(make_backbone)
-    release_rect_only = Stage2Config(dtm_weight=0.0, rect_gradient=False)
-    total, parts = run_stage2(model, reference, batch, release_rect_only, ct_distance=no_distance)
+    total, parts = run_stage2(
+        model, reference, batch, ct_distance=no_distance, dtm_weight=0.0, rect_gradient=False
+    )
     assert parts["rect"].item() > 0
     total.backward()  # only the switched-off CT and DTM terms are differentiable here
     assert all(p.grad is None or not p.grad.any() for p in model.parameters())
     # full release objective: same gradient as the objective without L_Rect at all
     grads = []
-    for cfg in (Stage2Config(rect_gradient=False), Stage2Config(rect_weight=0.0)):
+    for weights in ({"rect_gradient": False}, {"rect_weight": 0.0}):
         model.zero_grad()
-        run_stage2(model, reference, batch, cfg)[0].backward()
+        run_stage2(model, reference, batch, **weights)[0].backward()
         grads.append([p.grad.clone() for p in model.parameters()])
     assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*grads, strict=True))
     assert any(g.abs().sum() > 0 for g in grads[0])
@@ -397,29 +336,30 @@ def test_unfrozen_reference_is_rejected(make_backbone, batch) -> None:
 def test_default_edge_map_is_the_sobel_magnitude(make_backbone, batch) -> None:
     # The test's own Sobel (replicate padding, as METHOD §5 defines S) against the default.
     model, reference = stage2_setup(make_backbone)
-    args = (model, reference, batch["x0"], batch["y"], batch["y0"], STAGE2, l1, l1, l1)
-    _, default = stage2_objective(*args, gen(8))
-    _, explicit = stage2_objective(*args, gen(8), edge_map=sobel)
+    _, default = Stage2Loss(l1, l1, reference, STAGE2_SCHEDULE)(model, batch, gen(8), 0)
+    explicit_loss = Stage2Loss(l1, l1, reference, STAGE2_SCHEDULE, edge_map=sobel)
+    _, explicit = explicit_loss(model, batch, gen(8), 0)
     assert default["rect"].item() > 0
     for name in ("dtm_stab", "rect"):
         assert default[name].item() == pytest.approx(explicit[name].item(), rel=1e-5)
 
 
 def test_dtm_only_stage2_skips_rect_and_keeps_the_rest(make_backbone, batch) -> None:
-    # CTMSR's Stage II (rect_weight 0): L_Rect's distance is never called and the other
-    # parts equal those of the full objective with the same draws.
+    # CTMSR's Stage II (rect_weight 0): L_Rect's LPIPS pass never runs (only DTM's) and the
+    # other parts equal those of the full objective with the same draws.
     model, reference = stage2_setup(make_backbone)
     calls = []
 
-    def rect_distance(a: Tensor, b: Tensor) -> Tensor:
+    def lpips(a: Tensor, b: Tensor) -> Tensor:
         calls.append(a.shape)
         return l1(a, b)
 
-    args = (model, reference, batch["x0"], batch["y"], batch["y0"], STAGE2, l1, l1)
-    full_total, full = stage2_objective(*args, rect_distance, gen(5), edge_map=sobel)
-    assert len(calls) == 1
-    dtm_only = Stage2Config(rect_weight=0.0)
-    total, parts = stage2_objective(*args, rect_distance, gen(5), dtm_only, edge_map=sobel)
+    full_loss = Stage2Loss(l1, lpips, reference, STAGE2_SCHEDULE, edge_map=sobel)
+    full_total, full = full_loss(model, batch, gen(5), 0)
+    assert len(calls) == 2  # DTM, then Rect
+    calls.clear()
+    dtm_only = Stage2Loss(l1, lpips, reference, STAGE2_SCHEDULE, rect_weight=0.0, edge_map=sobel)
+    total, parts = dtm_only(model, batch, gen(5), 0)
     assert len(calls) == 1
     assert parts["rect"].item() == 0.0
     assert torch.equal(parts["ct"], full["ct"]) and torch.equal(parts["dtm_stab"], full["dtm_stab"])

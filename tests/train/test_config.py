@@ -21,10 +21,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 MINIMAL = "stage: 1\ndata:\n  hr_dirs: [photos]\n"
 
 
-def test_a_retired_key_of_an_old_run_is_ignored_with_a_warning(tmp_path: Path, caplog) -> None:
-    old = load_config(_write(tmp_path, MINIMAL + "  cache_images: true\n"))
-    assert old == load_config(_write(tmp_path, MINIMAL))
-    assert "'data.cache_images' no longer has any meaning" in caplog.text
+def test_a_key_of_no_meaning_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(GtasrError, match=r"unknown config key 'data\.cache_images'"):
+        load_config(_write(tmp_path, MINIMAL + "  cache_images: true\n"))
 
 
 @pytest.mark.parametrize(
@@ -89,7 +88,8 @@ def test_set_overrides_parse_yaml_values(tmp_path: Path) -> None:
         (MINIMAL, ["stage=3"], "'stage': must be at least 1 and at most 2, got 3"),
         (MINIMAL, ["stage=2"], "'init_from'"),
         (MINIMAL, ["train.autocast=fp8"], "'train.autocast': must be one of"),
-        (MINIMAL, ["loss.ct_target=teacher"], "'loss.ct_target': must be one of"),
+        (MINIMAL, ["loss.ct_target=ema"], "unknown config key 'loss.ct_target'"),
+        (MINIMAL, ["data.degradation=train+test"], "'data.degradation': must be one of bicubic"),
         (MINIMAL, ["train.batch_size=0"], "'train.batch_size': must be at least 1"),
         (MINIMAL, ["train=3"], "'train': expected a mapping"),
     ],
@@ -230,9 +230,9 @@ def test_range_and_network_errors(tmp_path: Path, override: str, message: str) -
     assert message in str(caught.value)
 
 
-def test_stage2_eta_index_fits_the_grid(tmp_path: Path) -> None:
+def test_dtm_index_fits_the_grid(tmp_path: Path) -> None:
     stage2 = MINIMAL.replace("stage: 1", "stage: 2\ninit_from: runs/one")
     path = _write(tmp_path, stage2 + "schedule:\n  num_intervals: [3]\n")
-    assert load_config(path, ["loss.stage2_eta_index=3"]).loss.stage2_eta_index == 3
-    with pytest.raises(GtasrError, match=r"'loss\.stage2_eta_index': must be at most"):
-        load_config(path, ["loss.stage2_eta_index=4"])
+    assert load_config(path, ["loss.dtm_index=3"]).loss.dtm_index == 3
+    with pytest.raises(GtasrError, match=r"'loss\.dtm_index': must be at most"):
+        load_config(path, ["loss.dtm_index=4"])

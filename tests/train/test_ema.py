@@ -78,43 +78,18 @@ def test_mismatched_model_is_rejected() -> None:
         EMA(Small(), decay=1.5)
 
 
-@pytest.mark.parametrize("ct_target", ["online", "ema"])
-def test_the_trainer_takes_the_ct_target_from_the_chosen_network(
-    small_config, tmp_path, monkeypatch, ct_target: str
-) -> None:
+def test_the_trainer_calls_its_stage_loss_at_the_current_step(small_config, tmp_path) -> None:
+    """The trainer builds the loss object once and calls it; its grid follows the step (N = 4
+    for the first half of Stage I, then 3)."""
+    from gtasr.method.loss import Stage1Loss
     from gtasr.train import trainer as trainer_module
     from gtasr.train.distributed import setup
 
-    seen = []
-    original = trainer_module.stage1_objective
-
-    def recording(*args, **kwargs):
-        seen.append(kwargs["target_model"])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "stage1_objective", recording)
-    trainer = trainer_module.Trainer(
-        small_config(loss={"ct_target": ct_target}), tmp_path, setup("cpu")
-    )
-    loss, _ = trainer.compute_loss(next(trainer.batches()), torch.Generator().manual_seed(0))
-    assert torch.isfinite(loss)
-    assert seen == [trainer.ema_model if ct_target == "ema" else None]
-
-
-def test_the_trainer_adds_the_low_band_term_when_weighted(small_config, tmp_path) -> None:
-    from gtasr.train import trainer as trainer_module
-    from gtasr.train.distributed import setup
-
-    def loss_parts(weight: float) -> dict[str, torch.Tensor]:
-        config = small_config(loss={"low_band_weight": weight})
-        trainer = trainer_module.Trainer(config, tmp_path / str(weight), setup("cpu"))
-        total, parts = trainer.compute_loss(
-            next(trainer.batches()), torch.Generator().manual_seed(0)
-        )
-        assert total.item() == pytest.approx(
-            sum(parts[k].item() for k in ("ct", "ta", "low_band") if k in parts), rel=1e-5
-        )
-        return parts
-
-    assert "low_band" not in loss_parts(0.0)
-    assert loss_parts(3.0)["low_band"].item() > 0
+    trainer = trainer_module.Trainer(small_config(train={"iterations": 10}), tmp_path, setup("cpu"))
+    assert isinstance(trainer.loss, Stage1Loss)
+    assert [trainer.loss.schedule.grid(step).num_intervals for step in (0, 4, 5, 9)] == [4, 4, 3, 3]
+    batch = next(trainer.batches())
+    total, parts = trainer.compute_loss(batch, torch.Generator().manual_seed(0))
+    again, _ = trainer.loss(trainer.net, batch, torch.Generator().manual_seed(0), trainer.step)
+    assert torch.isfinite(total) and total.item() == pytest.approx(again.item(), rel=1e-6)
+    assert total.item() == pytest.approx((parts["ct"] + parts["ta"]).item(), rel=1e-5)

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     testset.add_argument("--hr", nargs="+", required=True, metavar="DIR", help="HR photos")
-    add_output(testset, "folder for gt/ and lq/", folder=True, old_names=("--out",))
+    add_output(testset, "folder for gt/ and lq/", folder=True)
     add_overwrite(testset)
     testset.add_argument("--size", type=int, default=256, help="GT side in pixels (default 256)")
     testset.add_argument(
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "test photos to --test-out."
         ),
     )
-    add_output(photos, "folder for the training photos", folder=True, old_names=("--out",))
+    add_output(photos, "folder for the training photos", folder=True)
     photos.add_argument(
         "--test-out", default=None, metavar="DIR", help="held-out photos folder (default OUT-test)"
     )

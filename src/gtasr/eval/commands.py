@@ -47,13 +47,7 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
         "--crop-border", type=int, default=0, help="pixels ignored at each edge (PSNR/SSIM/NIQE)"
     )
     parser.add_argument("--per-image", action="store_true", help="print one row per image")
-    add_output(
-        parser,
-        "JSON file of per-image values and means",
-        folder=False,
-        required=False,
-        old_names=("--json",),
-    )
+    add_output(parser, "JSON file of per-image values and means", folder=False, required=False)
     add_overwrite(parser)
     parser.add_argument(
         "--time",
@@ -104,9 +98,7 @@ def _add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--gt", type=Path, required=True, help="folder of ground-truth images")
     parser.add_argument("--lq", type=Path, required=True, help="folder of LR images (same stems)")
-    add_output(
-        parser, "folder for the plot (PNG) and the values (JSON)", folder=True, old_names=("--out",)
-    )
+    add_output(parser, "folder for the plot (PNG) and the values (JSON)", folder=True)
     add_overwrite(parser)
     parser.add_argument("--limit", type=int, help="use only the first N images (sorted by stem)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the noise draws")
@@ -232,12 +224,7 @@ def _register_compare_grid(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="x,y,w,h in HR pixels; once for all images or once per image",
     )
-    add_output(
-        parser,
-        "the grid, a .png; its PSNR values go beside it as .json",
-        folder=False,
-        old_names=("--out",),
-    )
+    add_output(parser, "the grid, a .png; its PSNR values go beside it as .json", folder=False)
     add_overwrite(parser)
     parser.set_defaults(func=run_compare_grid)
 

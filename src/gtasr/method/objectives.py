@@ -1,12 +1,12 @@
-"""Training objectives of GTASR (METHOD §4, §5).
+"""The loss terms of GTASR (METHOD §4, §5); :mod:`gtasr.method.loss` sums them per stage.
 
 Stage I:   L_I  = L_CT + 0.5 L_TA
 Stage II:  L_II = L_CT + L_DTM+Stab + L_Rect
 
 Distances are injected as callables ``d(a, b) -> Tensor[B]`` (one value per sample; a
-per-pixel map is averaged per sample), so the objectives stay independent of the perceptual
-networks. Every weight is a field of the frozen config dataclasses. Every random draw (the grid
-index n, the bridge noise, TA's and DTM's fresh noise) comes from the explicit ``generator``.
+per-pixel map is averaged per sample), so the terms stay independent of the perceptual
+networks. Every random draw (the grid index n, the bridge noise, TA's and DTM's fresh noise)
+comes from the explicit ``generator``.
 
 The target network theta_minus. The release keeps a second network whose parameters are
 copied from theta at the start of every step, before the update, and runs it in eval mode
@@ -20,59 +20,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gtasr.method.schedule import BridgeGrid, bridge, draw_noise
-from gtasr.perceptual.pixel import charbonnier
 
 Distance = Callable[[Tensor, Tensor], Tensor]
 """d(a, b) -> Tensor[B]: a per-sample distance, differentiable in its inputs."""
 EdgeMap = Callable[[Tensor], Tensor]
 """S(u): per-channel edge magnitude of an image batch, same shape as its input."""
-
-
-@dataclass(frozen=True)
-class Stage1Config:
-    """Stage I's alignment term: ``L_CT + ta_weight * L_TA``.
-
-    ``ta_weight = 0`` is the consistency-training baseline (CTMSR's Stage I). ``ta_points`` is
-    how L_TA visits the interior grid points: ``"all"`` (the paper: every point for every
-    sample) or ``"one"`` (one point per sample, drawn uniformly, the mean scaled by N - 1: the
-    same expected loss for a third of the distance evaluations at N = 4).
-
-    ``low_band_weight`` (not in the paper or the release; 0 turns it off) adds
-    :func:`low_band_loss` of the same ``x_hat``: a pull of its LR-scale content towards the
-    ground truth's.
-    """
-
-    ta_weight: float = 0.5
-    ta_points: str = "all"
-    low_band_weight: float = 0.0
-
-
-CT_TARGETS = ("online", "ema")
-"""Which network gives L_CT's target: the online one (the release) or its EMA."""
-
-
-@dataclass(frozen=True)
-class Stage2Config:
-    """Weights and switches of Stage II.
-
-    ``dtm_weight`` scales L_DTM+Stab (the release's 0.5 * 1.6), ``stab_weight`` the Sobel
-    difference inside the DTM pseudo-target, ``dtm_index`` the grid point of eta_t (the release
-    always uses index 1). ``rect_gradient=False`` reproduces the release: the fake endpoint is
-    computed without gradient from a detached x_hat, so L_Rect carries no gradient.
-    """
-
-    dtm_weight: float = 0.8
-    stab_weight: float = 0.2
-    rect_weight: float = 1.0
-    dtm_index: int = 1
-    rect_gradient: bool = True
 
 
 def draw_index(high: int, generator: torch.Generator) -> int:
@@ -119,11 +76,6 @@ def per_sample_terms(distance: Distance, a: Tensor, b: Tensor) -> tuple[Tensor, 
     return torch.stack(list(parts.values())).sum(dim=0), parts
 
 
-def _weighted_means(prefix: str, weight: float, parts: dict[str, Tensor]) -> dict[str, Tensor]:
-    """``{prefix_name: weight * mean(part)}``, detached: the logged parts of one loss term."""
-    return {f"{prefix}_{k}": (weight * v.mean()).detach() for k, v in parts.items()}
-
-
 def consistency_pair(
     model: nn.Module,
     x0: Tensor,
@@ -132,28 +84,25 @@ def consistency_pair(
     grid: BridgeGrid,
     n: int,
     eps: Tensor,
-    target_model: nn.Module | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Return ``(x_hat, target)`` of L_CT at grid index ``n`` with the shared noise ``eps``.
 
     ``x_hat = f_theta(x_{n+1}, eta_{n+1}, y)`` carries gradient; ``target =
     sg f_theta_minus(x_n, eta_n, y)`` is the same network in eval mode without gradient (see
-    the module docstring), or ``target_model`` where given (e.g. the EMA network, the target of
-    the original consistency training). At n = 0 the boundary condition makes the target x0.
+    the module docstring). At n = 0 the boundary condition makes the target x0.
     """
     if not 0 <= n < grid.num_intervals:
         raise ValueError(f"grid index n={n} outside 0..{grid.num_intervals - 1}")
     x_next = grid.state(x0, y0, eps, n + 1)
     x_hat = model(x_next, grid.noise[n + 1], y)
     x_n = grid.state(x0, y0, eps, n)
-    teacher = model if target_model is None else target_model
-    with torch.no_grad(), eval_mode(teacher):
-        target = teacher(x_n, grid.noise[n], y)
+    with torch.no_grad(), eval_mode(model):
+        target = model(x_n, grid.noise[n], y)
     return x_hat, target.detach()
 
 
 TA_POINTS = ("all", "one")
-"""How L_TA visits the interior grid points (see :class:`Stage1Config`)."""
+"""How L_TA visits the interior grid points (see :class:`~gtasr.method.loss.Stage1Loss`)."""
 
 
 def _interior_states(
@@ -214,65 +163,6 @@ def trajectory_alignment_loss(
     return values.mean() * scale
 
 
-def low_band_loss(x_hat: Tensor, x0: Tensor, factor: int = 4) -> Tensor:
-    """Mean |block mean of x_hat - block mean of x0| over ``factor`` x ``factor`` blocks.
-
-    The block means are what an LR image of the scale factor holds; the term ties them to
-    x0 without constraining the detail within a block. It was built against the low-band
-    drift of docs/training-diagnosis.md (Finding 4) and does not stop it (Finding 5: the
-    drift comes from the training degradation, not from a missing pull towards x0).
-    """
-    return charbonnier(F.avg_pool2d(x_hat, factor), F.avg_pool2d(x0, factor)).mean()
-
-
-def stage1_objective(
-    model: nn.Module,
-    x0: Tensor,
-    y: Tensor,
-    y0: Tensor,
-    grid: BridgeGrid,
-    distance: Distance,
-    generator: torch.Generator,
-    config: Stage1Config = Stage1Config(),
-    target_model: nn.Module | None = None,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Stage I: one index n ~ U{0..N-1} and one eps for the batch; L_CT + ta_weight * L_TA.
-
-    ``target_model`` as in :func:`consistency_pair` (None: the online network, the release).
-    With ``config.low_band_weight`` set, ``low_band_weight * low_band_loss(x_hat, x0)`` is
-    added and reported as ``low_band``.
-
-    Returns the total and the detached weighted parts ``{"ct", "ta"}`` (with ``low_band``
-    they sum to the total), the distance's parts of each (``ct_lpips``, ``ct_charbonnier``,
-    ``ta_lpips``, ..., which sum to ``ct`` and ``ta``) and the grid index ``n``, for the
-    training log. With ``ta_weight == 0`` L_TA is not computed at all (its distance passes
-    dominate the cost of a step): the draws before it are the same, so L_CT is that of the
-    full objective.
-    """
-    n = draw_index(grid.num_intervals, generator)
-    eps = draw_noise(x0, generator)
-    x_hat, target = consistency_pair(model, x0, y, y0, grid, n, eps, target_model)
-    ct_values, ct_terms = per_sample_terms(distance, x_hat, target)
-    ct = ct_values.mean()
-    ta_terms: dict[str, Tensor] = {}
-    if config.ta_weight:
-        ta = config.ta_weight * trajectory_alignment_loss(
-            x0, x_hat, y0, grid, distance, generator, ta_terms, config.ta_points
-        )
-        total = ct + ta
-    else:
-        ta = torch.zeros_like(ct)
-        total = ct
-    parts = {"ct": ct.detach(), "ta": ta.detach(), "n": torch.tensor(float(n))}
-    if config.low_band_weight:
-        low_band = config.low_band_weight * low_band_loss(x_hat, x0)
-        total = total + low_band
-        parts["low_band"] = low_band.detach()
-    parts |= _weighted_means("ct", 1.0, ct_terms)
-    parts |= _weighted_means("ta", config.ta_weight, ta_terms)
-    return total, parts
-
-
 def _check_frozen(reference: nn.Module) -> None:
     if any(p.requires_grad for p in reference.parameters()):
         raise ValueError("the reference network psi must be frozen (use frozen_copy)")
@@ -331,51 +221,3 @@ def dtm_stab_loss(
 def rectification_loss(fake: Tensor, x0: Tensor, edge_map: EdgeMap, distance: Distance) -> Tensor:
     """L_Rect = mean_b d(S(fake), S(x0)): the fake endpoint's structure against the ground truth."""
     return per_sample(distance, edge_map(fake), edge_map(x0)).mean()
-
-
-def _default_edge_map() -> EdgeMap:
-    from gtasr.perceptual import sobel_magnitude
-
-    return sobel_magnitude
-
-
-def stage2_objective(
-    model: nn.Module,
-    reference: nn.Module,
-    x0: Tensor,
-    y: Tensor,
-    y0: Tensor,
-    grid: BridgeGrid,
-    distance: Distance,
-    dtm_distance: Distance,
-    rect_distance: Distance,
-    generator: torch.Generator,
-    config: Stage2Config = Stage2Config(),
-    edge_map: EdgeMap | None = None,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Stage II: L_CT + dtm_weight * L_DTM+Stab + rect_weight * L_Rect.
-
-    ``reference`` is the frozen psi (see :func:`frozen_copy`); its weights never change here.
-    ``distance`` is L_CT's d, ``dtm_distance`` and ``rect_distance`` are LPIPS in the paper.
-    ``edge_map`` defaults to :func:`gtasr.perceptual.sobel_magnitude`. Returns the total and
-    the detached weighted parts ``{"ct", "dtm_stab", "rect"}`` (they sum to the total).
-    """
-    edges = edge_map if edge_map is not None else _default_edge_map()
-    n = draw_index(grid.num_intervals, generator)
-    eps = draw_noise(x0, generator)
-    x_hat, target = consistency_pair(model, x0, y, y0, grid, n, eps)
-    ct = per_sample(distance, x_hat, target).mean()
-
-    eps_t = draw_noise(x0, generator)
-    real, fake = reference_endpoints(
-        reference, x0, x_hat, y, y0, grid, config.dtm_index, eps_t, config.rect_gradient
-    )
-    dtm = config.dtm_weight * dtm_stab_loss(
-        x_hat, x0, real, fake.detach(), edges, dtm_distance, config.stab_weight
-    )
-    if config.rect_weight:
-        rect = config.rect_weight * rectification_loss(fake, x0, edges, rect_distance)
-    else:  # CTMSR's DTM-only Stage II: no LPIPS pass for a term that counts for nothing
-        rect = x_hat.new_zeros(())
-    total = ct + dtm + rect
-    return total, {"ct": ct.detach(), "dtm_stab": dtm.detach(), "rect": rect.detach()}

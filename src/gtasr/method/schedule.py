@@ -116,6 +116,28 @@ def upsample_lr(y: Tensor, scale: int = 4, clamp: bool = True) -> Tensor:
     return up.clamp(-1, 1) if clamp else up
 
 
+@dataclass(frozen=True)
+class GridSchedule:
+    """The grid of every training step: N from ``num_intervals`` on the power-law grid.
+
+    One value is a fixed N (Stage II: N = 3); two, ``(initial, final)``, step N from the first
+    to the last in equal phases of ``iterations`` (Stage I: N = 4, then 3 from half-way), as
+    :func:`stage1_num_intervals` says.
+    """
+
+    num_intervals: tuple[int, ...]
+    iterations: int
+    power: float = 2.5
+    sigma_max: float = 1.0
+
+    def grid(self, step: int) -> BridgeGrid:
+        """The grid of training step ``step``."""
+        n = stage1_num_intervals(
+            step, self.iterations, initial=self.num_intervals[0], final=self.num_intervals[-1]
+        )
+        return BridgeGrid.power_law(n, power=self.power, sigma_max=self.sigma_max)
+
+
 def stage1_num_intervals(
     iteration: int,
     total_iterations: int,

@@ -36,37 +36,24 @@ def bicubic_degrade(hr: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tenso
 
 
 def make_degrader(name: str) -> Degrader:
-    """The degradation named by ``data.degradation``.
-
-    "bicubic", a gtasr.degrade preset ("train", "test"), or presets joined by "+" (e.g.
-    "train+test"): each batch then uses one of them, drawn uniformly from its generator.
-    """
+    """The degradation named by ``data.degradation``: "bicubic" or a gtasr.degrade preset."""
     if name == "bicubic":
         return bicubic_degrade
     try:
-        settings = tuple(DegradationConfig.preset(part) for part in name.split("+"))
-    except (KeyError, ValueError) as error:
-        raise GtasrError(f"config key 'data.degradation': unknown preset {name!r}") from error
-    return PresetDegrader(settings)
+        return PresetDegrader(DegradationConfig.preset(name))
+    except ValueError as error:
+        raise GtasrError(f"config key 'data.degradation': {error}") from None
 
 
 @dataclass(frozen=True)
 class PresetDegrader:
-    """:func:`~gtasr.degrade.pipeline.degrade_batch` with one of ``choices`` per batch
-    (picklable for loader workers).
+    """:func:`~gtasr.degrade.pipeline.degrade_batch` with one preset (picklable for loader
+    workers)."""
 
-    With several choices, one is drawn uniformly from the batch's generator before the
-    degradation's own draws; with one, nothing extra is drawn, so a single preset gives the
-    same batches as before mixtures existed.
-    """
-
-    choices: tuple[DegradationConfig, ...]
+    settings: DegradationConfig
 
     def __call__(self, hr: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        pick = 0
-        if len(self.choices) > 1:
-            pick = int(torch.randint(len(self.choices), (1,), generator=gen, device=gen.device))
-        return degrade_batch(hr, self.choices[pick], gen)
+        return degrade_batch(hr, self.settings, gen)
 
 
 @dataclass

@@ -1,17 +1,17 @@
-"""Turn a Config into the objects of a run: model, distances, optimiser, precision, grid."""
+"""Turn a Config into the objects of a run: model, loss, optimiser, precision."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from gtasr.method.distance import PerceptualDistance
+from gtasr.method.loss import Stage1Loss, Stage2Loss
 from gtasr.method.precond import ConsistencyModel
-from gtasr.method.schedule import BridgeGrid, stage1_num_intervals
-from gtasr.train.config import Config, LossConfig, ModelConfig, TrainConfig
+from gtasr.method.schedule import GridSchedule
+from gtasr.train.config import Config, ModelConfig, TrainConfig
 
 
 def build_model(config: ModelConfig) -> ConsistencyModel:
@@ -35,50 +35,48 @@ def build_model(config: ModelConfig) -> ConsistencyModel:
     )
 
 
-@dataclass
-class PerceptualDistance:
-    """d(a, b) = lpips_weight * LPIPS(a, b) + charbonnier_weight * Charbonnier(a, b), per sample."""
+def build_loss(
+    config: Config,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    reference: nn.Module | None = None,
+) -> Stage1Loss | Stage2Loss:
+    """The loss object of ``config.stage``, with its distance and grid schedule.
 
-    lpips: nn.Module | None
-    lpips_weight: float
-    charbonnier_weight: float
-
-    def terms(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The weighted parts ``{"charbonnier", "lpips"}`` of d, each Tensor[B]."""
-        from gtasr.perceptual import charbonnier
-
-        parts = {"charbonnier": self.charbonnier_weight * charbonnier(a, b)}
-        if self.lpips is not None and self.lpips_weight:
-            parts["lpips"] = self.lpips_weight * self.lpips(a, b).reshape(a.shape[0])
-        return parts
-
-    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.stack(list(self.terms(a, b).values())).sum(dim=0)
-
-
-@dataclass
-class Distances:
-    """The distances an objective needs: d for L_CT/L_TA, LPIPS for Stage II's terms."""
-
-    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    lpips: nn.Module | None
-
-
-def build_distances(
-    loss: LossConfig, stage: int, device: torch.device, dtype: torch.dtype | None = None
-) -> Distances:
-    """LPIPS-VGG is loaded once (and only when a weight or Stage II needs it).
-
-    Its trunk runs in ``dtype`` (the autocast dtype; None: float32) with its weights cast once,
-    in channels_last on CPUs, where oneDNN's convolutions are faster in that layout.
+    LPIPS-VGG is loaded once (and only when d weighs it or Stage II needs it); its trunk runs
+    in ``dtype`` (the autocast dtype; None: float32) with its weights cast once, in
+    channels_last on CPUs, where oneDNN's convolutions are faster in that layout. Stage II
+    needs the frozen ``reference`` network psi.
     """
+    loss = config.loss
     lpips = None
-    if loss.lpips_weight or stage == 2:
+    if loss.lpips_weight or config.stage == 2:
         from gtasr.perceptual import LPIPS
 
         lpips = LPIPS(net="vgg").to(device).eval()
         lpips.set_compute(dtype or torch.float32, channels_last=device.type == "cpu")
-    return Distances(PerceptualDistance(lpips, loss.lpips_weight, loss.charbonnier_weight), lpips)
+    distance = PerceptualDistance(lpips, loss.lpips_weight, loss.charbonnier_weight)
+    schedule = GridSchedule(
+        num_intervals=tuple(config.schedule.num_intervals),
+        iterations=config.train.iterations,
+        power=config.schedule.power,
+        sigma_max=config.schedule.sigma_max,
+    )
+    if config.stage == 1:
+        return Stage1Loss(distance, schedule, ta_weight=loss.ta_weight, ta_points=loss.ta_points)
+    if reference is None or lpips is None:
+        raise ValueError("Stage II needs the reference network and LPIPS")
+    return Stage2Loss(
+        distance,
+        lpips,
+        reference,
+        schedule,
+        dtm_weight=loss.dtm_weight,
+        stab_weight=loss.stab_weight,
+        rect_weight=loss.rect_weight,
+        dtm_index=loss.dtm_index,
+        rect_gradient=loss.rect_gradient,
+    )
 
 
 def build_optimizer(
@@ -126,15 +124,3 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def bridge_grid(config: Config, step: int) -> BridgeGrid:
-    """The grid used at ``step``: Stage I's N schedule, or Stage II's fixed N."""
-    intervals = config.schedule.num_intervals
-    if config.stage == 1:
-        n = stage1_num_intervals(
-            step, config.train.iterations, initial=intervals[0], final=intervals[-1]
-        )
-    else:
-        n = intervals[0]
-    return BridgeGrid.power_law(n, power=config.schedule.power, sigma_max=config.schedule.sigma_max)

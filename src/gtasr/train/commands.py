@@ -48,7 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run directory for checkpoints, logs and model files; default runs/CONFIG_NAME",
         folder=True,
         required=False,
-        old_names=("--out",),
     )
     fresh_or_resume = train.add_mutually_exclusive_group()
     fresh_or_resume.add_argument(

@@ -6,16 +6,13 @@ A config file is a nested mapping whose sections mirror the dataclasses below.
 An unknown key, a value of the wrong type or out of its range raises
 :class:`GtasrError` naming the dotted key. Every number has a range: the one
 its field declares with :func:`within`, else :data:`DEFAULT_RANGE` (finite and
-not negative); NaN and infinity are never accepted. Keys that earlier versions
-wrote into run folders but that no longer mean anything (:data:`RETIRED_KEYS`)
-are ignored with a warning, so an old run's ``config.yaml`` still loads.
+not negative); NaN and infinity are never accepted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import math
 import os
 import types
@@ -27,13 +24,9 @@ from typing import Any
 
 import yaml
 
+from gtasr.degrade.pipeline import PRESETS as DEGRADATION_PRESETS
 from gtasr.errors import GtasrError
-from gtasr.method.objectives import CT_TARGETS, TA_POINTS
-
-log = logging.getLogger(__name__)
-
-RETIRED_KEYS = ("data.cache_images",)
-"""Keys of earlier versions that had no effect; accepted and ignored until the next release."""
+from gtasr.method.objectives import TA_POINTS
 
 MAX_SEED = 2**32 - 1
 """Seeds are used modulo 2**32 (:func:`gtasr.train.seeding.derive_seed`): larger ones would
@@ -105,7 +98,7 @@ class DataConfig:
     # log-uniformly in this range (never enlarged); null: crops at the photos' own scale
     short_side: list[int] | None = field(default=None, metadata=within(low=1))
     val_dir: str | None = None
-    degradation: str = "train"  # a gtasr.degrade preset, "bicubic", or presets joined by "+"
+    degradation: str = "train"  # a gtasr.degrade preset (train, test, jpeg, real) or "bicubic"
     degrade_on: str = "loader"  # "loader" (per batch in workers) or "device" (batched)
     workers: int = field(default=0, metadata=within(high=256))
 
@@ -126,16 +119,12 @@ class LossConfig:
     lpips_weight: float = 0.5
     charbonnier_weight: float = 0.5
     ta_weight: float = 0.5
-    ta_points: str = "all"  # "one": one trajectory point per sample (see Stage1Config)
-    ct_target: str = "online"  # Stage I's L_CT target: "online" (the release) or "ema"
-    # Stage I: weight of the 4x4 block-mean term tying x_hat's LR-scale content to x0 (not in
-    # the paper; 0 = the release)
-    low_band_weight: float = 0.0
+    ta_points: str = "all"  # "one": one trajectory point per sample (see Stage1Loss)
     dtm_weight: float = 0.8
     stab_weight: float = 0.2
     rect_weight: float = 1.0
     rect_gradient: bool = True  # false reproduces the release (L_Rect carries no gradient)
-    stage2_eta_index: int = 1  # at most Stage II's schedule.num_intervals
+    dtm_index: int = 1  # the grid point of eta_t, at most Stage II's schedule.num_intervals
 
 
 @dataclass
@@ -259,9 +248,7 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     names = set(fields)
     for key in raw:
-        if f"{prefix}{key}" in RETIRED_KEYS:
-            log.warning("config key '%s%s' no longer has any meaning and is ignored", prefix, key)
-        elif key not in names:
+        if key not in names:
             raise GtasrError(f"unknown config key '{prefix}{key}'")
     kwargs: dict[str, Any] = {}
     for name in names:
@@ -375,16 +362,16 @@ def _check(config: Config) -> None:
         raise GtasrError("config key 'train.betas': expected two numbers")
     if not config.schedule.num_intervals:
         raise GtasrError("config key 'schedule.num_intervals': expected positive integers")
-    if config.stage == 2 and config.loss.stage2_eta_index > config.schedule.num_intervals[0]:
+    if config.stage == 2 and config.loss.dtm_index > config.schedule.num_intervals[0]:
         raise GtasrError(
-            "config key 'loss.stage2_eta_index': must be at most schedule.num_intervals "
-            f"({config.schedule.num_intervals[0]}), got {config.loss.stage2_eta_index}"
+            "config key 'loss.dtm_index': must be at most schedule.num_intervals "
+            f"({config.schedule.num_intervals[0]}), got {config.loss.dtm_index}"
         )
     choices = {
         "train.autocast": (config.train.autocast, ("auto", "none", "bf16", "fp16")),
         "data.degrade_on": (config.data.degrade_on, ("loader", "device")),
         "loss.ta_points": (config.loss.ta_points, TA_POINTS),
-        "loss.ct_target": (config.loss.ct_target, CT_TARGETS),
+        "data.degradation": (config.data.degradation, ("bicubic", *DEGRADATION_PRESETS)),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

@@ -25,13 +25,7 @@ from torch import nn
 
 from gtasr.data.datasets import HRCropDataset, worker_init_fn
 from gtasr.errors import GtasrError, one_line
-from gtasr.method.objectives import (
-    Stage1Config,
-    Stage2Config,
-    frozen_copy,
-    stage1_objective,
-    stage2_objective,
-)
+from gtasr.method.objectives import frozen_copy
 from gtasr.method.precond import ConsistencyModel
 from gtasr.modelfile import read_info, read_weights, refuse_nonfinite
 from gtasr.train import builders
@@ -110,9 +104,7 @@ class Trainer:
         self.scaler = (
             torch.amp.GradScaler(env.device.type) if self.amp_dtype == torch.float16 else None
         )
-        self.distances = builders.build_distances(
-            config.loss, config.stage, env.device, self.amp_dtype
-        )
+        self.loss = builders.build_loss(config, env.device, self.amp_dtype, self.reference)
         self.store = CheckpointStore(run_dir, keep=train.keep_checkpoints)
         self.step = 0
         self.nonfinite_total = 0
@@ -329,32 +321,8 @@ class Trainer:
     def compute_loss(
         self, batch: dict[str, torch.Tensor], gen: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The stage objective on one micro-batch."""
-        loss = self.config.loss
-        grid = builders.bridge_grid(self.config, self.step)
-        x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
-        if self.config.stage == 1:
-            weights = Stage1Config(
-                ta_weight=loss.ta_weight,
-                ta_points=loss.ta_points,
-                low_band_weight=loss.low_band_weight,
-            )
-            target = self.ema_model if loss.ct_target == "ema" else None
-            return stage1_objective(
-                self.net, x0, y, y0, grid, self.distances.d, gen, weights, target_model=target
-            )
-        assert self.reference is not None and self.distances.lpips is not None
-        weights2 = Stage2Config(
-            dtm_weight=loss.dtm_weight,
-            stab_weight=loss.stab_weight,
-            rect_weight=loss.rect_weight,
-            dtm_index=loss.stage2_eta_index,
-            rect_gradient=loss.rect_gradient,
-        )
-        lpips = self.distances.lpips
-        return stage2_objective(
-            self.net, self.reference, x0, y, y0, grid, self.distances.d, lpips, lpips, gen, weights2
-        )
+        """The stage's loss on one micro-batch at the current step."""
+        return self.loss(self.net, batch, gen, self.step)
 
     def train_step(self, batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, float]:
         """One iteration (with gradient accumulation); returns the logged values."""
