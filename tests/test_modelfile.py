@@ -133,8 +133,8 @@ def test_switches_without_a_trace_in_the_weights_are_repeated_as_tensors(
     path = tmp_path / "m.safetensors"
     state = _saved_model(path, {**TINY, "lr_skip": lr_skip}, precond)
     stored = load_file(str(path))
-    assert float(stored["gtasr.lr_skip"]) == float(lr_skip)
-    assert float(stored["gtasr.lr_anchor"]) == float(lr_anchor)
+    conventions = {name: float(v) for name, v in stored.items() if name.startswith("gtasr.")}
+    assert conventions == {f"gtasr.{'lr_skip' if lr_skip else 'lr_anchor'}": 1.0}
     loaded, info = read_weights(path)  # what gtasr reads: the backbone's tensors only
     assert loaded.keys() == state.keys()
     assert all(torch.equal(loaded[name], state[name]) for name in state)
@@ -156,7 +156,10 @@ def test_convention_tensors_that_contradict_the_metadata_are_refused(tmp_path: P
         read_weights(_file(tmp_path / "long.safetensors", tensors))
 
 
-def test_files_without_convention_tensors_still_load(tmp_path: Path) -> None:
+def test_a_switch_on_in_the_metadata_needs_its_tensor(tmp_path: Path) -> None:
     tensors = {name: torch.zeros(shape) for name, shape in state_shapes(TINY).items()}
-    loaded, info = read_weights(_file(tmp_path / "old.safetensors", tensors))
-    assert loaded.keys() == tensors.keys() and info.network["lr_skip"] is True
+    file = _file(tmp_path / "bare.safetensors", tensors, precond={**PRECOND, "lr_anchor": True})
+    with pytest.raises(GtasrError, match=r"'gtasr\.lr_anchor' says lr_anchor is off"):
+        read_weights(file)
+    loaded, info = read_weights(_file(tmp_path / "plain.safetensors", tensors))
+    assert loaded.keys() == tensors.keys() and "lr_anchor" not in info.precond

@@ -12,11 +12,12 @@ config file::
     iteration        training iteration that produced the weights
     weights          "ema" or "raw"
 
-Next to the backbone's tensors a file holds :data:`CONVENTION_TENSORS`: one-element
-float tensors that repeat the two switches of the model's output that leave no trace
-in the weights (``lr_skip`` of the network, ``lr_anchor`` of the preconditioning).
-Loaders that see only tensors, as spandrel does, read them there; gtasr checks that
-they agree with the metadata and drops them. Older files lack them.
+Next to the backbone's tensors a file holds one of :data:`CONVENTION_TENSORS` for each
+switch of the model's output that is on and leaves no trace in the weights: ``lr_anchor``
+of the preconditioning (gtasr's bicubic residual) and ``lr_skip`` of the network (the
+release's ``res_con``, in converted authors' files). Loaders that see only tensors, as
+spandrel does, read the switches there; gtasr checks that they agree with the metadata
+and drops them.
 
 Files are written atomically (temporary file, then rename). :func:`read_weights`
 is where every model file is opened: gtasr files and the authors' released
@@ -51,7 +52,7 @@ METADATA_KEYS = ("gtasr.format", "network", "precond", "scale", "stage", "iterat
 """Every metadata key of a model file besides the free-form ``extra.*`` ones."""
 PRECOND_KEYS = ("sigma_data", "sigma_scale", "noise_offset")
 PRECOND_FLAGS = ("lr_anchor",)
-"""Optional true/false entries of 'precond', written only when set (older files lack them)."""
+"""Optional true/false entries of 'precond', written only when on."""
 SCALE = 4
 STAGES = (0, 1, 2)
 """Training stage of the weights; 0 for weights gtasr did not train (the authors')."""
@@ -59,7 +60,7 @@ WEIGHT_KINDS = ("ema", "raw")
 SWITCHES = ("lr_skip", "lr_anchor")
 """Switches of the model's output that leave no trace in its weights."""
 CONVENTION_TENSORS = tuple(f"gtasr.{switch}" for switch in SWITCHES)
-"""Tensor names of the switches repeated from the metadata (1.0 on, 0.0 off)."""
+"""Tensor names of the switches repeated from the metadata: present (1.0) when on."""
 
 
 @dataclass(frozen=True)
@@ -130,22 +131,24 @@ def stated_switches(network: Mapping[str, Any], precond: Mapping[str, Any]) -> d
 def convention_tensors(
     network: Mapping[str, Any], precond: Mapping[str, Any]
 ) -> dict[str, torch.Tensor]:
-    """The :data:`CONVENTION_TENSORS` of a model with this network and preconditioning."""
+    """The :data:`CONVENTION_TENSORS` of a model with this network and preconditioning: one
+    for each switch that is on."""
     return {
-        f"gtasr.{switch}": torch.tensor([float(on)])
+        f"gtasr.{switch}": torch.tensor([1.0])
         for switch, on in stated_switches(network, precond).items()
+        if on
     }
 
 
 def split_conventions(
     state: Mapping[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], dict[str, bool]]:
-    """(backbone tensors, the switches the file's convention tensors state) of a state dict."""
+    """(backbone tensors, every switch: on where its convention tensor holds a non-zero value)
+    of a state dict."""
     tensors = {k: v for k, v in state.items() if k not in CONVENTION_TENSORS}
     switches = {
-        name.removeprefix("gtasr."): bool(state[name].reshape(-1)[0] != 0)
-        for name in CONVENTION_TENSORS
-        if name in state
+        switch: name in state and bool(state[name].reshape(-1)[0] != 0)
+        for switch, name in zip(SWITCHES, CONVENTION_TENSORS, strict=True)
     }
     return tensors, switches
 
@@ -388,7 +391,7 @@ def read_weights(
 
 
 def refuse_contradicting_switches(switches: Mapping[str, bool], info: ModelInfo) -> None:
-    """Raise when a convention tensor states a switch the metadata contradicts."""
+    """Raise when the convention tensors (present: on) and the metadata disagree on a switch."""
     stated = stated_switches(info.network, info.precond)
     for key, on in switches.items():
         if stated[key] != on:

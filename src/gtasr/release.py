@@ -68,9 +68,15 @@ class ReleaseWeights:
 
 
 def is_torch_file(path: str | os.PathLike[str]) -> bool:
-    """True for files written by ``torch.save`` (a zip archive or a legacy pickle)."""
+    """True for files written by ``torch.save`` (a zip archive or a legacy pickle).
+
+    A safetensors file (an 8-byte header length, then its JSON header) is never one, even
+    when its length's first byte is 0x80, the pickle opcode that starts a legacy file.
+    """
     with open(path, "rb") as handle:
-        head = handle.read(4)
+        head = handle.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        return False
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 

@@ -72,3 +72,14 @@ def test_demo_runs_the_bundled_model(tmp_path: Path, caplog: pytest.LogCaptureFi
     assert main(["demo", "-o", str(out)]) == 0  # an existing result is kept ...
     assert (out / "sample.png").read_bytes() == b"keep" and "--overwrite" in caplog.text
     assert "with model" not in caplog.text
+
+
+def test_bundled_model_output_is_unchanged_by_its_file_form() -> None:
+    """tests/infer/bundled_model_output.npz is the output of the bundled model's file as
+    shipped before its metadata was rewritten in the current form (same tensors; that file's
+    git blob in commit 2998fe6): a 40x36 crop of the sample, seed 7, untiled."""
+    recorded = np.load(Path(__file__).with_name("bundled_model_output.npz"))
+    upscaler = Upscaler.from_pretrained(device="cpu")
+    now = upscaler.upscale(recorded["lr"], seed=7, tile=None)
+    assert now.shape == recorded["sr"].shape == (144, 160, 3)
+    assert float(np.abs(now - recorded["sr"]).max()) <= 1e-6

@@ -42,19 +42,19 @@ def test_train_then_info_describes_the_model(
     assert main(["train", str(config_file), "-o", str(run)]) == 2
 
 
-def test_lr_skip_can_be_switched_off_for_lr_anchor_runs(
+def test_the_tiny_preset_trains_with_lr_anchor_unless_told_otherwise(
     small_config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config_file = _config_file(small_config(train={"iterations": 1}), tmp_path)
-    run = tmp_path / "run"
-    switches = ["--set", "model.lr_skip=false", "--set", "model.lr_anchor=true"]
-    assert main(["train", str(config_file), "-o", str(run), *switches]) == 0
-    model, info = load_model(run / "model.safetensors")
-    assert info.network["lr_skip"] is False and model.backbone.config["lr_skip"] is False
-    assert model.lr_anchor and info.precond["lr_anchor"] is True
+    for anchor, flags in ((True, []), (False, ["--set", "model.lr_anchor=false"])):
+        run = tmp_path / f"run-{anchor}"
+        assert main(["train", str(config_file), "-o", str(run), *flags]) == 0
+        model, info = load_model(run / "model.safetensors")
+        assert info.network["lr_skip"] is False and model.lr_anchor is anchor
+        assert info.precond.get("lr_anchor", False) is anchor
     capsys.readouterr()
-    assert main(["info", "--model", str(run / "model.safetensors")]) == 0
-    assert "network     tiny preset, lr_skip off" in capsys.readouterr().out
+    assert main(["info", "--model", str(tmp_path / "run-True" / "model.safetensors")]) == 0
+    assert "network     tiny preset\n" in capsys.readouterr().out
 
 
 def test_overwrite_starts_a_run_again(

@@ -10,11 +10,10 @@ so the result is what ``gtasr upscale`` writes for the same image and seed
 spandrel hands architectures only the tensors, never a file's metadata. The
 authors' files need none (everything is read from tensor names and shapes,
 see :mod:`gtasr.nets.release_layout`). For gtasr files the architecture is read from the
-shapes the same way; ``lr_skip`` and ``lr_anchor``, which leave no trace in the
-weights, from the file's convention tensors (:data:`gtasr.modelfile.CONVENTION_TENSORS`),
-or in files older than those from the matching preset (``lr_skip`` of the tiny
-preset) and gtasr's defaults. The family is gtasr's, so a converted authors' file runs
-here with gtasr's conventions; load the ``.pth`` itself for the release's exact pixels.
+shapes the same way, and ``lr_anchor`` and ``lr_skip``, which leave no trace in the
+weights, from the file's convention tensors (:data:`gtasr.modelfile.CONVENTION_TENSORS`).
+The family is gtasr's, so a converted authors' file runs here with gtasr's conventions;
+load the ``.pth`` itself for the release's exact pixels.
 
 This module imports spandrel and is only importable where it is installed
 (``pip install 'gtasr[spandrel]'``).
@@ -143,10 +142,9 @@ class GtasrArch(Architecture[UpscalingModule]):
         if _is_gtasr(state_dict):
             tensors, switches = split_conventions(state_dict)
             network, family = _gtasr_network(tensors), "gtasr"
-            if "lr_skip" in switches:
-                network["lr_skip"] = switches["lr_skip"]
+            network["lr_skip"] = switches["lr_skip"]
             precond: dict[str, float | bool] = {}
-            if switches.get("lr_anchor"):
+            if switches["lr_anchor"]:
                 precond["lr_anchor"] = True
         else:
             found = release.release_weights(state_dict)

@@ -5,12 +5,11 @@
   2-head Swin blocks of width 64). Stride 8.
 - ``tiny``: three levels, one block per level, Swin only on the two lower
   levels, no dropout and a 16-channel upsampling head, so that a Stage I
-  training step runs on two CPU cores. Stride 4. It adds the bicubic
-  upsampling of the LR image to its output (``lr_skip``, the release's
-  ``res_con``): an untrained network then starts at bicubic instead of grey,
-  which a network this small trained this briefly does not otherwise reach.
+  training step runs on two CPU cores. Stride 4. Trained with ``lr_anchor``
+  (:mod:`gtasr.method.precond`: the model's output is anchored on the bicubic
+  upsampling of the LR image), which ``model.lr_anchor`` turns on for it by default.
 
-Parameters and multiply-accumulates of each preset are in the README, from
+Parameters and multiply-accumulates of each preset are in docs/networks.md, from
 ``python bench/network.py`` (:func:`gtasr.nets.count_macs`).
 """
 
@@ -45,7 +44,6 @@ _PRESET_CONFIGS: dict[str, SongUNetConfig] = {
         swin_heads=2,
         swin_mlp_ratio=2.0,
         head_channels=16,
-        lr_skip=True,
     ),
 }
 

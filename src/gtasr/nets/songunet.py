@@ -13,9 +13,8 @@ Data flow for a noisy HR state ``x`` (B, 3, 4h, 4w), noise label ``c_noise``
    skip by concatenation; the last of them carries attention.
 4. Head: GroupNorm, SiLU, 3x3 conv at LR resolution, then twice
    (x2 upsampling, 3x3 conv, LeakyReLU 0.2), then a 3x3 conv to 3 channels.
-   The release upsamples by nearest neighbour; ``upsampler="bilinear"``
-   interpolates instead.
-   The ``pixelshuffle`` upsampler instead rearranges the head conv's
+   The release upsamples by nearest neighbour; the ``pixelshuffle``
+   upsampler (in some of the authors' checkpoints) instead rearranges the head conv's
    16 x 3 channels to x4 resolution (PixelShuffle) before the last conv.
 5. With ``lr_skip`` (the release's ``res_con``, off in its published
    models), the bicubic x4 upsampling of ``y`` is added to that output.
@@ -44,7 +43,7 @@ from gtasr.nets.swin import SwinAttention, group_norm, tracing
 SCALE = 4
 SKIP_SCALE = math.sqrt(0.5)
 NORM_EPS = 1e-6
-UPSAMPLERS = ("nearest", "bilinear", "pixelshuffle")
+UPSAMPLERS = ("nearest", "pixelshuffle")
 MAX_SWIN_WINDOW = 32
 """Largest Swin window side: the attention of a window grows with its fourth power."""
 
@@ -70,10 +69,9 @@ class SongUNetConfig:
     head_channels: int = 192  # width of the x4 upsampling head
     image_channels: int = 3
     lr_skip: bool = False  # add bicubic x4 of y to the output: the head learns only the detail
-    # Options for the authors' checkpoints; to_dict writes them only when they differ from
-    # these defaults, so gtasr's own model files keep their format.
+    # Options read from the authors' checkpoints
     swin_norm_groups: int = 0  # 0: group_norm's rule; N: exactly N groups in the Swin blocks
-    upsampler: str = "nearest"  # head: x2 convs after "nearest"/"bilinear", or "pixelshuffle"
+    upsampler: str = "nearest"  # head: x2 convs after "nearest", or "pixelshuffle"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
@@ -109,13 +107,10 @@ class SongUNetConfig:
         return 2 ** (len(self.channel_mults) - 1)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (tuples as lists); optional fields only when set."""
+        """JSON-serialisable form (tuples as lists), every field."""
         out = asdict(self)
         out["channel_mults"] = list(self.channel_mults)
         out["attention_levels"] = list(self.attention_levels)
-        for name, default in _OPTIONAL_DEFAULTS.items():
-            if out[name] == default:
-                del out[name]
         return out
 
     @classmethod
@@ -137,8 +132,6 @@ class SongUNetConfig:
                 )
         return cls(**spec)
 
-
-_OPTIONAL_DEFAULTS = {"swin_norm_groups": 0, "upsampler": "nearest"}
 
 SANITY_LIMIT = 2**16
 """No width, count, window or ratio of a network gtasr can run comes near this."""

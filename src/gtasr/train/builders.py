@@ -15,24 +15,26 @@ from gtasr.train.config import Config, ModelConfig, TrainConfig
 
 
 def build_model(config: ModelConfig) -> ConsistencyModel:
-    """The consistency model around the configured backbone.
-
-    The architecture is the explicit network dict, else the preset's, with
-    ``lr_skip`` replaced when the config sets it (``lr_anchor`` runs want it off).
-    """
+    """The consistency model around the configured backbone (the explicit network dict, else
+    the preset's), with ``lr_anchor`` as :func:`lr_anchor_of` resolves it."""
     from gtasr.nets import build_network, preset_config
 
     network = dict(config.network) if config.network is not None else preset_config(config.preset)
-    if config.lr_skip is not None:
-        network["lr_skip"] = config.lr_skip
     backbone = build_network(network)
     return ConsistencyModel(
         backbone,
         sigma_data=config.sigma_data,
         sigma_scale=config.sigma_scale,
         noise_offset=config.noise_offset,
-        lr_anchor=config.lr_anchor,
+        lr_anchor=lr_anchor_of(config),
     )
+
+
+def lr_anchor_of(config: ModelConfig) -> bool:
+    """``model.lr_anchor``, or its default: on for the tiny preset, off otherwise."""
+    if config.lr_anchor is not None:
+        return config.lr_anchor
+    return config.network is None and config.preset == "tiny"
 
 
 def build_loss(

@@ -153,16 +153,12 @@ def count_parameters(path: Path) -> int:
 
 
 def preset_name(network: dict) -> str:
-    """The preset whose architecture ``network`` is ("tiny preset", "tiny preset, lr_skip
-    off" where only that switch differs), or "custom architecture"."""
+    """The preset whose architecture ``network`` is ("tiny preset"), or "custom architecture"."""
     from gtasr.nets import PRESETS, preset_config
 
     for name in PRESETS:
-        preset = json.loads(json.dumps(preset_config(name)))
-        if preset == network:
+        if json.loads(json.dumps(preset_config(name))) == network:
             return f"{name} preset"
-        if {**preset, "lr_skip": network.get("lr_skip")} == network:
-            return f"{name} preset, lr_skip {'on' if network['lr_skip'] else 'off'}"
     return "custom architecture"
 
 

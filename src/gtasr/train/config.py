@@ -79,11 +79,12 @@ class ModelConfig:
 
     preset: str = "tiny"
     network: dict[str, Any] | None = None  # an explicit architecture dict overrides the preset
-    lr_skip: bool | None = None  # overrides the backbone's lr_skip (None: the preset's or dict's)
     sigma_data: float = field(default=0.5, metadata=within(low_open=True))
     sigma_scale: float = field(default=0.1, metadata=within(low_open=True))
     noise_offset: float = field(default=0.002, metadata=within(low_open=True))
-    lr_anchor: bool = False  # f = c_skip x + (1 - c_skip) bicubic(y) + c_out F (see precond)
+    # f = c_skip x + (1 - c_skip) bicubic(y) + c_out F (see precond); None: on for the tiny
+    # preset (gtasr's bicubic residual), off for the others (the release has none)
+    lr_anchor: bool | None = None
 
 
 @dataclass
