@@ -108,3 +108,18 @@ def test_an_onnx_graph_with_other_inputs_is_refused(onnx_file: Path, tmp_path: P
     onnx.save(graph, str(changed))
     with pytest.raises(GtasrError, match=r"takes inputs .*image.*a gtasr export takes x, sigma, y"):
         OnnxDenoiser(changed, torch.device("cpu"))
+
+
+def test_the_bundled_model_exports_and_onnxruntime_upscales_like_torch(tmp_path: Path) -> None:
+    """The bundled model anchors its output on bicubic(y) (lr_anchor): the export traces that
+    upsampling by output size, so the graph runs at any size and gives torch's pixels."""
+    from gtasr.infer.upscaler import bundled_model_path
+
+    target = tmp_path / "bundled.onnx"
+    assert main(["export-onnx", "--model", str(bundled_model_path()), "-o", str(target)]) == 0
+    rgb = np.random.default_rng(3).random((28, 36, 3)).astype(np.float32)
+    torch_result = Upscaler.from_pretrained(device="cpu").upscale(rgb, seed=5, tile=None)
+    onnx = Upscaler.from_pretrained(target, device="cpu", backend="onnx")
+    onnx_result = onnx.upscale(rgb, seed=5, tile=None)
+    assert onnx_result.shape == torch_result.shape == (112, 144, 3)
+    assert np.abs(onnx_result - torch_result).max() < 1e-3

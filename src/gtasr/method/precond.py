@@ -16,9 +16,8 @@ sigma, where c_skip x + c_out y0 overshoots x0.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
-
-from gtasr.method.schedule import upsample_lr
 
 
 def _scaled(sigma: Tensor, sigma_scale: float) -> Tensor:
@@ -106,7 +105,10 @@ class ConsistencyModel(nn.Module):
         out = c_out(sig4, self.sigma_data, self.sigma_scale).to(x.dtype)
         denoised = skip * x + out * raw.to(x.dtype)
         if self.lr_anchor:
-            scale = x.shape[-1] // y.shape[-1]
-            y0 = upsample_lr(y.to(x.dtype), scale, clamp=False)
+            # by output size, not by a scale factor computed from shapes: the same pixels for
+            # whole multiples, and traceable (ONNX export sees shapes as tensors)
+            y0 = F.interpolate(
+                y.to(x.dtype), size=x.shape[-2:], mode="bicubic", align_corners=False
+            )
             denoised = denoised + (1 - skip) * y0
         return torch.where(sig4 == 0, x, denoised)
