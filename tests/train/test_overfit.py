@@ -11,10 +11,13 @@ from gtasr.train.distributed import setup
 from gtasr.train.run import train
 
 FALL_FACTOR = 2.0
-"""The validation error must at least halve in 200 steps (the tiny preset starts at bicubic).
+"""The validation error must at least halve in 200 steps (the tiny preset, with lr_anchor,
+starts at bicubic), and PSNR-Y rise by PSNR_RISE dB.
 
 How long such steps take is measured by ``bench/train_step.py``, not here.
 """
+PSNR_RISE = 2.5
+"""dB in 200 steps: 2.8 measured with lr_anchor (the tiny preset's lr_skip before it: over 3)."""
 
 
 @pytest.mark.slow
@@ -30,7 +33,7 @@ def test_tiny_model_overfits_two_images(small_config, photos: Path, tmp_path: Pa
     val = {r["step"]: r for r in records if r["kind"] == "val"}
     assert sorted(val) == [0, 200]
     assert val[0]["l1"] / val[200]["l1"] >= FALL_FACTOR
-    assert val[200]["psnr_y"] > val[0]["psnr_y"] + 3
+    assert val[200]["psnr_y"] > val[0]["psnr_y"] + PSNR_RISE
     train_losses = [r["loss"] for r in records if r["kind"] == "train"]
     assert train_losses[-1] < train_losses[0]
     assert summary.validation == {k: val[200][k] for k in ("psnr_y", "l1")}
