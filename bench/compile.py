@@ -35,9 +35,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gtasr
+from gtasr.choices import DEFAULT_TILE_OVERLAP
 from gtasr.infer.backends import TorchDenoiser
 from gtasr.infer.tiling import plan_tiles, seamless_tiling
-from gtasr.infer.upscaler import DEFAULT_TILE_OVERLAP
 from inference import image, network_inputs
 from release import cpu_name
 from upscale import best_times, emit, machine, psnr, random_model_file

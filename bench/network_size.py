@@ -8,7 +8,7 @@ affects every candidate alike, and reports medians, the ratio to tiny, parameter
 and multiply-accumulates. A candidate is worth training only if its step costs at
 most 3x tiny's and its inference at most 3x tiny's (the bundled model's budget).
 
-    python bench/network_size.py --threads 1 --autocast bf16
+    python bench/network_size.py --threads 1 --precision bf16
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _trainer(network: dict, photos: Path, run: Path, args: argparse.Namespace) -
             "batch_size": args.batch,
             "iterations": 1_000_000,
             "device": "cpu",
-            "autocast": args.autocast,
+            "precision": args.precision,
             "checkpoint_every": 1_000_000,
         },
         "log": {"progress": False, "tensorboard": False},
@@ -108,7 +108,7 @@ def _infer_seconds(denoiser: TorchDenoiser, tile: int, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--autocast", choices=("none", "bf16"), default="bf16")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
@@ -117,7 +117,6 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    precision = "bf16" if args.autocast == "bf16" else "fp32"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "photos").mkdir()
@@ -131,7 +130,7 @@ def main() -> None:
             name: TorchDenoiser(
                 ConsistencyModel(build_network(network_of(name)), lr_anchor=True).eval(),
                 torch.device("cpu"),
-                precision,
+                args.precision,
             )
             for name in args.candidates
         }
@@ -149,7 +148,7 @@ def main() -> None:
     base_infer = statistics.median(infers[args.candidates[0]])
     result = {
         "threads": args.threads,
-        "autocast": args.autocast,
+        "precision": args.precision,
         "batch": args.batch,
         "crop": args.crop,
         "tile": args.tile,

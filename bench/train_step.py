@@ -13,9 +13,9 @@ device instead of in a loader worker). The variants are timed in alternation
 reported, so a changing load on a shared machine affects all of them alike.
 Peak RSS is the process's maximum resident set size.
 
-    python bench/train_step.py --threads 2 --autocast none
-    python bench/train_step.py --threads 2 --autocast bf16
-    python bench/train_step.py --autocast bf16 --batch 8 --crop 64
+    python bench/train_step.py --threads 2 --precision fp32
+    python bench/train_step.py --threads 2 --precision bf16
+    python bench/train_step.py --precision bf16 --batch 8 --crop 64
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _config(
     stage: int,
     ta_weight: float,
     photos: Path,
-    autocast: str,
+    precision: str,
     init: Path | None,
     batch: int,
     crop: int,
@@ -59,7 +59,7 @@ def _config(
             "batch_size": batch,
             "iterations": 1_000_000,
             "device": "cpu",
-            "autocast": autocast,
+            "precision": precision,
             "checkpoint_every": 1_000_000,
         },
         "log": {"progress": False, "tensorboard": False},
@@ -102,7 +102,7 @@ def _degrade_seconds(batch: int, crop: int, repeats: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--autocast", choices=("none", "bf16"), default="none")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4)
@@ -110,6 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     env = setup("cpu")
+    precision = args.precision
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "photos").mkdir()
@@ -117,25 +118,25 @@ def main() -> None:
         pixels = np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8)
         Image.fromarray(pixels).save(root / "photos" / "p.png")
         stage1 = Trainer(
-            _config(1, 0.5, root / "photos", args.autocast, None, args.batch, args.crop),
+            _config(1, 0.5, root / "photos", precision, None, args.batch, args.crop),
             root / "s1",
             env,
         )
         stage1.save_checkpoint()
         trainers = {
             "stage1_ct_only": Trainer(
-                _config(1, 0.0, root / "photos", args.autocast, None, args.batch, args.crop),
+                _config(1, 0.0, root / "photos", precision, None, args.batch, args.crop),
                 root / "ct",
                 env,
             ),
             "stage1_ct_ta": stage1,
             "stage1_ct_ta_one": Trainer(
-                _config(1, 0.5, root / "photos", args.autocast, None, args.batch, args.crop, "one"),
+                _config(1, 0.5, root / "photos", precision, None, args.batch, args.crop, "one"),
                 root / "one",
                 env,
             ),
             "stage2": Trainer(
-                _config(2, 0.5, root / "photos", args.autocast, root / "s1", args.batch, args.crop),
+                _config(2, 0.5, root / "photos", precision, root / "s1", args.batch, args.crop),
                 root / "s2",
                 env,
             ),
@@ -152,7 +153,7 @@ def main() -> None:
         "batch": args.batch,
         "crop": args.crop,
         "threads": args.threads,
-        "autocast": args.autocast,
+        "precision": args.precision,
         "stage1_intervals": 4,
         **{f"{name}_s_per_it": statistics.median(v) for name, v in samples.items()},
         "degrade_s_per_batch": _degrade_seconds(args.batch, args.crop),

@@ -22,8 +22,10 @@ from gtasr.options import EXIT_FATAL, EXIT_INTERRUPTED
 
 COMMAND_MODULES = (
     "gtasr.infer.commands",
+    "gtasr.model_commands",
     "gtasr.eval.commands",
     "gtasr.data.commands",
+    "gtasr.perceptual.commands",
     "gtasr.train.commands",
     "gtasr.web.commands",
 )

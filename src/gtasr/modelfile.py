@@ -33,10 +33,11 @@ NaN or infinite are refused when they are read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gtasr import release
 from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_path
 
@@ -172,16 +174,28 @@ def save_described(
 
 def read_info(path: str | os.PathLike[str]) -> ModelInfo:
     """Read and check a model file's metadata without loading its tensors."""
+    with _opened(path) as handle:
+        return _info_from(Path(path), handle.metadata() or {})
+
+
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """``safe_open`` of a model file; a missing or unreadable file is a one-line error."""
     from safetensors import safe_open
 
     file = Path(path)
     if not file.is_file():
         raise GtasrError(f"{file}: model file not found")
     try:
-        with safe_open(str(file), framework="pt") as handle:
-            meta = handle.metadata() or {}
+        handle = safe_open(str(file), framework="pt")
     except Exception as error:  # safetensors raises several types for bad headers
         raise GtasrError(f"{file}: not a safetensors model file ({error})") from error
+    with handle:
+        yield handle
+
+
+def _info_from(file: Path, meta: Mapping[str, str]) -> ModelInfo:
+    """The checked description of a gtasr file from its metadata."""
     if meta.get("gtasr.format") != FORMAT_VERSION:
         raise GtasrError(f"{file}: not a gtasr model file (no 'gtasr.format' metadata)")
     unknown = sorted(k for k in meta if k not in METADATA_KEYS and not k.startswith("extra."))
@@ -228,7 +242,6 @@ def _metadata_json(meta: Mapping[str, str], key: str) -> Any:
 def metadata_problem(info: ModelInfo) -> str | None:
     """What is wrong with a description's values, or None when each is of its kind and range."""
     from gtasr.nets.songunet import SongUNetConfig
-    from gtasr.release import FAMILY
 
     if not isinstance(info.network, dict):
         return "'network' is not a mapping"
@@ -263,28 +276,31 @@ def metadata_problem(info: ModelInfo) -> str | None:
         return f"'iteration' must not be negative, not {info.iteration}"
     if info.weights not in WEIGHT_KINDS:
         return f"'weights' must be {' or '.join(WEIGHT_KINDS)}, not {info.weights!r}"
-    if info.family not in ("gtasr", FAMILY):
+    if info.family not in ("gtasr", release.FAMILY):
         return f"'extra.family' {info.family!r} is not a model family gtasr knows"
     return None
 
 
 def check_tensors(info: ModelInfo) -> None:
-    """Compare the tensors in the file's header with the network its metadata describes.
+    """Compare the tensors in the file's header with the network its metadata describes."""
+    with _opened(info.path) as handle:
+        _check_header(info, handle)
+
+
+def _check_header(info: ModelInfo, handle: Any) -> None:
+    """The header check of :func:`check_tensors` on an open file.
 
     The network is built on the ``meta`` device (no memory), so a small file whose
     metadata claims a huge network is refused without building it. Names, shapes and
     floating-point types must all match; the error names the first tensor that does not.
     """
-    from safetensors import safe_open
-
     from gtasr.nets import state_shapes
 
     expected = state_shapes(info.network)
     try:
-        with safe_open(str(info.path), framework="pt") as handle:
-            stored = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118
-            shapes = {name: tuple(part.get_shape()) for name, part in stored.items()}
-            dtypes = {name: part.get_dtype() for name, part in stored.items()}
+        stored = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118
+        shapes = {name: tuple(part.get_shape()) for name, part in stored.items()}
+        dtypes = {name: part.get_dtype() for name, part in stored.items()}
     except Exception as error:  # safetensors raises several types for damaged headers
         raise GtasrError(f"{info.path}: damaged tensor header ({error})") from error
     missing = [name for name in expected if name not in shapes]
@@ -340,21 +356,7 @@ def refuse_nonfinite(tensors: Iterable[tuple[str, torch.Tensor]], source: object
 
 def verify_model_file(path: str | os.PathLike[str]) -> ModelInfo:
     """Every check :func:`read_weights` makes on a gtasr file, reading one tensor at a time."""
-    from safetensors import safe_open
-
-    info = read_info(path)
-    check_tensors(info)
-    try:
-        with safe_open(str(info.path), framework="pt") as handle:
-            names = list(handle.keys())
-            refuse_nonfinite(((name, handle.get_tensor(name)) for name in names), info.path)
-            conventions = {n: handle.get_tensor(n) for n in names if n in CONVENTION_TENSORS}
-    except GtasrError:
-        raise
-    except Exception as error:  # safetensors raises several types for damaged data
-        raise GtasrError(f"{info.path}: cannot read tensors ({error})") from error
-    refuse_contradicting_switches(split_conventions(conventions)[1], info)
-    return info
+    return _read_gtasr_file(Path(path), None, keep=False)[1]
 
 
 def read_weights(
@@ -365,28 +367,55 @@ def read_weights(
     ``weights`` ("ema" or "raw") picks ``params_ema`` (the default) or
     ``params`` of a release checkpoint; a gtasr file holds one kind, so there
     it may only name that kind. ``res_con`` applies to release checkpoints only
-    (their files cannot tell it). Every check of the module docstring is made.
+    (their files cannot tell it). Every check of the module docstring is made; a gtasr
+    file is opened once for all of them.
     """
-    from gtasr import release
-
     file = Path(path)
-    if file.is_file() and release.is_release_file(file):
-        state, info = release.read_release_model(file, weights or "ema", res_con=res_con)
-        refuse_nonfinite(state.items(), file)
-        return state, info
-    from safetensors.torch import load_file
+    if not (file.is_file() and release.is_torch_file(file)):
+        with _opened(file) as handle:
+            meta = handle.metadata() or {}
+            if "gtasr.format" in meta or not release.looks_like_release(list(handle.keys())):
+                return _read_open_gtasr_file(file, handle, meta, weights, keep=True)
+    state, info = _read_authors_file(file, weights or "ema", res_con=res_con)
+    refuse_nonfinite(state.items(), file)
+    return state, info
 
-    info = read_info(file)
+
+def _read_gtasr_file(
+    file: Path, weights: str | None, *, keep: bool
+) -> tuple[dict[str, torch.Tensor], ModelInfo]:
+    """:func:`_read_open_gtasr_file` on a file it opens."""
+    with _opened(file) as handle:
+        return _read_open_gtasr_file(file, handle, handle.metadata() or {}, weights, keep=keep)
+
+
+def _read_open_gtasr_file(
+    file: Path, handle: Any, meta: Mapping[str, str], weights: str | None, *, keep: bool
+) -> tuple[dict[str, torch.Tensor], ModelInfo]:
+    """Metadata, header and every tensor of an open gtasr file, checked.
+
+    With ``keep`` false each tensor is dropped once checked (``gtasr info``: memory for one
+    tensor at a time); the returned dict then holds nothing.
+    """
+    info = _info_from(file, meta)
     if weights is not None and weights != info.weights:
         raise GtasrError(f"{file}: holds {info.weights} weights only, not {weights}")
-    check_tensors(info)
+    _check_header(info, handle)
+    state: dict[str, torch.Tensor] = {}
+    conventions: dict[str, torch.Tensor] = {}
     try:
-        state = load_file(str(info.path), device="cpu")
+        for name in handle.keys():  # noqa: SIM118
+            tensor = handle.get_tensor(name)
+            refuse_nonfinite([(name, tensor)], file)
+            if name in CONVENTION_TENSORS:
+                conventions[name] = tensor
+            elif keep:
+                state[name] = tensor
+    except GtasrError:
+        raise
     except Exception as error:  # safetensors raises several types for damaged data
         raise GtasrError(f"{file}: cannot read tensors ({error})") from error
-    refuse_nonfinite(state.items(), file)
-    state, switches = split_conventions(state)
-    refuse_contradicting_switches(switches, info)
+    refuse_contradicting_switches(split_conventions(conventions)[1], info)
     return state, info
 
 
@@ -399,6 +428,28 @@ def refuse_contradicting_switches(switches: Mapping[str, bool], info: ModelInfo)
                 f"{info.path}: tensor 'gtasr.{key}' says {key} is {'on' if on else 'off'}, "
                 "the metadata says the opposite"
             )
+
+
+def _read_authors_file(
+    path: Path, weights: str, *, res_con: bool
+) -> tuple[dict[str, torch.Tensor], ModelInfo]:
+    """An authors' checkpoint (:func:`gtasr.release.read_release`) as a model file reads:
+    the tensors under gtasr's names and a description of the release family."""
+    found = release.read_release(path, weights, res_con=res_con)
+    extra = {"family": release.FAMILY, "source": path.name, "source_key": found.key}
+    if found.ignored:
+        extra["ignored"] = ", ".join(found.ignored)
+    info = ModelInfo(
+        path=path,
+        network=found.network,
+        precond=dict(release.PRECOND),
+        scale=4,
+        stage=0,
+        iteration=0,
+        weights=weights,
+        extra=extra,
+    )
+    return found.state_dict, info
 
 
 def load_model(

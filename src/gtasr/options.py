@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gtasr.choices import MAX_SEED, WEIGHT_KEYS
 from gtasr.devices import DEVICE_HELP
 
 EXIT_OK = 0
@@ -61,11 +62,6 @@ def add_device(parser: argparse.ArgumentParser, default: str | None = "auto") ->
     parser.add_argument("--device", default=default, help=f"{DEVICE_HELP} ({where})")
 
 
-MAX_SEED = 2**63 - 1
-"""Largest seed: every generator gtasr seeds (PyTorch's, NumPy's) takes 0..2**63-1 exactly,
-so two different seeds never give the same draws."""
-
-
 def seed(text: str) -> int:
     """argparse type of ``--seed``: a whole number within 0..:data:`MAX_SEED`."""
     value = _whole(text)
@@ -87,3 +83,13 @@ def _whole(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def add_weights_option(parser: argparse.ArgumentParser) -> None:
+    """``--weights ema|raw``: which state dict of an authors' checkpoint to use."""
+    parser.add_argument(
+        "--weights",
+        choices=tuple(WEIGHT_KEYS),
+        default=None,
+        help="authors' checkpoints: params_ema (ema, the default) or params (raw)",
+    )

@@ -23,13 +23,14 @@ import os
 import pickle
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from gtasr.choices import WEIGHT_KEYS
 from gtasr.errors import GtasrError
 from gtasr.nets.release_layout import (
     DDP_PREFIX,
@@ -38,14 +39,9 @@ from gtasr.nets.release_layout import (
     map_state_dict,
 )
 
-if TYPE_CHECKING:
-    from gtasr.modelfile import ModelInfo
-
 FAMILY = "release"
 """The ``family`` of models from the authors' checkpoints (gtasr's own are ``"gtasr"``)."""
 
-WEIGHT_KEYS = {"ema": "params_ema", "raw": "params"}
-"""``--weights`` choices and the BasicSR keys they select (the release tests with EMA)."""
 
 PRECOND = {"sigma_data": 0.5, "sigma_scale": 0.1, "noise_offset": 0.002}
 """The release's EDMUNet constants (sigma rescaled by 0.1, c_noise = log(sigma + 0.002) / 4)."""
@@ -194,58 +190,3 @@ def _read(source: str | os.PathLike[str]) -> Any:
         return load_file(str(source), device="cpu")
     except Exception as error:  # safetensors raises several types for damaged files
         raise GtasrError(f"{source}: cannot read ({error})") from None
-
-
-def read_release_model(
-    path: Path, weights: str = "ema", *, res_con: bool = False
-) -> tuple[dict[str, Tensor], ModelInfo]:
-    """:func:`read_release` as the model-file reader returns it: tensors and a description."""
-    from gtasr.modelfile import ModelInfo
-
-    found = read_release(path, weights, res_con=res_con)
-    extra = {"family": FAMILY, "source": path.name, "source_key": found.key}
-    if found.ignored:
-        extra["ignored"] = ", ".join(found.ignored)
-    info = ModelInfo(
-        path=path,
-        network=found.network,
-        precond=dict(PRECOND),
-        scale=4,
-        stage=0,
-        iteration=0,
-        weights=weights,
-        extra=extra,
-    )
-    return found.state_dict, info
-
-
-def convert(
-    source: str | os.PathLike[str],
-    target: str | os.PathLike[str],
-    *,
-    weights: str | None = None,
-    dtype: str = "fp32",
-    res_con: bool = False,
-) -> ModelInfo:
-    """Write a model file gtasr reads (typically a release ``.pth``) as a gtasr model file.
-
-    The target records the family, the settings read from the tensors, the
-    source's file name, SHA-256 and the key the weights came from; tensors are
-    stored in ``dtype`` (fp32, bf16 or fp16; loading computes in float32 again).
-    Written atomically. Returns the description of what was written.
-    """
-    from gtasr.fileio import file_sha256
-    from gtasr.infer.backends import PRECISIONS
-    from gtasr.modelfile import read_info, read_weights, save_described
-
-    if dtype not in PRECISIONS:
-        raise GtasrError(f"--dtype must be one of {', '.join(PRECISIONS)}, not {dtype!r}")
-    state, info = read_weights(source, weights, res_con=res_con)
-    stored = {
-        name: tensor.to(PRECISIONS[dtype]) if tensor.is_floating_point() else tensor
-        for name, tensor in state.items()
-    }
-    extra = dict(info.extra)
-    extra.update(source=Path(source).name, source_sha256=file_sha256(source), dtype=dtype)
-    save_described(target, stored, replace(info, extra=extra))
-    return read_info(target)

@@ -136,7 +136,7 @@ def test_the_smallest_accepted_tile_is_seamless(
     raised to it, with a warning, and the result is within 40 dB of the untiled one."""
     up = Upscaler.from_pretrained(None, device="cpu")
     rgb = read_image(shared_data / "realset65" / "OST_009.png").rgb[:256, :256]
-    whole = up.upscale_rgb(rgb, seed=1, tile=0)
+    whole = up.upscale_rgb(rgb, seed=1, tile=None)
     tiles: list[tuple[int, int]] = []
     with caplog.at_level(logging.WARNING):
         smallest = up.upscale_rgb(

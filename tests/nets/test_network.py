@@ -70,7 +70,7 @@ def test_presets_are_named():
 
 def test_paper_parameter_count_matches_release():
     net = meta_network("paper")
-    assert abs(n_params(net) - PAPER_PARAMS) <= 0.005 * PAPER_PARAMS
+    assert n_params(net) == PAPER_PARAMS
     swin = sum(n_params(m) for name, m in net.named_modules() if name.endswith(".attention"))
     assert sum(1 for name, _ in net.named_modules() if name.endswith(".attention")) == 21
     assert swin == pytest.approx(35.0e6, rel=0.01)

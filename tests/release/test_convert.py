@@ -15,8 +15,9 @@ from gtasr.cli import main
 from gtasr.errors import GtasrError, OutputError
 from gtasr.fileio import file_sha256
 from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
+from gtasr.model_commands import convert
 from gtasr.modelfile import read_info
-from gtasr.release import convert, read_release
+from gtasr.release import read_release
 
 from .conftest import SMALL_PARAMETERS
 
@@ -62,7 +63,7 @@ def test_half_precision_storage_halves_the_file_within_35_db(
     dtype: str,
 ) -> None:
     target = tmp_path / f"{dtype}.safetensors"
-    assert main(["convert", str(release_small), "-o", str(target), "--dtype", dtype]) == 0
+    assert main(["convert", str(release_small), "-o", str(target), "--precision", dtype]) == 0
     assert target.stat().st_size < 0.55 * converted.stat().st_size
     x, lq = forward_reference["x_sigma1.0"], forward_reference["lq"]
     model = gtasr.load_model(target)

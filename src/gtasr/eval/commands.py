@@ -6,13 +6,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
 from gtasr.fileio import refuse_existing, write_json
 from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite, seed
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``gtasr evaluate``: exit 0 when every pair was scored, 1 when some failed."""
+    from gtasr.devices import resolve_device
     from gtasr.eval.evaluate import (
         evaluate_pairs,
         format_table,
@@ -107,6 +109,7 @@ def _add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _models_and_pairs(args: argparse.Namespace) -> tuple[list, list, torch.device]:
     from gtasr.data.pairs import load_pairs
+    from gtasr.devices import resolve_device
     from gtasr.eval.diagnostics import common_stride, load_models
 
     if args.limit is not None and args.limit < 1:

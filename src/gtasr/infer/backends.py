@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gtasr.choices import PRECISION_NAMES, TORCH_DTYPE_NAMES
 from gtasr.errors import GtasrError
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = {name: getattr(torch, TORCH_DTYPE_NAMES[name]) for name in PRECISION_NAMES}
 
 
 CHANNELS_LAST_DEVICES = ("cpu", "cuda")

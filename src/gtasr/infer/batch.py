@@ -15,26 +15,24 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from gtasr.choices import (
+    DEFAULT_TILE,
+    DEFAULT_TILE_OVERLAP,
+    MAX_OUTSCALE,
+    MAX_STEPS,
+    OUTPUT_EXTENSIONS,
+    UPSCALE_METHODS,
+)
 from gtasr.errors import FileError, GtasrError, InputError, is_out_of_memory, one_line
 from gtasr.imageio import Image, read_image, write_image
 from gtasr.infer.resample import resize
 from gtasr.infer.tiling import TileProgress, seamless_tiling
-from gtasr.infer.upscaler import (
-    DEFAULT_TILE,
-    DEFAULT_TILE_OVERLAP,
-    MAX_STEPS,
-    Upscaler,
-    upscale_alpha,
-)
+from gtasr.infer.upscaler import Upscaler, upscale_alpha
 
 log = logging.getLogger(__name__)
 
-METHODS = ("model", "bicubic", "lanczos")
-EXTENSIONS = ("auto", "png", "jpg", "webp")
 _ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
 """Inputs that may carry alpha, whose output is a PNG even with ``--ext jpg``."""
-MAX_OUTSCALE = 16.0
-"""Largest ``--outscale``: beyond the model's x4, the rest is Lanczos magnification."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +53,14 @@ class UpscaleOptions:
     max_pixels: int | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise GtasrError(f"unknown --method {self.method!r} (choose from {', '.join(METHODS)})")
-        if self.ext not in EXTENSIONS:
-            raise GtasrError(f"unknown --ext {self.ext!r} (choose from {', '.join(EXTENSIONS)})")
+        if self.method not in UPSCALE_METHODS:
+            raise GtasrError(
+                f"unknown --method {self.method!r} (choose from {', '.join(UPSCALE_METHODS)})"
+            )
+        if self.ext not in OUTPUT_EXTENSIONS:
+            raise GtasrError(
+                f"unknown --ext {self.ext!r} (choose from {', '.join(OUTPUT_EXTENSIONS)})"
+            )
         if not 0 < self.outscale <= MAX_OUTSCALE:
             limit = f"{MAX_OUTSCALE:g}"
             raise GtasrError(f"--outscale must be above 0 and at most {limit}, not {self.outscale}")
@@ -68,6 +70,8 @@ class UpscaleOptions:
             raise GtasrError(f"--steps must be within 1..{MAX_STEPS}, not {self.steps}")
         if self.tile is not None and self.tile < 0:
             raise GtasrError(f"--tile must be 0 (off) or positive, not {self.tile}")
+        if self.tile == 0:  # the command line's and the page's "whole image"
+            object.__setattr__(self, "tile", None)
         if self.tile_overlap < 0:
             raise GtasrError(f"--tile-overlap must not be negative, not {self.tile_overlap}")
         if self.max_pixels is not None and self.max_pixels < 1:
@@ -120,7 +124,7 @@ def upscale_image(
         rgb = upscaler.upscale_rgb(
             image.rgb,
             seed=options.seed,
-            tile=options.tile or None,
+            tile=options.tile,
             tile_overlap=options.tile_overlap,
             steps=options.steps,
             on_tile=on_tile,

@@ -1,4 +1,4 @@
-"""``gtasr upscale``, ``export-onnx``, ``convert`` and ``demo`` (see gtasr.cli)."""
+"""``gtasr upscale``, ``export-onnx`` and ``demo`` (see gtasr.cli)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,25 @@ import logging
 import time
 from pathlib import Path
 
+from gtasr.choices import (
+    DEFAULT_TILE,
+    DEFAULT_TILE_OVERLAP,
+    OUTPUT_EXTENSIONS,
+    PRECISION_NAMES,
+    UPSCALE_METHODS,
+)
 from gtasr.errors import InputError
 from gtasr.fileio import refuse_existing
-from gtasr.imageio import read_image
-from gtasr.infer.backends import PRECISIONS
-from gtasr.infer.batch import EXTENSIONS, METHODS, UpscaleOptions, image_size, process_files
-from gtasr.infer.upscaler import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, Upscaler, bundled_model_path
 from gtasr.listing import list_images
-from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite, seed
-from gtasr.release import WEIGHT_KEYS
+from gtasr.options import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    add_device,
+    add_output,
+    add_overwrite,
+    add_weights_option,
+    seed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +35,10 @@ DEMO_OUT = Path("out/demo")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``upscale``, ``export-onnx``, ``convert`` and ``demo``."""
+    """Add ``upscale``, ``export-onnx`` and ``demo``."""
     _register_upscale(subparsers)
     _register_export(subparsers)
-    _register_convert(subparsers)
     _register_demo(subparsers)
-
-
-def add_weights_option(parser: argparse.ArgumentParser) -> None:
-    """``--weights ema|raw``: which state dict of an authors' checkpoint to use."""
-    parser.add_argument(
-        "--weights",
-        choices=tuple(WEIGHT_KEYS),
-        default=None,
-        help="authors' checkpoints: params_ema (ema, the default) or params (raw)",
-    )
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +49,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     add_weights_option(parser)
     add_device(parser)
-    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
+    parser.add_argument("--precision", choices=PRECISION_NAMES, default="fp32")
     parser.add_argument("--seed", type=seed, default=0, help="noise seed (default: 0)")
 
 
@@ -76,14 +75,14 @@ def _register_upscale(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--outscale", type=float, default=4.0, help="final scale (Lanczos)")
     parser.add_argument("--suffix", default="", help="appended to output file stems")
-    parser.add_argument("--ext", choices=EXTENSIONS, default="auto", help="output format")
+    parser.add_argument("--ext", choices=OUTPUT_EXTENSIONS, default="auto", help="output format")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (95)")
     parser.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     add_overwrite(parser)
     parser.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger inputs")
     parser.add_argument(
-        "--method", choices=METHODS, default="model", help="model, or a classical baseline"
+        "--method", choices=UPSCALE_METHODS, default="model", help="model, or a classical baseline"
     )
     parser.add_argument("--steps", type=int, default=1, help="sampling steps of the model (1)")
     parser.set_defaults(func=run_upscale)
@@ -102,28 +101,6 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
     add_overwrite(parser)
     add_weights_option(parser)
     parser.set_defaults(func=run_export_onnx)
-
-
-def _register_convert(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "convert",
-        help="convert the authors' checkpoint to a gtasr model file",
-        description="Write a model file gtasr reads (the authors' GTASR/CTMSR .pth, or a "
-        "gtasr file) as a self-describing gtasr .safetensors file.",
-    )
-    parser.add_argument("source", type=Path, metavar="SRC")
-    add_output(parser, "the gtasr model file to write, e.g. model.safetensors", folder=False)
-    add_weights_option(parser)
-    parser.add_argument(
-        "--dtype", choices=tuple(PRECISIONS), default="fp32", help="stored precision (fp32)"
-    )
-    parser.add_argument(
-        "--res-con",
-        action="store_true",
-        help="the network was trained with the release's res_con (its file cannot tell)",
-    )
-    add_overwrite(parser)
-    parser.set_defaults(func=run_convert)
 
 
 def _register_demo(subparsers: argparse._SubParsersAction) -> None:
@@ -170,6 +147,9 @@ def _expand_inputs(inputs: list[str], recursive: bool, out_dir: Path) -> tuple[l
 
 def run_upscale(args: argparse.Namespace) -> int:
     """``gtasr upscale``: exit 0 when every input was upscaled or skipped, 1 when some failed."""
+    from gtasr.infer.batch import UpscaleOptions, process_files
+    from gtasr.infer.upscaler import Upscaler
+
     options = UpscaleOptions(
         out_dir=args.output,
         method=args.method,
@@ -217,29 +197,12 @@ def run_export_onnx(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_convert(args: argparse.Namespace) -> int:
-    """``gtasr convert``."""
-    from gtasr.release import convert
-
-    refuse_existing([args.output], args.overwrite)
-    start = time.perf_counter()
-    info = convert(
-        args.source, args.output, weights=args.weights, dtype=args.dtype, res_con=args.res_con
-    )
-    log.info(
-        "wrote %s (%s model, %s weights from %s, %s) in %.1f s",
-        args.output,
-        info.family,
-        info.weights,
-        info.extra.get("source_key", args.source.name),
-        args.dtype,
-        time.perf_counter() - start,
-    )
-    return EXIT_OK
-
-
 def run_demo(args: argparse.Namespace) -> int:
     """``gtasr demo``: upscale the bundled sample with the bundled (or the given) model."""
+    from gtasr.imageio import read_image
+    from gtasr.infer.batch import UpscaleOptions, image_size, process_files
+    from gtasr.infer.upscaler import Upscaler, bundled_model_path
+
     model = args.model or bundled_model_path()
     options = UpscaleOptions(out_dir=args.output, seed=args.seed, overwrite=args.overwrite)
     start = time.perf_counter()

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gtasr.choices import MAX_SEED
 from gtasr.errors import GtasrError
-from gtasr.options import MAX_SEED
 
 BLOCK = 128
 """Side of the square noise blocks, in HR pixels."""

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gtasr.errors import GtasrError
 from gtasr.method.schedule import upsample_lr
 
 TileFunction = Callable[[Tensor, Tensor, int, int], Tensor]
@@ -59,9 +60,14 @@ MIN_TILE_OVERLAP = 16
 def seamless_tiling(tile: int | None, overlap: int) -> tuple[int | None, int]:
     """``tile`` and ``overlap`` raised to :data:`MIN_TILE` and :data:`MIN_TILE_OVERLAP`.
 
-    ``tile`` None or 0 (the whole image at once) stays as it is. Raising a value logs a
-    warning that says so, so callers round once (a batch warns once, not per image).
+    ``tile`` None is the whole image at once, the one way to say it (the command line's
+    and the page's 0 become None where they enter). Raising a value logs a warning that
+    says so, so callers round once (a batch warns once, not per image).
     """
+    if tile is not None and tile < 1:
+        raise GtasrError(f"tile must be positive, or None for the whole image, not {tile}")
+    if overlap < 0:
+        raise GtasrError(f"tile overlap must not be negative, not {overlap}")
     if tile and tile < MIN_TILE:
         log.warning("tile %d is below the smallest seamless tile; using %d", tile, MIN_TILE)
         tile = MIN_TILE
@@ -110,13 +116,14 @@ def axis_starts(length: int, tile: int, overlap: int, stride: int) -> tuple[int,
 def plan_tiles(height: int, width: int, tile: int | None, overlap: int, stride: int) -> TileGrid:
     """Tile grid for a padded LR image of ``height`` x ``width`` (multiples of ``stride``).
 
-    ``tile`` (None or 0: one tile) is rounded down to a multiple of the stride
+    ``tile`` (None: one tile; :func:`seamless_tiling` has checked it) is rounded down to a
+    multiple of the stride, as the network's windows need
     (at least one stride); ``overlap`` is rounded up to a multiple of the stride
     and capped at half a tile.
     """
     if height % stride or width % stride:
         raise ValueError(f"padded size {height}x{width} is not a multiple of {stride}")
-    if not tile or (tile >= height and tile >= width):
+    if tile is None or (tile >= height and tile >= width):
         return TileGrid(height, width, (0,), (0,), 0)
     size = max(stride, tile // stride * stride)
     lap = min(-(-max(0, overlap) // stride) * stride, size // 2 // stride * stride)

@@ -34,6 +34,7 @@ import PIL.Image
 import torch
 from torch import Tensor
 
+from gtasr.choices import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, MAX_STEPS
 from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
 from gtasr.imageio import quantize, to_numpy, to_tensor
@@ -47,12 +48,6 @@ from gtasr.release import FAMILY as RELEASE_FAMILY
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME: Final = "gtasr-default.safetensors"
-DEFAULT_TILE: Final = 512
-"""LR tile side of the API and the command line: bounds memory; smaller images are one tile."""
-DEFAULT_TILE_OVERLAP: Final = 32
-MAX_STEPS: Final = 64
-"""Most sampling steps accepted: the models are trained for one to a few steps, and each
-step costs a full network evaluation of the image."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +187,7 @@ class Upscaler:
     ) -> PIL.Image.Image | np.ndarray:
         """Upscale a PIL image or an H x W [x C] array; returns the same kind.
 
-        The image is processed in LR tiles of ``tile`` pixels (``None`` or 0: whole), which
+        The image is processed in LR tiles of ``tile`` pixels (``None``: the whole image), which
         bounds memory and does not change the picture beyond the blend of the overlaps.
 
         Arrays may be uint8, uint16 (full 16-bit range) or float ([0, 1]),

@@ -38,8 +38,9 @@ from spandrel import (
 from torch import Tensor, nn
 
 from gtasr import release
+from gtasr.choices import DEFAULT_TILE, DEFAULT_TILE_OVERLAP
 from gtasr.infer.backends import TorchDenoiser
-from gtasr.infer.upscaler import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, Upscaler
+from gtasr.infer.upscaler import Upscaler
 from gtasr.method.precond import ConsistencyModel
 from gtasr.modelfile import split_conventions
 from gtasr.nets import PRESETS, build_network, preset_config

@@ -3,12 +3,26 @@
 LPIPS (AlexNet or VGG16) and DISTS are pure PyTorch re-implementations that
 match the official packages; their pretrained weights are looked up offline
 (see :mod:`gtasr.perceptual.weights`). Charbonnier and the Sobel magnitude are
-the pixel-level terms.
+the pixel-level terms. The names load on first use, so that the command line's
+``fetch-weights`` (:mod:`gtasr.perceptual.commands`) does not import PyTorch.
 """
 
-from gtasr.perceptual.dists import DISTS
-from gtasr.perceptual.lpips import LPIPS
-from gtasr.perceptual.pixel import charbonnier, sobel_magnitude
-from gtasr.perceptual.weights import WeightsNotFoundError
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __all__ = ["DISTS", "LPIPS", "WeightsNotFoundError", "charbonnier", "sobel_magnitude"]
+_HOMES = {
+    "DISTS": "gtasr.perceptual.dists",
+    "LPIPS": "gtasr.perceptual.lpips",
+    "WeightsNotFoundError": "gtasr.perceptual.weights",
+    "charbonnier": "gtasr.perceptual.pixel",
+    "sobel_magnitude": "gtasr.perceptual.pixel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'gtasr.perceptual' has no attribute {name!r}")

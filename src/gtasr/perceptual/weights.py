@@ -30,7 +30,6 @@ import importlib.util
 import logging
 import os
 import pickle
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 
 from gtasr.errors import GtasrError
+from gtasr.perceptual.commands import fetched_weights_dir
 
 logger = logging.getLogger(__name__)
 
@@ -282,11 +282,6 @@ def package_dir(name: str) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def fetched_weights_dir() -> Path:
-    """gtasr's own weight folder, ``<sys.prefix>/share/gtasr/weights`` (``gtasr fetch-weights``)."""
-    return Path(sys.prefix) / "share" / "gtasr" / "weights"
 
 
 def user_dirs(weights_dir: str | os.PathLike[str] | None) -> list[tuple[Path | None, str]]:

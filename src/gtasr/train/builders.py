@@ -107,18 +107,18 @@ def cpu_bf16_supported() -> bool:
 
 
 def autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``train.autocast`` on ``device`` (None: full precision).
+    """The autocast dtype for ``train.precision`` on ``device`` (None: full precision).
 
     ``auto`` picks bf16 on CUDA (fp16 where bf16 is missing) and bf16 on CPUs with native
     bf16 kernels, where the LPIPS-VGG passes of a training step run faster in bf16
-    (``bench/train_step.py --autocast``); on other CPUs bf16 is emulated, so full fp32.
+    (``bench/train_step.py --precision``); on other CPUs bf16 is emulated, so full fp32.
     """
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            name = "bf16" if cpu_bf16_supported() else "none"
-    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+            name = "bf16" if cpu_bf16_supported() else "fp32"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

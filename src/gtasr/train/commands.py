@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
-import sys
 from pathlib import Path
 
-from gtasr.infer.commands import add_weights_option
 from gtasr.options import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -73,16 +69,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.set_defaults(func=run_train)
 
-    info = subparsers.add_parser("info", help="describe a model file or training checkpoint")
-    info.add_argument(
-        "--model",
-        required=True,
-        type=Path,
-        help="model file (gtasr or the authors' .pth), checkpoint folder or run folder",
-    )
-    add_weights_option(info)
-    info.set_defaults(func=run_info)
-
 
 def run_train(args: argparse.Namespace) -> int:
     """Entry of ``gtasr train``: 0 when the run finished or reached ``--max-steps`` or
@@ -127,108 +113,3 @@ def run_train(args: argparse.Namespace) -> int:
     if summary.stopped_by is None:
         return EXIT_OK
     return SIGNAL_EXITS.get(summary.stopped_by, EXIT_TERMINATED)
-
-
-def _model_files(path: Path) -> list[Path]:
-    """A model file itself, or the raw and EMA files of a checkpoint / run folder."""
-    from gtasr.train.checkpoints import EMA_FILE, RAW_FILE, resolve_checkpoint
-
-    if path.is_file():
-        return [path]
-    if (path / "model.safetensors").is_file() and not (path / "checkpoints").is_dir():
-        return [path / "model.safetensors"]
-    folder = resolve_checkpoint(path)
-    return [folder / RAW_FILE, folder / EMA_FILE]
-
-
-def count_parameters(path: Path) -> int:
-    """Number of network scalars stored in a safetensors file (read from its header)."""
-    from safetensors import safe_open
-
-    from gtasr.modelfile import CONVENTION_TENSORS
-
-    with safe_open(str(path), framework="pt") as handle:
-        names = [name for name in handle.keys() if name not in CONVENTION_TENSORS]  # noqa: SIM118
-        return sum(math.prod(handle.get_slice(name).get_shape()) for name in names)
-
-
-def preset_name(network: dict) -> str:
-    """The preset whose architecture ``network`` is ("tiny preset"), or "custom architecture"."""
-    from gtasr.nets import PRESETS, preset_config
-
-    for name in PRESETS:
-        if json.loads(json.dumps(preset_config(name))) == network:
-            return f"{name} preset"
-    return "custom architecture"
-
-
-def _extra_line(key: str, value: str) -> str:
-    """One line for a free-form metadata entry; long texts are only counted."""
-    if "\n" in value.strip():
-        return f"{key:<11} {value.count(chr(10)) + 1} lines in the file's metadata"
-    return f"{key:<11} {value}"
-
-
-_SETTINGS = (
-    "base_channels",
-    "channel_mults",
-    "blocks_per_level",
-    "attention_levels",
-    "emb_channels",
-    "swin_dim",
-    "swin_heads",
-    "swin_window",
-    "swin_mlp_ratio",
-    "head_channels",
-    "upsampler",
-)
-
-
-def release_lines(file: Path, weights: str | None) -> list[str]:
-    """What ``gtasr info`` says about an authors' checkpoint: the settings read from it."""
-    from gtasr.fileio import file_sha256
-    from gtasr.modelfile import read_weights
-
-    state, info = read_weights(file, weights)
-    settings = " ".join(f"{key}={info.network[key]}" for key in _SETTINGS)
-    settings += f" res_con={info.network['lr_skip']}"
-    lines = [
-        f"file        {file}",
-        "family      release (the authors' GTASR/CTMSR checkpoint; their test-time conventions)",
-        f"weights     {info.extra['source_key']} ({info.weights})",
-        f"settings    {settings.replace(', ', ',')} (read from the tensors)",
-        f"parameters  {sum(t.numel() for t in state.values()):,}",
-        f"sha256      {file_sha256(file)}",
-    ]
-    if "ignored" in info.extra:
-        lines.append(f"ignored     {info.extra['ignored']} (not used by the network)")
-    return lines
-
-
-def run_info(args: argparse.Namespace) -> int:
-    """Entry of ``gtasr info``: print what a model file (or checkpoint) is."""
-    from gtasr.fileio import file_sha256
-    from gtasr.modelfile import verify_model_file
-    from gtasr.release import is_release_file
-
-    for file in _model_files(args.model):
-        if is_release_file(file):
-            sys.stdout.write("\n".join(release_lines(file, args.weights)) + "\n\n")
-            continue
-        info = verify_model_file(file)  # the checks loading makes: info describes usable files
-        parameters = count_parameters(file)
-        preset = preset_name(info.network)
-        lines = [
-            f"file        {file}",
-            f"network     {preset}",
-            f"parameters  {parameters:,}",
-            f"scale       x{info.scale}",
-            f"stage       {info.stage}",
-            f"steps       {info.iteration}",
-            f"weights     {info.weights}",
-            f"precond     {info.precond}",
-            f"sha256      {file_sha256(file)}",
-        ]
-        lines += [_extra_line(key, value) for key, value in sorted(info.extra.items())]
-        sys.stdout.write("\n".join(lines) + "\n\n")
-    return EXIT_OK

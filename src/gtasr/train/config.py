@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from gtasr.choices import PRECISION_NAMES
 from gtasr.degrade.pipeline import PRESETS as DEGRADATION_PRESETS
 from gtasr.errors import GtasrError
 from gtasr.method.objectives import TA_POINTS
@@ -144,7 +145,7 @@ class TrainConfig:
     ema_decay: float = field(default=0.999, metadata=within(high=1.0))
     grad_clip: float | None = field(default=None, metadata=within(low_open=True))
     grad_accumulation: int = field(default=1, metadata=within(low=1))
-    autocast: str = "auto"  # auto | none | bf16 | fp16
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: the number format of the forward passes
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # intra-op CPU threads; None keeps torch's default
     threads: int | None = field(default=None, metadata=within(low=1))
@@ -369,7 +370,7 @@ def _check(config: Config) -> None:
             f"({config.schedule.num_intervals[0]}), got {config.loss.dtm_index}"
         )
     choices = {
-        "train.autocast": (config.train.autocast, ("auto", "none", "bf16", "fp16")),
+        "train.precision": (config.train.precision, ("auto", *PRECISION_NAMES)),
         "data.degrade_on": (config.data.degrade_on, ("loader", "device")),
         "loss.ta_points": (config.loss.ta_points, TA_POINTS),
         "data.degradation": (config.data.degradation, ("bicubic", *DEGRADATION_PRESETS)),

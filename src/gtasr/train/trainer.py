@@ -100,7 +100,7 @@ class Trainer:
         self.ema_model = ConsistencyModel(self.ema.module, **self.meta.precond).eval()
         self.reference = frozen_copy(self.model) if config.stage == 2 else None
         self.optimizer, self.scheduler = builders.build_optimizer(self.model, train)
-        self.amp_dtype = builders.autocast_dtype(train.autocast, env.device)
+        self.amp_dtype = builders.autocast_dtype(train.precision, env.device)
         self.scaler = (
             torch.amp.GradScaler(env.device.type) if self.amp_dtype == torch.float16 else None
         )

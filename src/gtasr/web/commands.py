@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gtasr.infer.backends import PRECISIONS
+from gtasr.choices import PRECISION_NAMES
 from gtasr.options import add_device
 from gtasr.web.server import DEFAULT_HOST, DEFAULT_PORT, PAGE_MAX_PIXELS, PAGE_MAX_UPLOAD_MB
 
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})")
     add_device(parser)
     parser.add_argument(
-        "--precision", choices=tuple(PRECISIONS), default="fp32", help="the page's default"
+        "--precision", choices=PRECISION_NAMES, default="fp32", help="the page's default"
     )
     parser.add_argument(
         "--max-pixels",

@@ -29,11 +29,10 @@ from typing import Any
 
 import gradio as gr
 
+from gtasr.choices import DEFAULT_TILE, PRECISION_NAMES
 from gtasr.errors import GtasrError, InputError, is_out_of_memory
 from gtasr.imageio import TooManyPixels
-from gtasr.infer.backends import PRECISIONS
 from gtasr.infer.batch import UpscaleOptions
-from gtasr.infer.upscaler import DEFAULT_TILE
 from gtasr.web.jobs import (
     JobCancelled,
     JobControl,
@@ -68,7 +67,9 @@ def build_page(
         gr.Markdown(INTRO)
         with gr.Row():
             model = gr.Dropdown(catalog.labels, value=catalog.labels[0], label="Model")
-            precision = gr.Dropdown(list(PRECISIONS), value=catalog.precision, label="Precision")
+            precision = gr.Dropdown(
+                list(PRECISION_NAMES), value=catalog.precision, label="Precision"
+            )
             seed = gr.Number(0, precision=0, label="Seed")
             steps = gr.Slider(1, 8, value=1, step=1, precision=0, label="Steps")
             tile = gr.Slider(
