@@ -20,12 +20,7 @@ import numpy as np
 import torch
 
 from gtasr.data.datasets import HRCropDataset
-
-
-def detail(crop: torch.Tensor) -> float:
-    """Mean |x[i, j+1] - x[i, j]| in grey levels of a [-1, 1] Tensor[3, H, W]."""
-    levels = (crop.double() + 1) * 127.5
-    return float((levels[:, :, 1:] - levels[:, :, :-1]).abs().mean())
+from gtasr.eval.bands import detail
 
 
 def crop_detail(folder: Path, crop: int, per_image: int, short_side: list[int] | None) -> float:

@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from gtasr.eval.bands import band_psnrs, luminance
 from gtasr.eval.metrics import psnr_y
 from gtasr.imageio import to_numpy
 from gtasr.method.sampling import fixed_noise, sample
@@ -70,11 +71,6 @@ def moving_average(values: np.ndarray, width: int) -> np.ndarray:
     return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
 
 
-def luminance(image: np.ndarray) -> np.ndarray:
-    """HxWx3 in [0, 1] -> HxW BT.601 luma."""
-    return image @ np.array([0.299, 0.587, 0.114])
-
-
 def grid_excess(residual: np.ndarray) -> float:
     """Spectral peak of the residual at the LR-pixel-period frequencies (1 = no grid pattern).
 
@@ -103,27 +99,6 @@ def high_frequency_power(image: np.ndarray) -> float:
     power = np.abs(np.fft.fft2(image - image.mean())) ** 2
     fy, fx = np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")
     return float(power[np.maximum(abs(fy), abs(fx)) > 0.25].sum() / (h * w))
-
-
-def band_psnrs(sr: np.ndarray, gt: np.ndarray, factor: int = 4) -> tuple[float, float]:
-    """PSNR (dB, peak 1) of the luma's low band and of the rest, SR against GT.
-
-    The low band is the mean of each ``factor`` x ``factor`` block (what the LR image holds),
-    the high band the luma minus that mean repeated over its block: a tone or colour change
-    at LR scale, which LPIPS barely sees, lowers the first; missing or wrong texture the second.
-    """
-
-    def bands(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        luma = luminance(image)
-        h, w = luma.shape[0] // factor * factor, luma.shape[1] // factor * factor
-        low = luma[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
-        return low, luma[:h, :w] - np.kron(low, np.ones((factor, factor)))
-
-    def psnr(a: np.ndarray, b: np.ndarray) -> float:
-        return float(-10 * np.log10(max(np.mean((a - b) ** 2), 1e-12)))
-
-    (sr_low, sr_high), (gt_low, gt_high) = bands(sr), bands(gt)
-    return psnr(sr_low, gt_low), psnr(sr_high, gt_high)
 
 
 def checkpoint_steps(run: Path) -> list[tuple[int, Path]]:

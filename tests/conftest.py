@@ -7,12 +7,9 @@ was skipped or deselected fails.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
@@ -42,32 +39,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if any(missed.values()):
         reporter.write_line(f"GTASR_FULL_SUITE=1 but tests did not run: {missed}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def load_module(path: Path) -> ModuleType:
-    """The module of the file ``path``, with its folder on ``sys.path`` while it loads, so
-    that it can import its neighbours (scripts and bench/ are no packages)."""
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
-
-
-@pytest.fixture(scope="session")
-def load_script() -> Callable[[str], ModuleType]:
-    """``load_script("name")``: the module of ``scripts/name.py``."""
-    return lambda name: load_module(REPO / "scripts" / f"{name}.py")
-
-
-@pytest.fixture(scope="session")
-def load_bench() -> Callable[[str], ModuleType]:
-    """``load_bench("name")``: the module of ``bench/name.py``."""
-    return lambda name: load_module(REPO / "bench" / f"{name}.py")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""scripts/crop_detail.py: the detail measure the training diagnosis quotes."""
+"""The detail measure the training diagnosis quotes (gtasr.eval.bands, scripts/crop_detail.py)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,21 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 
+from gtasr.eval.bands import detail
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "crop_detail.py"
 
 
-@pytest.fixture(scope="module")
-def crop_detail(load_script) -> ModuleType:
-    return load_script("crop_detail")
-
-
-def test_detail_is_the_mean_step_between_neighbours_in_grey_levels(crop_detail) -> None:
+def test_detail_is_the_mean_step_between_neighbours_in_grey_levels() -> None:
     ramp = torch.arange(16, dtype=torch.float64).expand(3, 8, 16) * 3 / 127.5 - 1
-    assert crop_detail.detail(ramp) == pytest.approx(3.0)
+    assert detail(ramp) == pytest.approx(3.0)
     stripes = torch.tensor([-1.0, 1.0]).repeat(8).expand(3, 8, 16)
-    assert crop_detail.detail(stripes) == pytest.approx(255.0)
+    assert detail(stripes) == pytest.approx(255.0)
 
 
 def test_shrunk_photos_carry_more_detail_and_sets_are_scored(tmp_path: Path, image_tools) -> None:

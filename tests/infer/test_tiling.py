@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from gtasr.errors import GtasrError
 from gtasr.imageio import read_image
 from gtasr.infer.noise import NoiseField
 from gtasr.infer.tiling import (
@@ -153,6 +154,7 @@ def test_the_smallest_accepted_tile_is_seamless(
 
 def test_seamless_tiling_keeps_whole_image_and_larger_values() -> None:
     assert seamless_tiling(None, 0) == (None, 0)
-    assert seamless_tiling(0, 0) == (0, 0)
+    with pytest.raises(GtasrError, match="None for the whole image, not 0"):
+        seamless_tiling(0, 0)  # None is the one way to say "whole image" in the core
     assert seamless_tiling(512, 32) == (512, 32)
     assert seamless_tiling(MIN_TILE - 1, MIN_TILE_OVERLAP - 1) == (MIN_TILE, MIN_TILE_OVERLAP)

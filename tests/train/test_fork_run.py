@@ -1,29 +1,24 @@
-"""scripts/fork_run.py: a run continued from another run's checkpoint, at a new learning rate."""
+"""gtasr.train.fork (scripts/fork_run.py): a run continued from another run's checkpoint."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 
 from gtasr.train.distributed import setup
+from gtasr.train.fork import fork
 from gtasr.train.trainer import Trainer
 
 
-@pytest.fixture(scope="module")
-def fork_run(load_script) -> ModuleType:
-    return load_script("fork_run")
-
-
 def test_the_fork_resumes_the_weights_at_the_new_rate_without_later_milestones(
-    small_config, tmp_path: Path, fork_run
+    small_config, tmp_path: Path
 ) -> None:
     config = small_config(train={"lr": 1e-3, "lr_milestones": [1], "lr_gamma": 0.5})
     source = Trainer(config, tmp_path / "a", setup("cpu"))
     source.save_checkpoint()
-    fork_run.fork(tmp_path / "a", 0, tmp_path / "b", lr=2e-4)
+    fork(tmp_path / "a", 0, tmp_path / "b", lr=2e-4)
     forked = Trainer(config, tmp_path / "b", setup("cpu"), resume=True)
     for mine, theirs in zip(forked.model.parameters(), source.model.parameters(), strict=True):
         assert torch.equal(mine, theirs)
@@ -36,15 +31,15 @@ def test_the_fork_resumes_the_weights_at_the_new_rate_without_later_milestones(
         forked.scheduler.step()
     assert forked.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
     with pytest.raises(SystemExit, match="already exists"):
-        fork_run.fork(tmp_path / "a", 0, tmp_path / "b")
+        fork(tmp_path / "a", 0, tmp_path / "b")
     with pytest.raises(SystemExit, match="no such checkpoint"):
-        fork_run.fork(tmp_path / "a", 5, tmp_path / "c")
+        fork(tmp_path / "a", 5, tmp_path / "c")
 
 
-def test_new_milestones_reschedule_the_fork(small_config, tmp_path: Path, fork_run) -> None:
+def test_new_milestones_reschedule_the_fork(small_config, tmp_path: Path) -> None:
     config = small_config(train={"lr": 1e-3, "lr_milestones": [9], "lr_gamma": 0.5})
     Trainer(config, tmp_path / "a", setup("cpu")).save_checkpoint()
-    fork_run.fork(tmp_path / "a", 0, tmp_path / "b", milestones=[0, 3])
+    fork(tmp_path / "a", 0, tmp_path / "b", milestones=[0, 3])
     forked = Trainer(config, tmp_path / "b", setup("cpu"), resume=True)
     rates = []
     for _ in range(4):

@@ -12,6 +12,7 @@ from gtasr.errors import GtasrError
 from gtasr.modelfile import read_weights
 from gtasr.nets import preset_config
 from gtasr.train.checkpoints import EMA_FILE, RAW_FILE, STATE_TENSORS, read_state
+from gtasr.train.cost import run_cost
 from gtasr.train.distributed import setup
 from gtasr.train.run import train
 
@@ -126,11 +127,10 @@ def test_resume_sets_a_damaged_checkpoint_aside_and_takes_the_one_before(
 
 
 def test_each_invocation_records_its_threads_and_the_cpu_hours_add_them_up(
-    small_config, tmp_path: Path, load_script
+    small_config, tmp_path: Path
 ) -> None:
     """A run resumed with another train.threads counts each slice at its own thread count
-    (scripts/results_table.py), not every slice at the config's last value."""
-    results_table = load_script("results_table")
+    (gtasr.train.cost), not every slice at the config's last value."""
     env = setup("cpu")
     run = tmp_path / "run"
     before = torch.get_num_threads()
@@ -143,18 +143,17 @@ def test_each_invocation_records_its_threads_and_the_cpu_hours_add_them_up(
     lines = (run / "metrics.jsonl").read_text().splitlines()
     summaries = [json.loads(line) for line in lines if '"summary"' in line]
     assert [s["threads"] for s in summaries] == [1, 2]
-    steps, hours = results_table.run_cost(run)
+    steps, hours = run_cost(run)
     assert steps == 4
     assert hours == pytest.approx((first.wall_s + 2 * second.wall_s) / 3600)
-    assert results_table.run_cost(run, until=2) == (2, pytest.approx(first.wall_s / 3600))
+    assert run_cost(run, until=2) == (2, pytest.approx(first.wall_s / 3600))
 
 
 def test_a_run_killed_before_its_summary_still_counts_its_cpu_time_to_its_last_record(
-    small_config, tmp_path: Path, load_script
+    small_config, tmp_path: Path
 ) -> None:
     """A process killed without a summary (power loss, a lost machine) leaves its "train"
     records, which carry the invocation's wall time and threads."""
-    results_table = load_script("results_table")
     env = setup("cpu")
     run = tmp_path / "run"
     before = torch.get_num_threads()
@@ -170,10 +169,10 @@ def test_a_run_killed_before_its_summary_still_counts_its_cpu_time_to_its_last_r
     assert [r["step"] for r in killed] == [1, 2, 3]
     assert [r["threads"] for r in killed] == [1, 1, 1] and len({r["started"] for r in killed}) == 1
     assert killed[0]["wall_s"] < killed[1]["wall_s"] < killed[2]["wall_s"]
-    steps, hours = results_table.run_cost(run)
+    steps, hours = run_cost(run)
     assert steps == 6
     assert hours == pytest.approx((killed[2]["wall_s"] + 2 * second.wall_s) / 3600)
-    assert results_table.run_cost(run, until=2) == (2, pytest.approx(killed[1]["wall_s"] / 3600))
+    assert run_cost(run, until=2) == (2, pytest.approx(killed[1]["wall_s"] / 3600))
 
 
 def _python_rng_version(state: dict) -> None:

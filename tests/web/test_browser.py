@@ -100,3 +100,21 @@ def test_page_upscales_the_sample_and_shows_errors_without_the_internet(
         and urlsplit(url).netloc not in local
     ]
     assert remote == []
+
+
+def test_batch_tab_upscales_from_the_browser(
+    server: Any, browser: Any, sample_png: Path, tmp_path: Path
+) -> None:
+    """Pressing Upscale all clears the tab, then the job's summary and zip appear."""
+    browser.get(server.url)
+    tab = _wait(browser, lambda b: [t for t in _by_css(b, "button[role=tab]") if t.text == "Batch"])
+    tab[0].click()
+    upload = _wait(browser, lambda b: _by_css(b, "input[type=file][multiple]"))[0]
+    upload.send_keys(str(sample_png))
+    uploaded = "return Array.from(document.querySelectorAll('td')).map(c => c.innerText)"
+    _wait(browser, lambda b: any("sample" in cell for cell in b.execute_script(uploaded)))
+    _by_css(browser, "#batch-button")[0].click()
+    summary = _wait(browser, lambda b: _by_css(b, "#batch-summary")[0].text)
+    assert summary.startswith("1 upscaled, 0 failed, in ")
+    links = _wait(browser, lambda b: _by_css(b, "#batch-file a[href]"))
+    assert links[0].get_attribute("href").endswith("/gtasr-x4.zip")

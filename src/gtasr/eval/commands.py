@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,9 +145,6 @@ def run_drift(args: argparse.Namespace) -> int:
 
     if args.grid_points < 1 or args.draws < 1 or args.power <= 0:
         raise GtasrError("--grid-points and --draws must be >= 1 and --power > 0")
-    files = (args.output / "drift.json", args.output / "drift.png")
-    refuse_existing(files, args.overwrite)
-    models, pairs, device = _models_and_pairs(args)
     config = DriftConfig(
         grid_points=args.grid_points,
         power=args.power,
@@ -154,11 +152,7 @@ def run_drift(args: argparse.Namespace) -> int:
         seed=args.seed,
         lpips=args.lpips,
     )
-    document = measure_drift(models, pairs, config, device)
-    write_json(files[0], document)
-    plot_drift(document, files[1])
-    log.info("wrote %s and %s", *files)
-    return EXIT_OK
+    return _measure_and_plot(args, "drift", measure_drift, plot_drift, config)
 
 
 def _register_decoupling(subparsers: argparse._SubParsersAction) -> None:
@@ -194,13 +188,25 @@ def run_decoupling(args: argparse.Namespace) -> int:
         raise GtasrError("--timesteps must lie in (0, 1] and --draws must be >= 1")
     if args.draws * len(timesteps) < 2:
         raise GtasrError("structural variance needs at least two predictions (--draws x steps)")
-    files = (args.output / "decoupling.json", args.output / "decoupling.png")
+    config = DecouplingConfig(draws=args.draws, timesteps=timesteps, seed=args.seed)
+    return _measure_and_plot(args, "decoupling", measure_decoupling, plot_decoupling, config)
+
+
+def _measure_and_plot(
+    args: argparse.Namespace,
+    name: str,
+    measure: Callable[..., dict],
+    plot: Callable[[dict, Path], None],
+    config: object,
+) -> int:
+    """Shared tail of ``drift`` and ``decoupling``: OUT/NAME.json and OUT/NAME.png from the
+    models and pairs of ``args``, refused before any work when they exist."""
+    files = (args.output / f"{name}.json", args.output / f"{name}.png")
     refuse_existing(files, args.overwrite)
     models, pairs, device = _models_and_pairs(args)
-    config = DecouplingConfig(draws=args.draws, timesteps=timesteps, seed=args.seed)
-    document = measure_decoupling(models, pairs, config, device)
+    document = measure(models, pairs, config, device)
     write_json(files[0], document)
-    plot_decoupling(document, files[1])
+    plot(document, files[1])
     log.info("wrote %s and %s", *files)
     return EXIT_OK
 

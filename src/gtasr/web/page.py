@@ -113,40 +113,38 @@ def build_page(
             archive = gr.File(label="Results (zip)", elem_id="batch-file")
 
         actions = PageActions(catalog, jobs, control, max_pixels)
-        single_outputs = [slider, download, info]
-        button.click(
-            _press, outputs=[pressed, *single_outputs], queue=False, api_visibility="private"
-        ).then(
-            actions.upscale,
-            inputs=[image, *settings, pressed],
-            outputs=single_outputs,
-            api_name="upscale",
-            preprocess=False,
-            concurrency_id=QUEUE,
-            concurrency_limit=1,
-        )
-        batch_outputs = [archive, summary]
-        batch_button.click(
-            _press, outputs=[pressed, *batch_outputs], queue=False, api_visibility="private"
-        ).then(
-            actions.upscale_batch,
-            inputs=[files, *settings, pressed],
-            outputs=batch_outputs,
-            api_name="upscale_batch",
-            preprocess=False,
-            concurrency_id=QUEUE,
-            concurrency_limit=1,
-        )
+        for start, work, source, outputs, api_name in (
+            (button, actions.upscale, image, [slider, download, info], "upscale"),
+            (batch_button, actions.upscale_batch, files, [archive, summary], "upscale_batch"),
+        ):
+            start.click(
+                _pressed(len(outputs)),
+                outputs=[pressed, *outputs],
+                queue=False,
+                api_visibility="private",
+            ).then(
+                work,
+                inputs=[source, *settings, pressed],
+                outputs=outputs,
+                api_name=api_name,
+                preprocess=False,
+                concurrency_id=QUEUE,
+                concurrency_limit=1,
+            )
         cancel.click(actions.cancel, outputs=[info], queue=False, api_name="cancel")
         batch_cancel.click(actions.cancel, outputs=[summary], queue=False, api_visibility="private")
     return page
 
 
-def _press() -> tuple[float, None, None, str]:
-    """When Upscale is pressed: the time (the summary counts from here, queue included),
-    and the previous result and summary cleared, so that an error never sits on an
-    earlier picture."""
-    return time.time(), None, None, ""
+def _pressed(results: int) -> Callable[[], tuple[Any, ...]]:
+    """What pressing Upscale does at once: the time (the summary counts from here, queue
+    included), and the ``results`` outputs cleared, the summary (the last) to an empty text,
+    so that an error never sits on an earlier picture."""
+
+    def press() -> tuple[Any, ...]:
+        return (time.time(), *[None] * (results - 1), "")
+
+    return press
 
 
 class PageActions:
