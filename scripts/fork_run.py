@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gtasr.errors import GtasrError
 from gtasr.train.fork import fork
 
 
@@ -34,7 +35,10 @@ def main() -> None:
         help="steps at which the rate is cut from the fork on, e.g. 2900,5800",
     )
     args = parser.parse_args()
-    print(fork(args.run, args.step, args.new_run, args.lr, args.milestones))
+    try:
+        print(fork(args.run, args.step, args.new_run, args.lr, args.milestones))
+    except GtasrError as error:
+        raise SystemExit(f"fork_run.py: {error}") from None
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def test_ct_target_at_n0_is_x0(make_backbone, batch) -> None:
+def test_consistency_target_at_n0_is_x0(make_backbone, batch) -> None:
     model = ConsistencyModel(make_backbone(seed=2, dropout=0.5)).train()
     x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
     eps = draw_noise(x0, gen(1))
@@ -68,7 +68,7 @@ def test_ct_target_at_n0_is_x0(make_backbone, batch) -> None:
     assert x_hat.requires_grad and not target.requires_grad
 
 
-def test_ct_target_is_online_net_in_eval_mode(make_backbone, batch) -> None:
+def test_consistency_target_is_online_net_in_eval_mode(make_backbone, batch) -> None:
     model = ConsistencyModel(make_backbone(seed=2, dropout=0.5)).train()
     x0, y, y0 = batch["x0"], batch["y"], batch["y0"]
     eps = draw_noise(x0, gen(1))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gtasr.errors import GtasrError
 from gtasr.train.distributed import setup
 from gtasr.train.fork import fork
 from gtasr.train.trainer import Trainer
@@ -30,9 +31,9 @@ def test_the_fork_resumes_the_weights_at_the_new_rate_without_later_milestones(
         forked.optimizer.step()
         forked.scheduler.step()
     assert forked.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
-    with pytest.raises(SystemExit, match="already exists"):
+    with pytest.raises(GtasrError, match="already exists"):
         fork(tmp_path / "a", 0, tmp_path / "b")
-    with pytest.raises(SystemExit, match="no such checkpoint"):
+    with pytest.raises(GtasrError, match="no such checkpoint"):
         fork(tmp_path / "a", 5, tmp_path / "c")
 
 
