@@ -125,3 +125,25 @@ def test_fatal_input_problems_give_one_line_and_exit_2(case, tmp_path, image_too
     }[case]
     assert expected in errors[0]
     assert not (tmp_path / "out" / "lq").exists() or case == "only_bad"
+
+
+def test_jpeg_preset_is_the_test_pairs_compressed_again(photos, tmp_path):
+    """``--preset jpeg``: the same ground truth as ``test``, and LR images that lost more to
+    a second JPEG (quality 20-50) than the test pairs' did."""
+    folders = {}
+    for preset in ("test", "jpeg"):
+        folders[preset] = tmp_path / preset
+        argv = ["make-testset", "--hr", str(photos), "--size", "32", "--preset", preset]
+        assert main([*argv, "-o", str(folders[preset])]) == 0
+    names = sorted(p.name for p in (folders["test"] / "gt").iterdir())
+    assert names == sorted(p.name for p in (folders["jpeg"] / "gt").iterdir())
+
+    def pixels(preset: str, kind: str, name: str) -> np.ndarray:
+        return np.asarray(PIL.Image.open(folders[preset] / kind / name), dtype=np.float64)
+
+    for name in names:
+        np.testing.assert_array_equal(pixels("test", "gt", name), pixels("jpeg", "gt", name))
+        gt = pixels("test", "gt", name).reshape(8, 4, 8, 4, 3).mean(axis=(1, 3))
+        test_error = np.abs(pixels("test", "lq", name) - gt).mean()
+        jpeg_error = np.abs(pixels("jpeg", "lq", name) - gt).mean()
+        assert jpeg_error > test_error
