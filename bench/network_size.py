@@ -27,10 +27,10 @@ from PIL import Image
 from gtasr.infer.backends import TorchDenoiser
 from gtasr.method.precond import ConsistencyModel
 from gtasr.nets import build_network, count_macs, preset_config
-from gtasr.train.batches import bicubic_degrade
 from gtasr.train.config import config_from_dict
 from gtasr.train.distributed import setup
 from gtasr.train.trainer import Trainer
+from train_step import _batches, _time_steps  # bench/ is on sys.path when run
 
 TINY = preset_config("tiny")
 CANDIDATES = {
@@ -78,24 +78,6 @@ def _trainer(network: dict, photos: Path, run: Path, args: argparse.Namespace) -
     return Trainer(config_from_dict(raw), run, setup("cpu"))
 
 
-def _batches(count: int, batch: int, crop: int) -> list[dict[str, torch.Tensor]]:
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for _ in range(count):
-        x0 = torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1
-        x0 = torch.nn.functional.avg_pool2d(x0, 5, stride=1, padding=2)
-        y, y0 = bicubic_degrade(x0, gen)
-        out.append({"x0": x0, "y": y, "y0": y0})
-    return out
-
-
-def _step_seconds(trainer: Trainer, batches: list[dict[str, torch.Tensor]]) -> float:
-    start = time.perf_counter()
-    for batch in batches:
-        trainer.train_step(iter([batch]))
-    return (time.perf_counter() - start) / len(batches)
-
-
 def _infer_seconds(denoiser: TorchDenoiser, tile: int, repeats: int) -> float:
     y = torch.rand(1, 3, tile, tile) * 2 - 1
     x = torch.randn(1, 3, 4 * tile, 4 * tile)
@@ -136,13 +118,13 @@ def main() -> None:
         }
         batches = _batches(args.steps, args.batch, args.crop)
         for name in args.candidates:  # warm-up
-            _step_seconds(trainers[name], batches[:1])
+            _time_steps(trainers[name], batches[:1])
             _infer_seconds(denoisers[name], args.tile, 1)
         steps: dict[str, list[float]] = {name: [] for name in args.candidates}
         infers: dict[str, list[float]] = {name: [] for name in args.candidates}
         for _ in range(args.rounds):
             for name in args.candidates:
-                steps[name].append(_step_seconds(trainers[name], batches))
+                steps[name].append(_time_steps(trainers[name], batches))
                 infers[name].append(_infer_seconds(denoisers[name], args.tile, 2))
     base_step = statistics.median(steps[args.candidates[0]])
     base_infer = statistics.median(infers[args.candidates[0]])

@@ -53,9 +53,10 @@ def list_images(
     skip = Path(skip_under).resolve() if skip_under is not None else None
 
     def add(paths: Iterable[Path], root: Path | None) -> None:
+        skip_here = skip if root is not None and _strictly_inside(skip, root) else None
         for one in paths:
             real = one.resolve()
-            if root is not None and _strictly_inside(skip, root) and _inside(real, skip):
+            if _inside(real, skip_here):
                 continue
             first = found.setdefault(real, one)
             if os.path.abspath(first) != os.path.abspath(one):

