@@ -46,9 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fetch-photos",
         help="download the training photos from Debian wallpaper packages",
         description=(
-            "apt-get download the wallpaper packages into a temporary folder, unpack them, check "
-            "each listed photo's SHA-256 and copy the training photos to OUT and the held-out "
-            "test photos to --test-out."
+            "Download the wallpaper packages (Debian bookworm, trixie and bullseye, from "
+            "deb.debian.org with a private APT setup; nothing is installed) into a temporary "
+            "folder, unpack them, check each listed photo's SHA-256 and copy the training photos "
+            "to OUT and the held-out test photos to --test-out."
         ),
     )
     add_output(photos, "folder for the training photos", folder=True)

@@ -1,43 +1,62 @@
 """Fetch the training photos: natural photographs shipped in Debian wallpaper packages.
 
-The checked-in list ``training_photos.json`` names each photo by package and
-path inside the package, with its SHA-256 and byte size; photos were chosen by
-eye (no drawings, renders or abstract graphics). Fetching downloads the
-packages with ``apt-get download`` into a temporary folder (nothing is
-installed), unpacks them with ``dpkg-deb -x``, checks every listed file and
+The checked-in list ``training_photos.json`` names each package with the Debian
+suite it is fetched from and the version the list was made from, and each
+photo by package and path inside the package, with its SHA-256, byte size,
+licence and, where the package names one, its author or credit. Photos were
+chosen by eye (no drawings, renders or abstract graphics). A photo stored
+inside a container (an Enlightenment ``.edj`` file) also names its ``member``,
+the container entry holding it; its checksum is that of the extracted bytes.
+
+Fetching downloads the packages with a private APT setup
+(:mod:`gtasr.data.debian_archive`) into a temporary folder (nothing is
+installed), unpacks them with ``dpkg-deb -x``, checks every listed photo and
 copies the training photos to ``OUT/<name>`` and the held-out test photos
 (``"split": "test"``, for ``gtasr make-testset``) to a separate folder,
 ``OUT-test`` by default, so that a training run reading ``OUT`` recursively
-never sees them. A missing file or a
-checksum mismatch stops with an error naming it: a changed package must not
-silently change the training data.
+never sees them. A missing file or a checksum mismatch stops with an error
+naming it: a changed package must not silently change the training data.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from gtasr.data.debian_archive import apt_download, unpack_debs
+from gtasr.data.eet import read_entry
 from gtasr.errors import GtasrError
-from gtasr.external import run_program
-from gtasr.fileio import atomic_path, file_sha256, refuse_existing
+from gtasr.fileio import atomic_path, atomic_write_bytes, file_sha256, refuse_existing
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "training_photos.json"
-DEBIAN = "a Debian-based system is needed"
+
+Download = Callable[[Mapping[str, str], Path], None]
+"""``download(packages, folder)``: put the .deb of each package (name -> suite) in ``folder``."""
+
+
+@dataclass(frozen=True)
+class Package:
+    """Where a package is fetched from and which version the list was made from."""
+
+    suite: str
+    """Debian suite (``"bookworm"``, ``"trixie"``, ...)."""
+    version: str
 
 
 @dataclass(frozen=True)
 class Photo:
-    """One listed photo: where it is in which package, what it must hash to."""
+    """One listed photo: where it is in which package, what it must hash to, its licence."""
 
     name: str
     package: str
@@ -46,17 +65,33 @@ class Photo:
     size: int
     split: str
     """``"train"`` or ``"test"`` (held out)."""
+    licence: str
+    """SPDX identifier where there is one (``"CC-BY-SA-3.0"``), as the package states it."""
+    credit: str | None = None
+    """Author or source, where the package names one."""
+    member: str | None = None
+    """The entry of the Eet container at ``path`` that holds the photo, if any."""
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "test"):
             raise GtasrError(f"photo list: {self.name} has split {self.split!r}, not train/test")
+        if not self.licence:
+            raise GtasrError(f"photo list: {self.name} has no licence")
 
 
 @dataclass(frozen=True)
 class Manifest:
-    packages: dict[str, str]
-    """Package name -> the version the list was made from."""
+    packages: dict[str, Package]
+    """Package name -> its suite and the version the list was made from."""
     photos: list[Photo]
+
+    def __post_init__(self) -> None:
+        for photo in self.photos:
+            if photo.package not in self.packages:
+                raise GtasrError(
+                    f"photo list: {photo.name} comes from {photo.package}, "
+                    "which is not among the packages"
+                )
 
 
 def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
@@ -65,24 +100,14 @@ def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
         text = resources.files("gtasr.data").joinpath(MANIFEST_NAME).read_text("utf-8")
     else:
         text = Path(path).read_text("utf-8")
-    data = json.loads(text)
-    fields = Photo.__dataclass_fields__
-    photos = [Photo(**{key: entry[key] for key in fields}) for entry in data["photos"]]
-    return Manifest(packages=dict(data["packages"]), photos=photos)
-
-
-def apt_download(packages: Sequence[str], folder: Path) -> None:
-    """``apt-get download`` the packages' .deb files into ``folder`` (no install)."""
-    run_program(["apt-get", "download", *packages], cwd=folder, needs=DEBIAN)
-
-
-def unpack_debs(debs: Path, root: Path) -> None:
-    """Extract every ``PACKAGE_*.deb`` in ``debs`` to ``root/PACKAGE`` with ``dpkg-deb -x``."""
-    for deb in sorted(debs.glob("*.deb")):
-        package = deb.name.split("_", 1)[0]
-        target = root / package
-        target.mkdir(parents=True, exist_ok=True)
-        run_program(["dpkg-deb", "-x", str(deb), str(target)], cwd=debs, needs=DEBIAN)
+    try:
+        data = json.loads(text)
+        packages = {name: Package(**entry) for name, entry in data["packages"].items()}
+        photos = [Photo(**entry) for entry in data["photos"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        where = MANIFEST_NAME if path is None else os.fspath(path)
+        raise GtasrError(f"{where}: not a photo list ({error})") from error
+    return Manifest(packages=packages, photos=photos)
 
 
 def default_test_folder(out: str | os.PathLike[str]) -> Path:
@@ -103,20 +128,25 @@ def verify_and_copy(
     """Check each photo under ``root/PACKAGE/PATH``; copy it to ``out/NAME`` or ``test_out/NAME``.
 
     Training photos go to ``out``, held-out ones to ``test_out`` (default
-    :func:`default_test_folder`).
+    :func:`default_test_folder`). A photo with a ``member`` is extracted from the
+    container file at PATH.
     Raises :class:`GtasrError` naming the first missing or mismatching file
     before anything is copied.
     """
     sources = []
     for photo in photos:
         source = root / photo.package / photo.path
+        where = f"{photo.path} ({photo.member})" if photo.member else photo.path
         if not source.is_file():
             raise GtasrError(f"{photo.package}: {photo.path} is missing from the package")
-        size = source.stat().st_size
-        digest = file_sha256(source)
+        if photo.member:
+            data = read_entry(source, photo.member)
+            size, digest = len(data), hashlib.sha256(data).hexdigest()
+        else:
+            size, digest = source.stat().st_size, file_sha256(source)
         if size != photo.size or digest != photo.sha256:
             raise GtasrError(
-                f"{photo.package}: {photo.path} does not match the list "
+                f"{photo.package}: {where} does not match the list "
                 f"(sha256 {digest[:12]}..., {size} bytes; expected {photo.sha256[:12]}..., "
                 f"{photo.size} bytes); the package changed, the photo list needs review"
             )
@@ -124,8 +154,11 @@ def verify_and_copy(
     written = []
     for photo, source in zip(photos, sources, strict=True):
         target = photo_target(photo, out, test_out)
-        with atomic_path(target) as tmp:
-            shutil.copyfile(source, tmp)
+        if photo.member:
+            atomic_write_bytes(target, read_entry(source, photo.member))
+        else:
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
         written.append(target)
     return written
 
@@ -134,7 +167,7 @@ def fetch_photos(
     out: str | os.PathLike[str],
     test_out: str | os.PathLike[str] | None = None,
     manifest: Manifest | None = None,
-    download: Callable[[Sequence[str], Path], None] | None = None,
+    download: Download | None = None,
     overwrite: bool = False,
 ) -> list[Path]:
     """Download, unpack, verify and copy the listed photos; returns the copies.
@@ -142,14 +175,15 @@ def fetch_photos(
     Training photos go to ``out``, held-out test photos to ``test_out``
     (default ``<out>-test``). Photos already there are an error before anything is
     downloaded, unless ``overwrite``.
-    ``download(packages, folder)`` puts the packages' .deb files in ``folder``
-    (default :func:`apt_download`).
+    ``download(packages, folder)`` puts the .deb of each package (name -> suite) in
+    ``folder`` (default :func:`~gtasr.data.debian_archive.apt_download` with a private
+    APT setup in the temporary folder).
     """
     manifest = manifest or load_manifest()
-    download = download or apt_download
     test_folder = Path(test_out) if test_out is not None else None
     refuse_existing([photo_target(p, Path(out), test_folder) for p in manifest.photos], overwrite)
-    packages = sorted({photo.package for photo in manifest.photos})
+    names = sorted({photo.package for photo in manifest.photos})
+    packages = {name: manifest.packages[name].suite for name in names}
     with tempfile.TemporaryDirectory(prefix="gtasr-photos-") as temp:
         work = Path(temp)
         debs, root = work / "debs", work / "root"
@@ -157,10 +191,10 @@ def fetch_photos(
         # apt drops privileges to its own user when it can; let it write here.
         work.chmod(0o755)
         debs.chmod(0o777)
-        log.info("downloading %s", ", ".join(packages))
-        download(packages, debs)
+        log.info("downloading %s", ", ".join(f"{name}/{suite}" for name, suite in packages.items()))
+        (download or functools.partial(apt_download, apt_root=work / "apt"))(packages, debs)
         unpack_debs(debs, root)
-        missing = [p for p in packages if not (root / p).is_dir()]
+        missing = [name for name in names if not (root / name).is_dir()]
         if missing:
             raise GtasrError(f"packages not downloaded: {', '.join(missing)}")
         return verify_and_copy(manifest.photos, root, Path(out), test_folder)
