@@ -65,7 +65,7 @@ def inputs(lr_h: int, lr_w: int, batch: int = 2, seed: int = 1):
 
 
 def test_presets_are_named():
-    assert set(PRESETS) == {"paper", "small", "tiny"}
+    assert set(PRESETS) == {"paper", "small", "tiny", "compact"}
 
 
 def test_paper_parameter_count_matches_release():
@@ -77,6 +77,7 @@ def test_paper_parameter_count_matches_release():
 
 
 def test_small_and_tiny_sizes():
+    assert 8.1e6 <= n_params(meta_network("compact")) <= 8.2e6
     assert 15e6 <= n_params(meta_network("small")) <= 25e6
     assert n_params(build_network("tiny")) <= 3e6
 

@@ -27,7 +27,15 @@ def test_a_key_of_no_meaning_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["paper_stage1", "paper_stage2", "cpu_tiny_stage1", "cpu_tiny_stage2"]
+    "name",
+    [
+        "paper_stage1",
+        "paper_stage2",
+        "cpu_tiny_stage1",
+        "cpu_tiny_stage2",
+        "cpu_compact_stage1",
+        "cpu_compact_stage2",
+    ],
 )
 def test_shipped_configs_load_and_round_trip(name: str, tmp_path: Path) -> None:
     config = load_config(CONFIGS / f"{name}.yaml")
@@ -109,8 +117,8 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_config(_write(tmp_path, "stage: [1\n"))
 
 
-def _script_calls(tmp_path: Path, *runs: str) -> list[list[str]]:
-    """The gtasr command lines scripts/train_cpu_tiny.sh issues, recorded by a stand-in."""
+def _script_calls(tmp_path: Path, *runs: str, script: str = "train_cpu_tiny.sh") -> list[list[str]]:
+    """The gtasr command lines a training script issues, recorded by a stand-in."""
     import json
     import os
     import subprocess
@@ -125,7 +133,7 @@ def _script_calls(tmp_path: Path, *runs: str) -> list[list[str]]:
     recorder.chmod(0o755)
     env = {**os.environ, "GTASR": str(recorder), "RUNS": "runs"}
     root = CONFIGS.parent
-    subprocess.run(["bash", "scripts/train_cpu_tiny.sh", *runs], cwd=root, env=env, check=True)
+    subprocess.run(["bash", f"scripts/{script}", *runs], cwd=root, env=env, check=True)
     return [json.loads(line) for line in calls.read_text().splitlines()]
 
 
@@ -239,3 +247,17 @@ def test_dtm_index_fits_the_grid(tmp_path: Path) -> None:
     assert load_config(path, ["loss.dtm_index=3"]).loss.dtm_index == 3
     with pytest.raises(GtasrError, match=r"'loss\.dtm_index': must be at most"):
         load_config(path, ["loss.dtm_index=4"])
+
+
+def test_the_v3_script_trains_compact_stage1_then_stage2_from_its_end(tmp_path: Path) -> None:
+    from gtasr.train.builders import lr_anchor_of
+
+    calls = _script_calls(tmp_path, script="train_cpu_compact.sh")
+    (one, one_out, _), (two, two_out, _) = (_parse_call(call) for call in calls)
+    assert (one_out, two_out) == ("runs/compact_s1", "runs/compact_s2")
+    assert (one.stage, two.stage, two.init_from) == (1, 2, "runs/compact_s1")
+    assert one.model == two.model and one.model.preset == "compact" and lr_anchor_of(one.model)
+    assert one.data == two.data and one.data.degradation == "real"
+    assert one.data.hr_dirs == ["data-cache/photos"]
+    assert one.train.lr_milestones[-1] < one.train.iterations
+    assert two.train.reference_sync_every * 2 == two.train.iterations

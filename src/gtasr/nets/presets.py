@@ -8,6 +8,10 @@
   training step runs on two CPU cores. Stride 4. Trained with ``lr_anchor``
   (:mod:`gtasr.method.precond`: the model's output is anchored on the bicubic
   upsampling of the LR image), which ``model.lr_anchor`` turns on for it by default.
+- ``compact``: tiny at twice the width (64) with two blocks per level, 8.2M
+  parameters: a training step costs 1.3x tiny's and inference 2.3x
+  (docs/benchmarks.md, ``bench/network_size.py``'s ``tiny-w64-b2``). Stride 4,
+  ``lr_anchor`` by default as tiny.
 
 Parameters and multiply-accumulates of each preset are in docs/networks.md, from
 ``python bench/network.py`` (:func:`gtasr.nets.count_macs`).
@@ -45,7 +49,22 @@ _PRESET_CONFIGS: dict[str, SongUNetConfig] = {
         swin_mlp_ratio=2.0,
         head_channels=16,
     ),
+    "compact": SongUNetConfig(
+        base_channels=64,
+        channel_mults=(1, 2, 2),
+        blocks_per_level=2,
+        attention_levels=(1, 2),
+        dropout=0.0,
+        emb_channels=256,
+        swin_dim=64,
+        swin_heads=2,
+        swin_mlp_ratio=2.0,
+        head_channels=32,
+    ),
 }
+
+ANCHORED_PRESETS: tuple[str, ...] = ("tiny", "compact")
+"""Presets trained with ``lr_anchor`` unless the config says otherwise."""
 
 PRESETS: tuple[str, ...] = tuple(_PRESET_CONFIGS)
 

@@ -11,6 +11,7 @@ from gtasr.method.distance import PerceptualDistance
 from gtasr.method.loss import Stage1Loss, Stage2Loss
 from gtasr.method.precond import ConsistencyModel
 from gtasr.method.schedule import GridSchedule
+from gtasr.nets.presets import ANCHORED_PRESETS
 from gtasr.train.config import Config, ModelConfig, TrainConfig
 
 
@@ -31,10 +32,11 @@ def build_model(config: ModelConfig) -> ConsistencyModel:
 
 
 def lr_anchor_of(config: ModelConfig) -> bool:
-    """``model.lr_anchor``, or its default: on for the tiny preset, off otherwise."""
+    """``model.lr_anchor``, or its default: on for the CPU presets (tiny, compact), off
+    otherwise."""
     if config.lr_anchor is not None:
         return config.lr_anchor
-    return config.network is None and config.preset == "tiny"
+    return config.network is None and config.preset in ANCHORED_PRESETS
 
 
 def build_loss(
