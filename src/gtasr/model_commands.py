@@ -1,8 +1,11 @@
-"""``gtasr info`` and ``gtasr convert``: model files, beside :mod:`gtasr.modelfile`.
+"""``gtasr info``, ``convert``, ``models`` and ``fetch-model``: model files, beside
+:mod:`gtasr.modelfile` and :mod:`gtasr.hub`.
 
 ``info`` describes a gtasr model file, a training checkpoint or an authors' checkpoint
 after making every check loading makes; ``convert`` writes any model file gtasr reads as
-a self-describing gtasr file. PyTorch is imported only when a command runs.
+a self-describing gtasr file; ``models`` lists the models ``--model`` takes by name and
+``fetch-model`` downloads one into the cache. PyTorch is imported only when a command
+that reads weights runs.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 from gtasr.choices import PRECISION_NAMES, TORCH_DTYPE_NAMES
 from gtasr.errors import GtasrError
 from gtasr.fileio import refuse_existing
+from gtasr.hub import MODEL_SPEC_HELP, resolve_model
 from gtasr.options import EXIT_OK, add_output, add_overwrite, add_weights_option
 
 if TYPE_CHECKING:
@@ -31,17 +35,18 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``info`` and ``convert``."""
+    """Add ``info``, ``convert``, ``models`` and ``fetch-model``."""
     info = subparsers.add_parser("info", help="describe a model file or training checkpoint")
     info.add_argument(
         "--model",
         required=True,
-        type=Path,
-        help="model file (gtasr or the authors' .pth), checkpoint folder or run folder",
+        metavar="MODEL",
+        help=f"{MODEL_SPEC_HELP}; or a checkpoint folder or run folder",
     )
     add_weights_option(info)
     info.set_defaults(func=run_info)
     _register_convert(subparsers)
+    _register_models(subparsers)
 
 
 def _register_convert(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +56,7 @@ def _register_convert(subparsers: argparse._SubParsersAction) -> None:
         description="Write a model file gtasr reads (the authors' GTASR/CTMSR .pth, or a "
         "gtasr file) as a self-describing gtasr .safetensors file.",
     )
-    parser.add_argument("source", type=Path, metavar="SRC")
+    parser.add_argument("source", metavar="SRC", help=MODEL_SPEC_HELP)
     add_output(parser, "the gtasr model file to write, e.g. model.safetensors", folder=False)
     add_weights_option(parser)
     parser.add_argument(
@@ -64,6 +69,61 @@ def _register_convert(subparsers: argparse._SubParsersAction) -> None:
     )
     add_overwrite(parser)
     parser.set_defaults(func=run_convert)
+
+
+def _register_models(subparsers: argparse._SubParsersAction) -> None:
+    """``models`` and ``fetch-model``."""
+    models = subparsers.add_parser(
+        "models",
+        help="list the models --model takes by name",
+        description="The models --model takes by name, with their source and whether they "
+        "are in the local cache (Hugging Face's: HF_HOME, HF_HUB_CACHE). Besides these names "
+        "--model takes a file, or hf://OWNER/REPO/FILE[@REVISION] for any file on the hub. "
+        "Looks at the disk only.",
+    )
+    models.set_defaults(func=run_models)
+    fetch = subparsers.add_parser(
+        "fetch-model",
+        help="download a model into the local cache",
+        description="Download a model named as --model takes it (a name from `gtasr models` "
+        "or hf://OWNER/REPO/FILE[@REVISION]) into Hugging Face's cache, where every command "
+        "then finds it without a network; a model already there is not downloaded again.",
+    )
+    fetch.add_argument("model", metavar="MODEL", help="a name from `gtasr models` or hf://...")
+    fetch.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="also copy the file here (a file)"
+    )
+    add_overwrite(fetch)
+    fetch.set_defaults(func=run_fetch_model)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """``gtasr models``: the catalogue as a table."""
+    from dataclasses import astuple, fields
+
+    from gtasr.hub import CatalogueRow, catalogue_rows
+
+    rows = [tuple(field.name for field in fields(CatalogueRow))]
+    rows += [astuple(row) for row in catalogue_rows()]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        sys.stdout.write("  ".join(cells).rstrip() + "\n")
+    return EXIT_OK
+
+
+def run_fetch_model(args: argparse.Namespace) -> int:
+    """``gtasr fetch-model``: the model in the cache, and copied to ``--output`` if given."""
+    from gtasr.hub import copy_model, fetch_model
+
+    if args.output is not None:
+        refuse_existing([args.output], args.overwrite)
+    file = fetch_model(args.model)
+    log.info("%s: %s", args.model, file)
+    if args.output is not None:
+        copy_model(file, args.output)
+        log.info("copied to %s", args.output)
+    return EXIT_OK
 
 
 def _model_files(path: Path) -> list[Path]:
@@ -148,7 +208,7 @@ def run_info(args: argparse.Namespace) -> int:
     from gtasr.modelfile import verify_model_file
     from gtasr.release import is_release_file
 
-    for file in _model_files(args.model):
+    for file in _model_files(resolve_model(args.model)):
         if is_release_file(file):
             sys.stdout.write("\n".join(release_lines(file, args.weights)) + "\n\n")
             continue
@@ -174,9 +234,10 @@ def run_info(args: argparse.Namespace) -> int:
 def run_convert(args: argparse.Namespace) -> int:
     """``gtasr convert``."""
     refuse_existing([args.output], args.overwrite)
+    source = resolve_model(args.source)
     start = time.perf_counter()
     info = convert(
-        args.source,
+        source,
         args.output,
         weights=args.weights,
         precision=args.precision,
@@ -187,7 +248,7 @@ def run_convert(args: argparse.Namespace) -> int:
         args.output,
         info.family,
         info.weights,
-        info.extra.get("source_key", args.source.name),
+        info.extra.get("source_key", source.name),
         args.precision,
         time.perf_counter() - start,
     )

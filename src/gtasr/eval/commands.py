@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from gtasr.errors import GtasrError
 from gtasr.fileio import refuse_existing, write_json
+from gtasr.hub import MODEL_SPEC_HELP
 from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite, seed
 
 if TYPE_CHECKING:
@@ -97,7 +98,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def _add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by the drift and decoupling analyses."""
     parser.add_argument(
-        "--model", action="append", required=True, help="model file (repeat for several)"
+        "--model",
+        action="append",
+        required=True,
+        metavar="MODEL",
+        help=f"repeat for several: {MODEL_SPEC_HELP}",
     )
     parser.add_argument("--gt", type=Path, required=True, help="folder of ground-truth images")
     parser.add_argument("--lq", type=Path, required=True, help="folder of LR images (same stems)")

@@ -39,12 +39,14 @@ class LoadedModel:
 
 
 def load_models(paths: Sequence[str | os.PathLike[str]], device: torch.device) -> list[LoadedModel]:
-    """Load model files; each is labelled by its file stem (its path when stems repeat)."""
+    """Load models (files, names or ``hf://`` specs: :func:`gtasr.hub.resolve_model`); each
+    is labelled by its file stem (its path when stems repeat)."""
+    from gtasr.hub import resolve_model
     from gtasr.modelfile import load_model
 
     if not paths:
         raise GtasrError("give at least one --model")
-    files = [Path(p) for p in paths]
+    files = [resolve_model(p) for p in paths]
     stems = [f.stem for f in files]
     models = []
     for file in files:

@@ -17,6 +17,7 @@ from gtasr.choices import (
 )
 from gtasr.errors import InputError
 from gtasr.fileio import refuse_existing
+from gtasr.hub import MODEL_SPEC_HELP, resolve_model
 from gtasr.listing import list_images
 from gtasr.options import (
     EXIT_OK,
@@ -43,9 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model",
-        type=Path,
-        help="model file: gtasr .safetensors or the authors' .pth (default: the bundled model)",
+        "--model", metavar="MODEL", help=f"{MODEL_SPEC_HELP} (default: the bundled model)"
     )
     add_weights_option(parser)
     add_device(parser)
@@ -94,9 +93,7 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
         help="export a model file to ONNX",
         description="Export f(x, sigma, y) with dynamic batch, height and width.",
     )
-    parser.add_argument(
-        "--model", type=Path, required=True, help="model file (.safetensors or the authors' .pth)"
-    )
+    parser.add_argument("--model", metavar="MODEL", required=True, help=MODEL_SPEC_HELP)
     add_output(parser, "the ONNX model to write, e.g. model.onnx", folder=False)
     add_overwrite(parser)
     add_weights_option(parser)
@@ -192,7 +189,7 @@ def run_export_onnx(args: argparse.Namespace) -> int:
 
     refuse_existing([args.output], args.overwrite)
     start = time.perf_counter()
-    export_onnx(args.model, args.output, weights=args.weights)
+    export_onnx(resolve_model(args.model), args.output, weights=args.weights)
     log.info("wrote %s in %.1f s", args.output, time.perf_counter() - start)
     return EXIT_OK
 
@@ -201,13 +198,12 @@ def run_demo(args: argparse.Namespace) -> int:
     """``gtasr demo``: upscale the bundled sample with the bundled (or the given) model."""
     from gtasr.imageio import read_image
     from gtasr.infer.batch import UpscaleOptions, image_size, process_files
-    from gtasr.infer.upscaler import Upscaler, bundled_model_path
+    from gtasr.infer.upscaler import Upscaler
 
-    model = args.model or bundled_model_path()
     options = UpscaleOptions(out_dir=args.output, seed=args.seed, overwrite=args.overwrite)
     start = time.perf_counter()
     upscaler = Upscaler.from_pretrained(
-        model, device=args.device, precision=args.precision, weights=args.weights
+        args.model, device=args.device, precision=args.precision, weights=args.weights
     )
     resource = importlib.resources.files("gtasr") / "assets" / DEMO_SAMPLE
     with importlib.resources.as_file(resource) as sample:
@@ -224,7 +220,7 @@ def run_demo(args: argparse.Namespace) -> int:
         source_size,
         target.resolve(),
         image_size(read_image(target).rgb),
-        model,
+        upscaler.source,
         seconds,
     )
     return EXIT_OK

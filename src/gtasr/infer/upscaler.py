@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -37,6 +36,8 @@ from torch import Tensor
 from gtasr.choices import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, MAX_STEPS
 from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
+from gtasr.hub import ModelSpec, resolve_model
+from gtasr.hub import bundled_model_path as bundled_model_path  # callers import it from here
 from gtasr.imageio import quantize, to_numpy, to_tensor
 from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
 from gtasr.infer.noise import FixedNoise, NoiseField
@@ -46,8 +47,6 @@ from gtasr.nets.release_layout import TRAINING_LR_SIZE
 from gtasr.release import FAMILY as RELEASE_FAMILY
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL_NAME: Final = "gtasr-default.safetensors"
 
 
 @dataclass(frozen=True)
@@ -64,11 +63,6 @@ CONVENTIONS: Final = {
     "gtasr": Conventions(),
     RELEASE_FAMILY: Conventions(pad_multiple=TRAINING_LR_SIZE, clamp_y0=False),
 }
-
-
-def bundled_model_path() -> Path:
-    """The default model shipped in the package (``gtasr/weights/``)."""
-    return Path(__file__).resolve().parents[1] / "weights" / DEFAULT_MODEL_NAME
 
 
 class Upscaler:
@@ -89,7 +83,7 @@ class Upscaler:
     @classmethod
     def from_pretrained(
         cls,
-        path: str | os.PathLike[str] | None = None,
+        path: ModelSpec | None = None,
         device: str | torch.device = "auto",
         precision: str = "fp32",
         backend: str = "torch",
@@ -98,11 +92,13 @@ class Upscaler:
         """Load a model file (``.safetensors``, the authors' ``.pth``; ``.onnx`` with
         ``backend="onnx"``).
 
-        Without ``path``, the bundled default model. With ``backend="onnx"`` any
+        ``path`` is a model spec (:func:`gtasr.hub.resolve_model`): a file, a name from
+        ``gtasr models`` or ``hf://OWNER/REPO/FILE[@REVISION]``; without it, the bundled
+        default model. With ``backend="onnx"`` any
         other model file is exported to ONNX on the fly. ``weights`` ("ema" or
         "raw") chooses among the weights of an authors' checkpoint.
         """
-        file = Path(path) if path is not None else bundled_model_path()
+        file = resolve_model(path)
         resolved = resolve_device(device)
         if backend == "onnx":
             onnx = _onnx_denoiser(file, resolved, precision, weights)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from gtasr.choices import PRECISION_NAMES
+from gtasr.hub import MODEL_SPEC_HELP, resolve_model
 from gtasr.options import add_device
 from gtasr.web.server import DEFAULT_HOST, DEFAULT_PORT, PAGE_MAX_PIXELS, PAGE_MAX_UPLOAD_MB
 
@@ -23,11 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model",
-        type=Path,
         action="append",
         default=[],
-        metavar="FILE",
-        help="a model file to offer besides the bundled one (repeatable)",
+        metavar="MODEL",
+        help=f"a model to offer besides the bundled one (repeatable): {MODEL_SPEC_HELP}",
     )
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to listen on ({DEFAULT_HOST})"
@@ -58,7 +57,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from gtasr.web.server import serve
 
     return serve(
-        args.model,
+        [resolve_model(spec) for spec in args.model],
         host=args.host,
         port=args.port,
         device=args.device,
