@@ -13,21 +13,30 @@ path alike:
 * ``fast_fp32`` and ``fast_bf16``: :class:`gtasr.infer.backends.TorchDenoiser`,
   what ``gtasr upscale`` and the Python API run (channels-last; bf16 weights
   cast once);
+* ``openvino_fp32`` and ``openvino_bf16``: :class:`gtasr.infer.backends.OpenVinoDenoiser`
+  on the model's ONNX export (OpenVINO's CPU plugin, inference precision hint f32 or
+  bf16), what ``--backend auto`` runs on the CPU where OpenVINO is installed;
+* ``onnxruntime_fp32``: :class:`gtasr.infer.backends.OnnxDenoiser` on the same export;
 * ``probe_bf16`` and ``probe_fp32``: a 3x3 convolution of 192 channels at
   64 x 64, channels-last (the paper network's commonest layer), called
   ``--probe-calls`` times per round: what this machine's convolutions reach.
 
 Every path reports its achieved TFLOP/s (2 x multiply-accumulates / seconds),
 that as a fraction of the bf16 probe's and of the probe of its own dtype, its
-speed-up over ``eager_fp32`` and ``autocast_bf16``, and the PSNR of its output
-against ``eager_fp32`` on the same input and noise.
+speed-up over ``eager_fp32``, ``autocast_bf16`` and the fast path of its dtype, and the
+PSNR of its output against ``eager_fp32`` on the same input and noise. ``auto`` names
+the backend ``--backend auto`` picks here.
 
-``--rss PRESET:LR:TILE[:PRECISION]`` (repeatable) measures the peak resident memory of
-``gtasr upscale`` (the fast path) on a LR x LR image in tiles of TILE pixels in
-a child process. Where one preset was measured at two sizes and another only
-at the smaller one, the JSON also estimates the other at the larger size: the
-network's memory depends on the tile, not on the image, and the canvas and
-image buffers depend on the image, not on the network.
+``--rss PRESET:LR:TILE[:PRECISION]`` (repeatable) measures the time and peak resident
+memory of ``gtasr upscale`` (default backend) on a LR x LR image in tiles of TILE pixels
+in a child process; PRESET ``release`` is the paper network in an authors'-format
+checkpoint (random weights), run twice: a first run on a small image exports it to ONNX
+for OpenVINO (``first_seconds``, ``first_peak_rss_gb``), the measured one starts from
+gtasr's cache.
+Where one preset was measured at two sizes and another only at the smaller one, the
+JSON also estimates the other at the larger size: the network's memory depends on the
+tile, not on the image, and the canvas and image buffers depend on the image, not on
+the network.
 
 bf16 is fast only on CPUs with native bf16 (AVX512-BF16, AMX); elsewhere PyTorch
 emulates it, many times slower than fp32, and ``--paths`` can leave it out.
@@ -36,6 +45,7 @@ On a busy machine run with ``OMP_WAIT_POLICY=PASSIVE``. Usage::
     python bench/inference.py --presets tiny,small,paper --lr 64 [-o FILE]
     python bench/inference.py --presets tiny --lr 256 --paths eager_fp32,fast_fp32
     python bench/inference.py --presets tiny --rss tiny:1024:256 --rss tiny:384:256
+    python bench/inference.py --presets paper --lr 64 --rss release:1024:256:bf16
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -56,16 +67,27 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gtasr
-from gtasr.infer.backends import TorchDenoiser
+from gtasr.infer.backends import OnnxDenoiser, OpenVinoDenoiser, TorchDenoiser, choose_backend
+from gtasr.infer.onnx_export import export_onnx
 from gtasr.nets import build_network, count_macs
-from release import cpu_name
+from release import cpu_name, release_checkpoint
 from upscale import best_times, emit, machine, peak_rss, psnr, random_model_file
 
-PATHS = ("eager_fp32", "autocast_bf16", "fast_fp32", "fast_bf16")
+PATHS = (
+    "eager_fp32",
+    "autocast_bf16",
+    "fast_fp32",
+    "fast_bf16",
+    "openvino_fp32",
+    "openvino_bf16",
+    "onnxruntime_fp32",
+)
 PROBE_CHANNELS = 192
 PROBE_SIDE = 64
 PROBE_DTYPES = (("bf16", torch.bfloat16), ("fp32", torch.float32))
 CPU = torch.device("cpu")
+EXPORT_RUN_SIDE = 32
+"""LR side of the run that fills the export cache before a ``release`` measurement."""
 
 
 def network_inputs(lr: int, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -75,12 +97,21 @@ def network_inputs(lr: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     return torch.randn((1, 3, 4 * lr, 4 * lr), generator=generator), y
 
 
-def path_calls(model: nn.Module, paths: list[str], x: Tensor, y: Tensor) -> dict[str, Callable]:
-    """One call per path, each returning f(x, 1, y) as a float32 tensor."""
+def path_calls(
+    model: nn.Module, paths: list[str], x: Tensor, y: Tensor, exported: Path | None
+) -> dict[str, Callable]:
+    """One call per path, each returning f(x, 1, y) as a float32 tensor (the ONNX paths
+    run ``exported``)."""
     calls: dict[str, Callable[[], Tensor]] = {}
     for path in paths:
-        if path.startswith("fast_"):
-            denoiser = TorchDenoiser(copy.deepcopy(model), CPU, path.removeprefix("fast_"))
+        runtime, precision = path.rsplit("_", 1)
+        if runtime in ("fast", "openvino", "onnxruntime"):
+            if runtime == "fast":
+                denoiser = TorchDenoiser(copy.deepcopy(model), CPU, precision)
+            elif runtime == "openvino":
+                denoiser = OpenVinoDenoiser(exported, precision)
+            else:
+                denoiser = OnnxDenoiser(exported, CPU)
             calls[path] = lambda d=denoiser: d(x, 1.0, y)
             continue
         bf16 = path == "autocast_bf16"
@@ -121,7 +152,10 @@ def bench_preset(preset: str, model_file: Path, args: argparse.Namespace) -> dic
     with torch.device("meta"):
         macs = count_macs(build_network(model.backbone.config), args.lr)
     x, y = network_inputs(args.lr)
-    calls = path_calls(model, args.paths, x, y)
+    exported = None
+    if any(not path.startswith(("eager", "autocast", "fast")) for path in args.paths):
+        exported = export_onnx(model_file, model_file.with_suffix(".onnx"))
+    calls = path_calls(model, args.paths, x, y, exported)
     outputs: dict[str, Tensor] = {}
     runs: dict[str, Callable[[], object]] = {
         path: (lambda path=path, call=call: outputs.__setitem__(path, call()))
@@ -136,6 +170,7 @@ def bench_preset(preset: str, model_file: Path, args: argparse.Namespace) -> dic
         "lr": args.lr,
         "gmac": round(macs / 1e9, 3),
         "probe_tflops": {k.removeprefix("probe_"): round(v, 4) for k, v in probe_tflops.items()},
+        "auto": choose_backend("auto", CPU, model_file),
     }
     reference = image(outputs["eager_fp32"]) if "eager_fp32" in outputs else None
     for path in calls:
@@ -146,7 +181,7 @@ def bench_preset(preset: str, model_file: Path, args: argparse.Namespace) -> dic
             "fraction_of_bf16_probe": round(tflops / probe_tflops["probe_bf16"], 3),
             "fraction_of_own_dtype_probe": round(tflops / probe_tflops[f"probe_{path[-4:]}"], 3),
         }
-        for base in ("eager_fp32", "autocast_bf16"):
+        for base in ("eager_fp32", "autocast_bf16", f"fast_{path[-4:]}"):
             if base in seconds and base != path:
                 entry[f"speedup_vs_{base}"] = round(seconds[base] / seconds[path], 3)
         if reference is not None and path != "eager_fp32":
@@ -161,9 +196,14 @@ def rss_runs(specs: list[str], folder: Path, models: dict[str, Path]) -> dict[st
     for spec in specs:
         preset, lr, tile, *rest = spec.split(":")
         if preset not in models:
-            models[preset] = random_model_file(preset, folder)
+            make = release_checkpoint if preset == "release" else partial(random_model_file, preset)
+            models[preset] = make(folder)
         key = (preset, int(lr), int(tile), rest[0] if rest else "fp32")
-        measured[key] = {"precision": key[3], **peak_rss(models[preset], *key[1:], folder)}
+        run = {"precision": key[3]}
+        if preset == "release":  # a first, small run exports the network to ONNX for OpenVINO
+            first = peak_rss(models[preset], EXPORT_RUN_SIDE, *key[2:], folder)
+            run.update(first_seconds=first["seconds"], first_peak_rss_gb=first["peak_rss_gb"])
+        measured[key] = {**run, **peak_rss(models[preset], *key[1:], folder)}
     report: dict[str, object] = {":".join(map(str, key)): run for key, run in measured.items()}
     estimates = {}
     for (preset, lr, tile, precision), run in measured.items():
@@ -213,6 +253,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="gtasr-bench-") as name:
         folder = Path(name)
+        os.environ["GTASR_CACHE"] = str(folder / "cache")  # exports start empty, then cached
         presets = [p for p in args.presets.split(",") if p]
         models = {p: random_model_file(p, folder) for p in presets}
         report["presets"] = {p: bench_preset(p, models[p], args) for p in presets}

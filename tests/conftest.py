@@ -41,6 +41,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gtasr_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """gtasr's cache (ONNX exports, OpenVINO's compiled graphs) in a folder of this session,
+    shared by its tests and by the commands they start, never the user's."""
+    before = os.environ.get("GTASR_CACHE")
+    folder = tmp_path_factory.mktemp("gtasr-cache")
+    os.environ["GTASR_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("GTASR_CACHE", None)
+    else:
+        os.environ["GTASR_CACHE"] = before
+
+
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """One intra-op thread, restored afterwards.

@@ -11,6 +11,12 @@ PRECISION_NAMES = ("fp32", "fp16", "bf16")
 TORCH_DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 """The ``torch`` attribute of each precision."""
 UPSCALE_METHODS = ("model", "bicubic", "lanczos")
+
+RUNTIMES = ("torch", "onnx", "openvino")
+"""What runs the network: PyTorch, onnxruntime or OpenVINO's CPU plugin."""
+
+BACKEND_NAMES = ("auto", *RUNTIMES)
+"""``--backend``: ``auto`` is OpenVINO on the CPU where it is installed, else PyTorch."""
 OUTPUT_EXTENSIONS = ("auto", "png", "jpg", "webp")
 DEFAULT_TILE = 512
 """LR tile side of the API and the command line: bounds memory; smaller images are one tile."""

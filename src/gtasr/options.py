@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gtasr.choices import MAX_SEED, WEIGHT_KEYS
+from gtasr.choices import BACKEND_NAMES, MAX_SEED, WEIGHT_KEYS
 from gtasr.devices import DEVICE_HELP
 
 EXIT_OK = 0
@@ -60,6 +60,16 @@ def add_device(parser: argparse.ArgumentParser, default: str | None = "auto") ->
     """``--device`` with the values :func:`gtasr.devices.resolve_device` understands."""
     where = f"default: {default}" if default is not None else "default: the config's train.device"
     parser.add_argument("--device", default=default, help=f"{DEVICE_HELP} ({where})")
+
+
+def add_backend(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: what runs the network (:func:`gtasr.infer.backends.choose_backend`)."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_NAMES,
+        default="auto",
+        help="what runs the network (auto: OpenVINO on the CPU where it is installed, else torch)",
+    )
 
 
 def seed(text: str) -> int:

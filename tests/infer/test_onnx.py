@@ -44,7 +44,8 @@ def test_onnxruntime_matches_torch_at_other_sizes(
 
 def test_onnx_backend_upscales_like_torch(onnx_file: Path, tiny_model_file: Path) -> None:
     rgb = np.random.default_rng(0).random((10, 14, 3)).astype(np.float32)
-    torch_result = Upscaler.from_pretrained(tiny_model_file, device="cpu").upscale(rgb, seed=2)
+    torch_result = Upscaler.from_pretrained(tiny_model_file, device="cpu", backend="torch")
+    torch_result = torch_result.upscale(rgb, seed=2)
     onnx_result = Upscaler.from_pretrained(onnx_file, device="cpu", backend="onnx").upscale(
         rgb, seed=2
     )
@@ -52,8 +53,8 @@ def test_onnx_backend_upscales_like_torch(onnx_file: Path, tiny_model_file: Path
 
 
 def test_onnx_model_refused_by_torch_backend(onnx_file: Path) -> None:
-    with pytest.raises(GtasrError, match="--backend onnx"):
-        Upscaler.from_pretrained(onnx_file, device="cpu")
+    with pytest.raises(GtasrError, match="--backend onnx or openvino"):
+        Upscaler.from_pretrained(onnx_file, device="cpu", backend="torch")
 
 
 def test_exported_graph_is_dynamic_and_not_overwritten(
@@ -110,16 +111,37 @@ def test_an_onnx_graph_with_other_inputs_is_refused(onnx_file: Path, tmp_path: P
         OnnxDenoiser(changed, torch.device("cpu"))
 
 
-def test_the_bundled_model_exports_and_onnxruntime_upscales_like_torch(tmp_path: Path) -> None:
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two images in [0, 1]."""
+    return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def test_the_bundled_model_exports_and_the_onnx_runtimes_upscale_like_torch(
+    tmp_path: Path,
+) -> None:
     """The bundled model anchors its output on bicubic(y) (lr_anchor): the export traces that
-    upsampling by output size, so the graph runs at any size and gives torch's pixels."""
+    upsampling by output size, so the graph runs at any size and gives torch's pixels, in
+    onnxruntime and in OpenVINO (fp32 within float rounding; bf16 within its precision)."""
     from gtasr.infer.upscaler import bundled_model_path
 
     target = tmp_path / "bundled.onnx"
     assert main(["export-onnx", "--model", str(bundled_model_path()), "-o", str(target)]) == 0
     rgb = np.random.default_rng(3).random((28, 36, 3)).astype(np.float32)
-    torch_result = Upscaler.from_pretrained(device="cpu").upscale(rgb, seed=5, tile=None)
+    torch_up = Upscaler.from_pretrained(device="cpu", backend="torch")
+    torch_result = torch_up.upscale(rgb, seed=5, tile=None)
     onnx = Upscaler.from_pretrained(target, device="cpu", backend="onnx")
     onnx_result = onnx.upscale(rgb, seed=5, tile=None)
     assert onnx_result.shape == torch_result.shape == (112, 144, 3)
     assert np.abs(onnx_result - torch_result).max() < 1e-3
+    pytest.importorskip("openvino")
+    for precision, floor in (("fp32", 80.0), ("bf16", 40.0)):
+        runtime = Upscaler.from_pretrained(target, backend="openvino", precision=precision)
+        result = runtime.upscale(rgb, seed=5, tile=None)
+        assert result.shape == torch_result.shape
+        reference = torch_result
+        if runtime.denoiser.precision == "bf16":
+            reference = Upscaler.from_pretrained(backend="torch", precision="bf16").upscale(
+                rgb, seed=5, tile=None
+            )
+        assert psnr(result, torch_result) > floor, precision
+        assert psnr(result, reference) > floor, precision

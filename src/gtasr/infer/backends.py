@@ -1,16 +1,21 @@
-"""Runtimes that evaluate the consistency function f(x, sigma, y): PyTorch or onnxruntime.
+"""Runtimes that evaluate the consistency function f(x, sigma, y): PyTorch, onnxruntime
+or OpenVINO.
 
-Both expose the same call, ``denoiser(x, sigma, y) -> Tensor`` (unclamped, on
-the input's device for PyTorch, on the CPU for onnxruntime), so the samplers
-and the tiler do not care which one runs. Neither keeps per-call state: one
-instance can serve several threads.
+All expose the same call, ``denoiser(x, sigma, y) -> Tensor`` (unclamped, on
+the input's device for PyTorch, on the CPU for the others), so the samplers
+and the tiler do not care which one runs: the noise field, tiling and
+blending stay gtasr's. None keeps per-call state: one instance can serve
+several threads.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import threading
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -104,31 +109,39 @@ class OnnxDenoiser:
         except Exception as error:  # onnxruntime raises its own, unexported, error types
             raise GtasrError(f"{path}: cannot load ONNX model ({error})") from error
         meta = self.session.get_modelmeta().custom_metadata_map
-        if "gtasr.stride" not in meta:
-            raise GtasrError(f"{path}: not an ONNX model exported by gtasr export-onnx")
-        self.stride, self.scale, self.network = _checked_onnx_metadata(meta, path)
-        _check_onnx_signature(self.session, path)
-        self.family = meta.get("gtasr.family", "gtasr")
+        self.stride, self.scale, self.network, self.family = _checked_onnx_metadata(meta, path)
+        _check_onnx_signature(
+            [node.name for node in self.session.get_inputs()],
+            [node.name for node in self.session.get_outputs()],
+            path,
+        )
         self.device = torch.device("cpu")
         self.precision = "fp32"
 
     def __call__(self, x: Tensor, sigma: float, y: Tensor) -> Tensor:
-        feeds = {
-            "x": x.detach().float().cpu().numpy(),
-            "sigma": np.full((x.shape[0],), sigma, dtype=np.float32),
-            "y": y.detach().float().cpu().numpy(),
-        }
-        (out,) = self.session.run(["f"], feeds)
+        (out,) = self.session.run(["f"], _feeds(x, sigma, y))
         return torch.from_numpy(out)
+
+
+def _feeds(x: Tensor, sigma: float, y: Tensor) -> dict[str, np.ndarray]:
+    """The inputs of an exported graph as float32 arrays (sigma one per batch item)."""
+    return {
+        "x": x.detach().float().cpu().numpy(),
+        "sigma": np.full((x.shape[0],), sigma, dtype=np.float32),
+        "y": y.detach().float().cpu().numpy(),
+    }
 
 
 MAX_ONNX_STRIDE = 64
 
 
-def _checked_onnx_metadata(meta: dict[str, str], path: str | Path) -> tuple[int, int, dict]:
-    """(stride, scale, network) of an exported model, each checked: the file is untrusted."""
+def _checked_onnx_metadata(meta: dict[str, str], path: str | Path) -> tuple[int, int, dict, str]:
+    """(stride, scale, network, family) of an exported model, each checked: the file is
+    untrusted."""
     from gtasr.modelfile import MAX_METADATA_CHARS, SCALE
 
+    if "gtasr.stride" not in meta:
+        raise GtasrError(f"{path}: not an ONNX model exported by gtasr export-onnx")
     stride = _metadata_int(meta, "gtasr.stride", path)
     scale = _metadata_int(meta, "gtasr.scale", path)
     if not 1 <= stride <= MAX_ONNX_STRIDE:
@@ -146,7 +159,7 @@ def _checked_onnx_metadata(meta: dict[str, str], path: str | Path) -> tuple[int,
         raise GtasrError(f"{path}: damaged 'gtasr.network' metadata ({error})") from None
     if not isinstance(network, dict):
         raise GtasrError(f"{path}: 'gtasr.network' is not a mapping")
-    return stride, scale, network
+    return stride, scale, network, meta.get("gtasr.family", "gtasr")
 
 
 def _metadata_int(meta: dict[str, str], key: str, path: str | Path) -> int:
@@ -156,14 +169,132 @@ def _metadata_int(meta: dict[str, str], key: str, path: str | Path) -> int:
     return int(text)
 
 
-def _check_onnx_signature(session: object, path: str | Path) -> None:
+def _check_onnx_signature(inputs: list[str], outputs: list[str], path: str | Path) -> None:
     """The graph must take x, sigma, y and give f, as gtasr export-onnx writes it."""
     from gtasr.infer.onnx_export import INPUT_NAMES, OUTPUT_NAME
 
-    inputs = tuple(node.name for node in session.get_inputs())
-    outputs = tuple(node.name for node in session.get_outputs())
+    inputs, outputs = tuple(inputs), tuple(outputs)
     if sorted(inputs) != sorted(INPUT_NAMES) or outputs != (OUTPUT_NAME,):
         raise GtasrError(
             f"{path}: takes inputs {', '.join(inputs) or 'none'} and gives "
             f"{', '.join(outputs) or 'nothing'}; a gtasr export takes x, sigma, y and gives f"
         )
+
+
+OPENVINO_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+"""gtasr precision -> OpenVINO's inference precision hint."""
+
+OPENVINO_CAPABILITIES = {"bf16": "BF16", "fp16": "FP16"}
+"""gtasr precision -> the CPU capability OpenVINO needs to run it natively."""
+
+
+class OpenVinoDenoiser:
+    """An exported model (see :mod:`gtasr.infer.onnx_export`) run by OpenVINO's CPU plugin.
+
+    The graph is compiled once, with dynamic shapes: a new input shape costs a short
+    preparation on its first call (tiles share one shape), far less than a
+    compilation per shape. ``precision`` sets OpenVINO's inference precision hint,
+    explicitly also for fp32, since OpenVINO otherwise computes in bf16 on CPUs that
+    have it; a reduced precision the CPU lacks natively falls back to fp32 with a
+    warning. Each thread gets its own inference request.
+    """
+
+    def __init__(self, path: str | Path, precision: str = "fp32", threads: int = 0) -> None:
+        openvino = _import_openvino()
+        core = openvino.Core()
+        try:
+            model = core.read_model(str(path))
+        except RuntimeError as error:
+            raise GtasrError(f"{path}: not a readable ONNX model ({_first_line(error)})") from None
+        self.stride, self.scale, self.network, self.family = _checked_onnx_metadata(
+            _openvino_metadata(model), path
+        )
+        _check_onnx_signature(
+            [port.get_any_name() for port in model.inputs],
+            [port.get_any_name() for port in model.outputs],
+            path,
+        )
+        self.precision = _openvino_precision(core, precision)
+        config = {
+            "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[self.precision],
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+        }
+        try:
+            self.compiled = _compile(core, model, config)
+        except RuntimeError as error:
+            raise GtasrError(f"{path}: OpenVINO cannot compile it ({_first_line(error)})") from None
+        self.device = torch.device("cpu")
+        self._requests = threading.local()
+
+    def __call__(self, x: Tensor, sigma: float, y: Tensor) -> Tensor:
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        result = request.infer(_feeds(x, sigma, y))
+        return torch.from_numpy(np.array(result[self.compiled.output(0)]))
+
+
+def openvino_available() -> bool:
+    """Whether the OpenVINO runtime is installed (without importing it)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def choose_backend(backend: str, device: torch.device, path: Path) -> str:
+    """The runtime that ``backend`` means here: ``"auto"`` is OpenVINO on the CPU where it
+    is installed, else onnxruntime for an ``.onnx`` file and PyTorch for the rest."""
+    if backend != "auto":
+        return backend
+    if device.type == "cpu" and openvino_available():
+        return "openvino"
+    return "onnx" if path.suffix.lower() == ".onnx" else "torch"
+
+
+def _import_openvino() -> ModuleType:
+    try:
+        import openvino
+    except ImportError as error:
+        raise GtasrError(
+            "--backend openvino needs OpenVINO: pip install 'gtasr[openvino]'"
+        ) from error
+    return openvino
+
+
+def _openvino_precision(core: object, precision: str) -> str:
+    """``precision`` if the CPU runs it natively, else fp32 (with a warning)."""
+    if precision not in OPENVINO_HINTS:
+        raise GtasrError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    needed = OPENVINO_CAPABILITIES.get(precision)
+    if needed and needed not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        log.warning("this CPU has no native %s; OpenVINO runs in fp32", precision)
+        return "fp32"
+    return precision
+
+
+def _compile(core: object, model: object, config: dict) -> object:
+    """``model`` compiled for the CPU, through OpenVINO's compiled-model cache in gtasr's
+    cache folder when it can be written (a later start loads the compiled graph)."""
+    from gtasr.infer.onnx_export import cache_folder
+
+    folder = cache_folder() / "openvino"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {**config, "CACHE_DIR": str(folder)}
+    except OSError as error:
+        log.debug("no OpenVINO model cache in %s (%s)", folder, error)
+    return core.compile_model(model, "CPU", config)
+
+
+def _openvino_metadata(model: object) -> dict[str, str]:
+    """The ``gtasr.*`` metadata properties of an ONNX model as OpenVINO read it."""
+    keys = ("gtasr.stride", "gtasr.scale", "gtasr.network", "gtasr.family")
+    return {
+        key: str(model.get_rt_info(["framework", key]).astype(str))
+        for key in keys
+        if model.has_rt_info(["framework", key])
+    }
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -22,6 +22,7 @@ from gtasr.listing import list_images
 from gtasr.options import (
     EXIT_OK,
     EXIT_SOME_FAILED,
+    add_backend,
     add_device,
     add_output,
     add_overwrite,
@@ -78,7 +79,7 @@ def _register_upscale(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (95)")
     parser.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     add_overwrite(parser)
-    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    add_backend(parser)
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger inputs")
     parser.add_argument(
         "--method", choices=UPSCALE_METHODS, default="model", help="model, or a classical baseline"

@@ -13,6 +13,7 @@ to the stride, as the tiler does), the architecture and the model family
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -20,8 +21,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from gtasr.errors import GtasrError
-from gtasr.fileio import atomic_path
+from gtasr.errors import GtasrError, OutputError
+from gtasr.fileio import atomic_path, file_sha256
+
+log = logging.getLogger(__name__)
 
 OPSET = 17
 INPUT_NAMES = ("x", "sigma", "y")
@@ -93,3 +96,35 @@ def export_onnx(
             entry.key, entry.value = key, value
         onnx.save(graph, str(tmp))
     return out
+
+
+def cache_folder() -> Path:
+    """gtasr's cache: ``$GTASR_CACHE``, else ``$XDG_CACHE_HOME/gtasr``, else ``~/.cache/gtasr``."""
+    if os.environ.get("GTASR_CACHE"):
+        return Path(os.environ["GTASR_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gtasr"
+
+
+def cached_export(model_path: str | os.PathLike[str], weights: str | None = None) -> Path | None:
+    """The ONNX export of ``model_path``, from :func:`cache_folder` or exported into it once.
+
+    Exporting traces the network (seconds for the bundled model), which the ONNX runtimes
+    would otherwise pay at every start. An export is named after the model file's SHA-256,
+    the weights choice, gtasr's version and the opset, so a changed file or a new gtasr
+    exports again. None when the cache cannot be written (the caller exports elsewhere).
+    """
+    from gtasr import __version__
+
+    digest = file_sha256(model_path)[:32]
+    name = f"{digest}-{weights or 'default'}-{__version__}-opset{OPSET}.onnx"
+    target = cache_folder() / "onnx" / name
+    if target.is_file():
+        log.debug("ONNX export of %s from the cache: %s", model_path, target)
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return export_onnx(model_path, target, weights=weights)
+    except (OSError, OutputError) as error:
+        log.debug("cannot cache the ONNX export in %s (%s)", target.parent, error)
+        return None

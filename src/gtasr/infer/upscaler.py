@@ -33,13 +33,13 @@ import PIL.Image
 import torch
 from torch import Tensor
 
-from gtasr.choices import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, MAX_STEPS
+from gtasr.choices import BACKEND_NAMES, DEFAULT_TILE, DEFAULT_TILE_OVERLAP, MAX_STEPS, RUNTIMES
 from gtasr.devices import resolve_device
 from gtasr.errors import GtasrError
 from gtasr.hub import ModelSpec, resolve_model
 from gtasr.hub import bundled_model_path as bundled_model_path  # callers import it from here
 from gtasr.imageio import quantize, to_numpy, to_tensor
-from gtasr.infer.backends import OnnxDenoiser, TorchDenoiser
+from gtasr.infer.backends import OnnxDenoiser, OpenVinoDenoiser, TorchDenoiser, choose_backend
 from gtasr.infer.noise import FixedNoise, NoiseField
 from gtasr.infer.tiling import TileProgress, seamless_tiling, tiled_upscale
 from gtasr.method.sampling import multistep_etas, sample
@@ -86,31 +86,38 @@ class Upscaler:
         path: ModelSpec | None = None,
         device: str | torch.device = "auto",
         precision: str = "fp32",
-        backend: str = "torch",
+        backend: str = "auto",
         weights: str | None = None,
     ) -> Upscaler:
-        """Load a model file (``.safetensors``, the authors' ``.pth``; ``.onnx`` with
-        ``backend="onnx"``).
+        """Load a model file (``.safetensors``, the authors' ``.pth``, or a gtasr ``.onnx``).
 
         ``path`` is a model spec (:func:`gtasr.hub.resolve_model`): a file, a name from
         ``gtasr models`` or ``hf://OWNER/REPO/FILE[@REVISION]``; without it, the bundled
-        default model. With ``backend="onnx"`` any
-        other model file is exported to ONNX on the fly. ``weights`` ("ema" or
-        "raw") chooses among the weights of an authors' checkpoint.
+        default model. ``backend``: ``"torch"``, ``"onnx"`` (onnxruntime),
+        ``"openvino"`` (its CPU plugin) or ``"auto"``
+        (:func:`~gtasr.infer.backends.choose_backend`: OpenVINO on the CPU where it is
+        installed, PyTorch otherwise); the ONNX runtimes take other model files
+        exported on the fly. ``weights`` ("ema" or "raw") chooses among the weights of
+        an authors' checkpoint.
         """
         file = resolve_model(path)
         resolved = resolve_device(device)
-        if backend == "onnx":
-            onnx = _onnx_denoiser(file, resolved, precision, weights)
-            return cls(onnx, source=str(file), family=onnx.family)
-        if backend != "torch":
-            raise GtasrError(f"unknown backend {backend!r} (torch or onnx)")
+        chosen = choose_backend(backend, resolved, file)
+        if chosen not in RUNTIMES:
+            raise GtasrError(f"unknown backend {backend!r} ({', '.join(BACKEND_NAMES)})")
+        if chosen != "torch":
+            if resolved.type != "cpu" and chosen == "openvino":
+                raise GtasrError("--backend openvino runs on the CPU; use --device cpu")
+            runtime = _exported_denoiser(file, chosen, resolved, precision, weights)
+            log.info("backend: %s (%s, %s)", chosen, resolved.type, runtime.precision)
+            return cls(runtime, source=str(file), family=runtime.family)
         if file.suffix.lower() == ".onnx":
-            raise GtasrError(f"{file}: ONNX models run with --backend onnx")
+            raise GtasrError(f"{file}: ONNX models run with --backend onnx or openvino")
         from gtasr.modelfile import load_model
 
         model, info = load_model(file, device=resolved, weights=weights)
         denoiser = TorchDenoiser(model, resolved, precision)
+        log.info("backend: torch (%s, %s)", resolved.type, precision)
         return cls(denoiser, source=str(file), family=info.family)
 
     def upscale_tensor(
@@ -266,18 +273,30 @@ def _upscale_pil(up: Upscaler, image: PIL.Image.Image, options: dict[str, Any]) 
     return result.convert("LA") if mode == "LA" else result
 
 
-def _onnx_denoiser(
-    file: Path, device: torch.device, precision: str, weights: str | None
-) -> OnnxDenoiser:
-    if precision != "fp32":
+def _exported_denoiser(
+    file: Path, backend: str, device: torch.device, precision: str, weights: str | None
+) -> OnnxDenoiser | OpenVinoDenoiser:
+    """The ONNX runtime ``backend`` on ``file``, exported to ONNX first unless it is one."""
+    if backend == "onnx" and precision != "fp32":
         raise GtasrError("--backend onnx runs in fp32 only")
-    if file.suffix.lower() == ".onnx":
-        return OnnxDenoiser(file, device)
-    import tempfile
 
-    from gtasr.infer.onnx_export import export_onnx
+    def open_runtime(onnx_file: Path) -> OnnxDenoiser | OpenVinoDenoiser:
+        if backend == "onnx":
+            return OnnxDenoiser(onnx_file, device)
+        return OpenVinoDenoiser(onnx_file, precision)
+
+    if not file.is_file():
+        raise GtasrError(f"{file}: model file not found")
+    if file.suffix.lower() == ".onnx":
+        return open_runtime(file)
+    from gtasr.infer.onnx_export import cached_export, export_onnx
+
+    cached = cached_export(file, weights)
+    if cached is not None:
+        return open_runtime(cached)
+    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="gtasr-onnx-") as folder:
         exported = Path(folder) / "model.onnx"
         export_onnx(file, exported, weights=weights)
-        return OnnxDenoiser(exported, device)
+        return open_runtime(exported)

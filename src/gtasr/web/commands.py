@@ -6,7 +6,7 @@ import argparse
 
 from gtasr.choices import PRECISION_NAMES
 from gtasr.hub import MODEL_SPEC_HELP, resolve_model
-from gtasr.options import add_device
+from gtasr.options import add_backend, add_device
 from gtasr.web.server import DEFAULT_HOST, DEFAULT_PORT, PAGE_MAX_PIXELS, PAGE_MAX_UPLOAD_MB
 
 
@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--precision", choices=PRECISION_NAMES, default="fp32", help="the page's default"
     )
+    add_backend(parser)
     parser.add_argument(
         "--max-pixels",
         type=int,
@@ -62,6 +63,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         device=args.device,
         precision=args.precision,
+        backend=args.backend,
         max_pixels=args.max_pixels,
         max_upload_mb=args.max_upload_mb,
     )

@@ -120,10 +120,15 @@ class ModelCatalog:
     """
 
     def __init__(
-        self, files: Sequence[Path] = (), device: str = "auto", precision: str = "fp32"
+        self,
+        files: Sequence[Path] = (),
+        device: str = "auto",
+        precision: str = "fp32",
+        backend: str = "auto",
     ) -> None:
         self.device = device
         self.precision = precision
+        self.backend = backend
         bundled = bundled_model_path()
         self.paths: dict[str, Path] = {f"{bundled.stem} (bundled)": bundled}
         for file in files:
@@ -146,7 +151,7 @@ class ModelCatalog:
         with self._lock:
             if key not in self._loaded:
                 self._loaded[key] = Upscaler.from_pretrained(
-                    self.paths[label], device=self.device, precision=key[1]
+                    self.paths[label], device=self.device, precision=key[1], backend=self.backend
                 )
             return self._loaded[key]
 

@@ -47,6 +47,7 @@ def serve(
     port: int = DEFAULT_PORT,
     device: str = "auto",
     precision: str = "fp32",
+    backend: str = "auto",
     max_pixels: int | None = PAGE_MAX_PIXELS,
     max_upload_mb: int = PAGE_MAX_UPLOAD_MB,
 ) -> int:
@@ -59,7 +60,7 @@ def serve(
         raise GtasrError(f"--max-pixels must be positive, not {max_pixels}")
     if max_upload_mb < 1:
         raise GtasrError(f"--max-upload-mb must be positive, not {max_upload_mb}")
-    catalog = ModelCatalog(models, device=device, precision=precision)
+    catalog = ModelCatalog(models, device=device, precision=precision, backend=backend)
     catalog.load_all()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's requests to itself
     stop = _Stop()
