@@ -81,14 +81,21 @@ def require_ray() -> None:
 
 
 class _Worker:
-    """A Ray Data actor: the model loaded once, then batches of files upscaled one by one."""
+    """A Ray Data actor: the model loaded once, then batches of files upscaled one by one.
 
-    def __init__(self, options: UpscaleOptions, load: Loader, threads: int) -> None:
+    :func:`upscale_dataset` sets the class attributes on a subclass made for its run, so
+    the actor has no constructor arguments that Ray would keep in its object store.
+    """
+
+    options: UpscaleOptions
+    load: Loader
+    threads: int
+
+    def __init__(self) -> None:
         import torch
 
-        torch.set_num_threads(threads)
-        self.options = options
-        self.upscaler = load() if options.method == "model" else None
+        torch.set_num_threads(self.threads)
+        self.upscaler = self.load() if self.options.method == "model" else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         sources = [str(source) for source in batch["input"]]
@@ -128,14 +135,17 @@ def upscale_dataset(
     ("" for none, as ``output`` when no name could be given). Nothing runs until the
     result is consumed (``iter_batches``, ``write_*``).
     """
+    import ray.data
+
     load = model if callable(model) else partial(Upscaler.from_pretrained, model)
     absolute = replace(options, out_dir=Path(os.path.abspath(options.out_dir)))
+    settings = {"options": absolute, "load": staticmethod(load), "threads": threads}
+    worker = type(_Worker.__name__, (_Worker,), settings)
     return ds.map_batches(
-        _Worker,
-        fn_constructor_kwargs={"options": absolute, "load": load, "threads": threads},
+        worker,
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=threads,
         num_gpus=gpus_per_worker or None,
     )
