@@ -6,6 +6,7 @@ the plain command with one thread, as each Ray worker has (``--ray-threads 1``).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -27,6 +28,8 @@ import gtasr
 from gtasr.cli import main
 from gtasr.infer.batch import UpscaleOptions
 from gtasr.integrations.ray import upscale_dataset
+
+pytestmark = pytest.mark.slow  # a Ray cluster takes about 10 s to start, each run as long
 
 NODE = {"num_cpus": 1, "object_store_memory": 100 * 2**20}
 WORKER_TITLE = "ray::MapWorker(MapBatches(_Worker))"
@@ -181,3 +184,14 @@ def test_upscale_dataset_returns_a_record_per_row(
     assert {Path(record["output"]).name for record in records} == {"img06.png", "img01.png"}
     for name in ("img06.png", "img01.png"):
         assert (tmp_path / "out" / name).read_bytes() == (plain / name).read_bytes()
+
+
+def test_a_model_the_workers_cannot_load_stops_with_one_line(
+    cluster: Cluster, collection: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "missing.safetensors"
+    args = ["upscale", str(collection), "-o", str(tmp_path / "out"), "--model", str(missing)]
+    caplog.set_level(logging.ERROR, logger="gtasr")
+    assert main([*args, "--ray", cluster.address, "--ray-workers", "1"]) == 2
+    last = caplog.records[-1].getMessage()
+    assert last == f"gtasr upscale: error: {missing}: model file not found"

@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -178,6 +180,7 @@ def upscale_on_ray(
         return result
     _connect(plan.address)
     try:
+        ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
         workers, gpus = _width(plan)
         log.info("%d files to upscale on %d Ray workers", len(inputs), workers)
         ds = ray.data.from_arrow(_blocks(inputs, input_names, workers))
@@ -282,8 +285,17 @@ def _record(row: dict[str, Any]) -> Record:
     )
 
 
+_GTASR_ERROR_LINE = re.compile(r"^gtasr\.errors\.\w+: (.+)$", re.MULTILINE)
+"""The last line of a gtasr error's traceback as Ray quotes it in its own errors."""
+
+
 def _user_error(error: BaseException) -> GtasrError | None:
-    """The gtasr error inside what Ray raised (a worker could not load the model), if any."""
+    """The gtasr error inside what Ray raised (a worker could not load the model), if any.
+
+    Ray passes some errors on as objects (``cause``) and others only as the text of the
+    worker's traceback (an actor that died in its constructor), whose last gtasr line
+    is then the message.
+    """
     import ray.exceptions
 
     seen: set[int] = set()
@@ -292,6 +304,11 @@ def _user_error(error: BaseException) -> GtasrError | None:
         seen.add(id(current))
         if isinstance(current, GtasrError) and not isinstance(current, ray.exceptions.RayError):
             return GtasrError(str(current))
+        quoted = _GTASR_ERROR_LINE.findall(str(current))
+        if quoted:
+            return GtasrError(quoted[-1])
         cause = getattr(current, "cause", None)
-        current = cause if isinstance(cause, BaseException) else current.__cause__
+        if not isinstance(cause, BaseException):
+            cause = current.__cause__ or current.__context__
+        current = cause
     return None
