@@ -22,6 +22,7 @@ import pytest
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'gtasr[ray]')")
 
 import ray
+from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
 import gtasr
@@ -40,7 +41,10 @@ WORKER_TITLE = "ray::MapWorker(MapBatches(_Worker))"
 def cluster() -> Iterator[Cluster]:
     """A head and a second node, each with one CPU, on the loopback interface."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback addresses only
+        # Loopback addresses only: the variable for Ray's processes, the constant it set
+        # when this process imported Ray.
+        patch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        patch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
         nodes = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
         nodes.add_node(**NODE)
