@@ -108,3 +108,22 @@ def test_output_folder_inside_the_input_is_not_listed(tmp_path: Path) -> None:
     assert list_images([tmp_path / "out"], skip_under=tmp_path / "out") == [
         tmp_path / "out" / "a.png"
     ]
+
+
+def test_files_are_named_relative_to_their_input_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shots" / "trip").mkdir(parents=True)
+    deep = tmp_path / "shots" / "trip" / "a.png"
+    deep.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    roots = {item: listing.input_root(item) for item in ("shots", "shots/trip/a.png", "sh*/**")}
+    assert roots == {
+        "shots": Path("shots"),
+        "shots/trip/a.png": Path("shots/trip"),
+        "sh*/**": Path(),
+    }
+    found = Path("shots/trip/a.png")
+    names = [listing.relative_name(found, root) for root in roots.values()]
+    assert names == ["trip/a.png", "a.png", "shots/trip/a.png"]
+    assert listing.relative_name(found, Path("elsewhere")) == "a.png"

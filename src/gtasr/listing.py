@@ -84,6 +84,26 @@ def list_images(
     return list(found.values())
 
 
+def input_root(item: str | os.PathLike[str]) -> Path:
+    """The folder an INPUT's files are named from: a file's folder, the folder itself, or a
+    pattern's part before its first wildcard."""
+    text = os.fspath(item)
+    path = Path(text)
+    if path.is_dir():
+        return path
+    if not path.exists() and any(char in text for char in _MAGIC):
+        return _pattern_root(text)
+    return path.parent
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` with ``/`` separators; its file name if not below it."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
 def is_image_name(path: Path) -> bool:
     """A visible file whose name ends in one of :data:`IMAGE_SUFFIXES`."""
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")

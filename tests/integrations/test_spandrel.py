@@ -17,6 +17,7 @@ spandrel = pytest.importorskip("spandrel")
 
 from gtasr.cli import main  # noqa: E402
 from gtasr.imageio import quantize  # noqa: E402
+from gtasr.infer.noise import image_seed  # noqa: E402
 from gtasr.infer.upscaler import bundled_model_path  # noqa: E402
 from gtasr.integrations.spandrel import ARCH_ID, register  # noqa: E402
 
@@ -62,7 +63,7 @@ def _cli_output(tmp_path: Path, image: Path, model: Path, seed: int) -> np.ndarr
 
 def _descriptor_output(descriptor: object, image: Path, seed: int) -> np.ndarray:
     rgb = np.asarray(PIL.Image.open(image).convert("RGB"), dtype=np.float32) / 255
-    descriptor.model.seed = seed
+    descriptor.model.seed = image_seed(seed, image.name)  # gtasr upscale's seed of the file
     out = descriptor(torch.from_numpy(rgb).permute(2, 0, 1)[None])
     return quantize(out[0].permute(1, 2, 0).numpy(), 8)
 

@@ -1,13 +1,19 @@
-"""Upscaling many files: output naming, skipping, per-file errors, atomic writes.
+"""Upscaling many files: output naming, skipping, per-file errors, atomic writes, seeds.
 
 One bad file never stops a batch: its problem is logged with its name and
 the batch goes on; the caller turns the failure count into the exit code.
+Each file's noise comes from the run's seed and the file's name relative to its
+input root (:func:`~gtasr.infer.noise.image_seed`), so a file's output is the same
+in any batch, in any order and on any worker (:mod:`gtasr.integrations.ray`
+calls :func:`upscale_file` on each of its workers).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +31,7 @@ from gtasr.choices import (
 )
 from gtasr.errors import FileError, GtasrError, InputError, is_out_of_memory, one_line
 from gtasr.imageio import Image, read_image, write_image
+from gtasr.infer.noise import image_seed
 from gtasr.infer.resample import resize
 from gtasr.infer.tiling import TileProgress, seamless_tiling
 from gtasr.infer.upscaler import Upscaler, upscale_alpha
@@ -85,6 +92,25 @@ class UpscaleOptions:
             object.__setattr__(self, "tile_overlap", overlap)
 
 
+@dataclass(frozen=True)
+class Record:
+    """What became of one input: a line of ``--manifest``.
+
+    ``status`` is ``written``, ``skipped`` (the output existed) or ``failed`` (``error``
+    says why); ``output`` is None when no output name could be given.
+    """
+
+    input: str
+    output: str | None
+    status: str
+    seconds: float
+    error: str | None = None
+
+
+RecordSink = Callable[[Record], None]
+"""Hears the :class:`Record` of every input as soon as it is known (``--manifest``)."""
+
+
 @dataclass
 class BatchResult:
     """Counts of one batch run, and the one-line error of each failed file."""
@@ -93,6 +119,15 @@ class BatchResult:
     skipped: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+
+    def add(self, record: Record) -> None:
+        """Count ``record``; a failure's error is logged here, once, wherever it happened."""
+        if record.status == "written":
+            self.written += 1
+        elif record.status == "skipped":
+            self.skipped += 1
+        else:
+            _fail(self, record.error or f"{record.input}: failed")
 
 
 def output_path(source: Path, options: UpscaleOptions, has_alpha: bool = False) -> Path:
@@ -106,10 +141,13 @@ def upscale_image(
     options: UpscaleOptions,
     upscaler: Upscaler | None,
     on_tile: TileProgress | None = None,
+    seed: int | None = None,
 ) -> Image:
     """The x4 (or ``outscale``) version of ``image`` by the chosen method.
 
     ``on_tile(done, total)`` follows the model's tiles (the baselines have none).
+    ``seed`` is the noise seed (default ``options.seed``; a batch passes each file's
+    :func:`~gtasr.infer.noise.image_seed`).
     """
     width = max(1, round(image.width * options.outscale))
     height = max(1, round(image.height * options.outscale))
@@ -123,7 +161,7 @@ def upscale_image(
             raise ValueError("method 'model' needs an Upscaler")
         rgb = upscaler.upscale_rgb(
             image.rgb,
-            seed=options.seed,
+            seed=options.seed if seed is None else seed,
             tile=options.tile,
             tile_overlap=options.tile_overlap,
             steps=options.steps,
@@ -190,6 +228,22 @@ def separate_outputs(sources: list[Path], options: UpscaleOptions) -> list[Path]
     return kept
 
 
+def plan_output(
+    source: Path, options: UpscaleOptions, claimed: dict[Path, Path], inputs: frozenset[Path]
+) -> tuple[Path, bool]:
+    """The output name of ``source`` before reading it, and whether it exists to be skipped.
+
+    Raises :class:`InputError` when the output would replace an input or is another
+    input's output in this run (``claimed``: output -> input).
+    """
+    planned = output_path(source, options)
+    _refuse_replacing_an_input(source, planned, frozenset())
+    if _already_there(source, planned, options, claimed):
+        return planned, True
+    _refuse_replacing_an_input(source, planned, inputs)
+    return planned, False
+
+
 def process_one(
     source: Path,
     options: UpscaleOptions,
@@ -197,26 +251,67 @@ def process_one(
     claimed: dict[Path, Path],
     inputs: frozenset[Path] = frozenset(),
     on_tile: TileProgress | None = None,
-) -> str:
-    """Upscale one file; returns ``"written"`` or ``"skipped"``, raises on failure.
+    name: str | None = None,
+) -> tuple[str, Path]:
+    """Upscale one file; returns ``"written"`` or ``"skipped"`` and the output, raises on failure.
 
-    ``inputs`` (resolved paths of the run's inputs) are never written over.
+    ``inputs`` (resolved paths of the run's inputs) are never written over. ``name`` is
+    the file's path relative to its input root, which seeds its noise (default: its name).
     """
-    planned = output_path(source, options)
-    _refuse_replacing_an_input(source, planned, frozenset())
-    if _already_there(source, planned, options, claimed):
-        return "skipped"
-    _refuse_replacing_an_input(source, planned, inputs)
+    planned, exists = plan_output(source, options, claimed, inputs)
+    if exists:
+        return "skipped", planned
     image = read_image(source, max_pixels=options.max_pixels)
     target = output_path(source, options, has_alpha=image.alpha is not None)
     if target != planned:
         _refuse_replacing_an_input(source, target, frozenset())
         if _already_there(source, target, options, claimed):
-            return "skipped"
+            return "skipped", target
         _refuse_replacing_an_input(source, target, inputs)
     claimed[target] = source
-    save_image(target, upscale_image(image, options, upscaler, on_tile), options.quality)
-    return "written"
+    seed = image_seed(options.seed, source.name if name is None else name)
+    save_image(target, upscale_image(image, options, upscaler, on_tile, seed), options.quality)
+    return "written", target
+
+
+def upscale_file(
+    source: Path,
+    options: UpscaleOptions,
+    upscaler: Upscaler | None,
+    *,
+    name: str | None = None,
+    claimed: dict[Path, Path] | None = None,
+    inputs: frozenset[Path] = frozenset(),
+    on_tile: TileProgress | None = None,
+) -> Record:
+    """:func:`process_one` with its problem caught: the :class:`Record` of ``source``.
+
+    A file's own problem (unreadable, too large, out of memory) becomes a failed record
+    with a one-line error; anything else (a bug, Ctrl-C, what ``on_tile`` raises) propagates.
+    """
+    start = time.perf_counter()
+    output: Path | None = None
+    try:
+        output = output_path(source, options)
+        status, output = process_one(
+            source, options, upscaler, {} if claimed is None else claimed, inputs, on_tile, name
+        )
+    except GtasrError as error:
+        message = str(error) if isinstance(error, FileError) else f"{source}: {error}"
+        return _failed(source, output, start, message)
+    except (RuntimeError, MemoryError) as error:
+        if not is_out_of_memory(error):
+            raise
+        return _failed(
+            source, output, start, f"{source}: out of memory; {memory_tip(options, source)}"
+        )
+    return Record(str(source), str(output), status, time.perf_counter() - start)
+
+
+def _failed(source: Path, output: Path | None, start: float, message: str) -> Record:
+    seconds = time.perf_counter() - start
+    output_name = None if output is None else str(output)
+    return Record(str(source), output_name, "failed", seconds, one_line(message))
 
 
 def save_image(target: Path, image: Image, quality: int = 95) -> None:
@@ -236,10 +331,15 @@ def process_files(
     options: UpscaleOptions,
     upscaler: Upscaler | None,
     on_tile: TileProgress | None = None,
+    *,
+    names: Mapping[Path, str] | None = None,
+    on_record: RecordSink | None = None,
 ) -> BatchResult:
     """Upscale every file in ``sources`` with a progress bar; problems are logged per file.
 
     ``on_tile(done, total)`` follows each file's tiles; what it raises stops the batch.
+    ``names`` gives each source's path relative to its input root (which seeds its
+    noise; default: its file name); ``on_record`` hears every file's :class:`Record`.
     """
     result = BatchResult()
     claimed: dict[Path, Path] = {}
@@ -247,20 +347,19 @@ def process_files(
     inputs = frozenset(source.resolve() for source in sources)
     with logging_redirect_tqdm():
         for source in tqdm(sources, desc="upscale", unit="image", disable=None):
-            try:
-                outcome = process_one(source, options, upscaler, claimed, inputs, on_tile)
-            except GtasrError as error:
-                _fail(result, str(error) if isinstance(error, FileError) else f"{source}: {error}")
-                continue
-            except (RuntimeError, MemoryError) as error:
-                if not is_out_of_memory(error):
-                    raise
-                _fail(result, f"{source}: out of memory; {memory_tip(options, source)}")
-                continue
-            if outcome == "written":
-                result.written += 1
-            else:
-                result.skipped += 1
+            name = None if names is None else names.get(source)
+            record = upscale_file(
+                source,
+                options,
+                upscaler,
+                name=name,
+                claimed=claimed,
+                inputs=inputs,
+                on_tile=on_tile,
+            )
+            result.add(record)
+            if on_record is not None:
+                on_record(record)
     return result
 
 

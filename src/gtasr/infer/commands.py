@@ -7,6 +7,7 @@ import importlib.resources
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gtasr.choices import (
     DEFAULT_TILE,
@@ -18,7 +19,7 @@ from gtasr.choices import (
 from gtasr.errors import InputError
 from gtasr.fileio import refuse_existing
 from gtasr.hub import MODEL_SPEC_HELP, resolve_model
-from gtasr.listing import list_images
+from gtasr.listing import input_root, list_images, relative_name
 from gtasr.options import (
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -27,8 +28,12 @@ from gtasr.options import (
     add_output,
     add_overwrite,
     add_weights_option,
+    positive,
     seed,
 )
+
+if TYPE_CHECKING:
+    from gtasr.infer.batch import Record
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +90,48 @@ def _register_upscale(subparsers: argparse._SubParsersAction) -> None:
         "--method", choices=UPSCALE_METHODS, default="model", help="model, or a classical baseline"
     )
     parser.add_argument("--steps", type=int, default=1, help="sampling steps of the model (1)")
+    _add_collection_options(parser)
     parser.set_defaults(func=run_upscale)
+
+
+def _add_collection_options(parser: argparse.ArgumentParser) -> None:
+    """``--manifest`` and the ``--ray`` options (docs/large-collections.md)."""
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="write one JSON line per input (input, output, status, seconds, error); "
+        "replaced by each run",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray Data: a local Ray without ADDRESS, else the cluster at ADDRESS "
+        "(host:port or ray://host:port); pip install 'gtasr[ray]'",
+    )
+    parser.add_argument(
+        "--ray-workers",
+        type=positive,
+        metavar="N",
+        help="Ray workers, each holding the model once (default: the cluster's GPUs, "
+        "or its CPUs / --ray-threads)",
+    )
+    parser.add_argument(
+        "--ray-gpus-per-worker",
+        type=float,
+        metavar="G",
+        help="GPUs of each Ray worker (default: 1 on a cluster with GPUs, else 0)",
+    )
+    parser.add_argument(
+        "--ray-threads",
+        type=positive,
+        default=1,
+        metavar="T",
+        help="CPU threads of each worker (1)",
+    )
 
 
 def _register_export(subparsers: argparse._SubParsersAction) -> None:
@@ -113,19 +159,25 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_demo)
 
 
-def _expand_inputs(inputs: list[str], recursive: bool, out_dir: Path) -> tuple[list[Path], int]:
+def _expand_inputs(
+    inputs: list[str], recursive: bool, out_dir: Path
+) -> tuple[list[Path], dict[Path, str], list[Record]]:
     """Expand every INPUT on its own, so one missing path does not stop the others.
 
+    Returns the files, each file's path relative to its INPUT's root (which seeds its
+    noise), and a failed :class:`Record` for each INPUT or folder that gave no files.
     An output folder inside an input folder is not listed: outputs are never inputs.
     """
+    from gtasr.infer.batch import Record
+
     paths: list[Path] = []
+    names: dict[Path, str] = {}
     seen: set[Path] = set()
-    failed = 0
+    problems: list[Record] = []
 
     def problem(error: InputError) -> None:
-        nonlocal failed
         log.error("%s", error)
-        failed += 1
+        problems.append(Record(error.path, None, "failed", 0.0, str(error)))
 
     for item in inputs:
         try:
@@ -134,18 +186,22 @@ def _expand_inputs(inputs: list[str], recursive: bool, out_dir: Path) -> tuple[l
             problem(error)
             continue
         if not found:
-            log.error("%s: no images found", item)
-            failed += 1
+            problem(InputError(item, "no images found"))
+        root = input_root(item)
         for path in found:
             if path.resolve() not in seen:  # one file named twice is upscaled once
                 seen.add(path.resolve())
                 paths.append(path)
-    return paths, failed
+                names[path] = relative_name(path, root)
+    return paths, names, problems
 
 
 def run_upscale(args: argparse.Namespace) -> int:
     """``gtasr upscale``: exit 0 when every input was upscaled or skipped, 1 when some failed."""
+    from functools import partial
+
     from gtasr.infer.batch import UpscaleOptions, process_files
+    from gtasr.infer.manifest import manifest
     from gtasr.infer.upscaler import Upscaler
 
     options = UpscaleOptions(
@@ -162,18 +218,31 @@ def run_upscale(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         max_pixels=args.max_pixels,
     )
-    paths, failed = _expand_inputs(args.inputs, args.recursive, options.out_dir)
-    upscaler = None
-    if options.method == "model" and paths:
-        upscaler = Upscaler.from_pretrained(
-            args.model,
-            device=args.device,
-            precision=args.precision,
-            backend=args.backend,
-            weights=args.weights,
-        )
-    result = process_files(paths, options, upscaler)
-    result.failed += failed
+    load = partial(
+        Upscaler.from_pretrained,
+        args.model,
+        device=args.device,
+        precision=args.precision,
+        backend=args.backend,
+        weights=args.weights,
+    )
+    if args.ray is not None:
+        from gtasr.integrations.ray import require_ray
+
+        require_ray()
+    paths, names, problems = _expand_inputs(args.inputs, args.recursive, options.out_dir)
+    with manifest(args.manifest) as record:
+        for failure in problems:
+            record(failure)
+        if args.ray is not None:
+            from gtasr.integrations.ray import RayPlan, upscale_on_ray
+
+            plan = RayPlan(args.ray, args.ray_workers, args.ray_gpus_per_worker, args.ray_threads)
+            result = upscale_on_ray(paths, names, options, load, plan, on_record=record)
+        else:
+            upscaler = load() if options.method == "model" and paths else None
+            result = process_files(paths, options, upscaler, names=names, on_record=record)
+    result.failed += len(problems)
     log.info(
         "%d written, %d skipped, %d failed -> %s",
         result.written,

@@ -13,6 +13,8 @@ noise does not depend on the image size.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import Tensor
 
@@ -39,6 +41,18 @@ def block_seed(seed: int, step: int, block_row: int, block_col: int) -> int:
     for part in (step, block_row, block_col):
         mixed = _splitmix64(mixed ^ (int(part) & _MASK64))
     return mixed >> 1
+
+
+def image_seed(seed: int, name: str) -> int:
+    """The seed of one file of a batch: ``seed`` mixed with its path relative to its input root.
+
+    ``name`` is that path with ``/`` separators (``photo.png``, ``trip/photo.png``). The
+    result depends on nothing else, so a file gets the same noise whichever process,
+    machine or position in the batch upscales it, and two files of one batch get
+    independent noise. Within 0..2**63-1 like every seed.
+    """
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return _splitmix64((int(seed) & _MASK64) ^ int.from_bytes(digest, "little")) >> 1
 
 
 class NoiseField:

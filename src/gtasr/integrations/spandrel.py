@@ -4,8 +4,9 @@ After :func:`register`, ``spandrel.ModelLoader().load_from_file(path)`` returns 
 ``ImageModelDescriptor`` for the authors' GTASR/CTMSR checkpoints and for gtasr
 model files. Calling it on a Tensor[B, 3, H, W] in [0, 1] runs gtasr's one-step
 upscaling (its noise field, y0, tiling and the model family's conventions),
-so the result is what ``gtasr upscale`` writes for the same image and seed
-(:attr:`UpscalingModule.seed`, 0 unless changed).
+so the result is what :meth:`gtasr.Upscaler.upscale` gives for the same image and seed
+(:attr:`UpscalingModule.seed`, 0 unless changed; ``gtasr upscale`` seeds each file with
+:func:`gtasr.infer.noise.image_seed`).
 
 spandrel hands architectures only the tensors, never a file's metadata. The
 authors' files need none (everything is read from tensor names and shapes,

@@ -29,6 +29,7 @@ from gtasr.infer.batch import (
     save_image,
     upscale_image,
 )
+from gtasr.infer.noise import image_seed
 from gtasr.infer.resample import resize
 from gtasr.infer.tiling import TileProgress
 from gtasr.infer.upscaler import Upscaler, bundled_model_path
@@ -235,7 +236,8 @@ def compare(
             on_tile(done, total)
 
     start = time.perf_counter()
-    result = upscale_image(image, options, upscaler, on_tile=count)
+    seed = image_seed(options.seed, source.name)  # a file's seed in gtasr upscale
+    result = upscale_image(image, options, upscaler, on_tile=count, seed=seed)
     seconds = time.perf_counter() - start
     target = output_path(source, replace(options, ext="png"), has_alpha=image.alpha is not None)
     phase("Writing the full-resolution PNG")
