@@ -11,10 +11,9 @@ random PNGs of ``--side`` pixels, the bundled model, seed 0). Measured per run:
   workers and services are other processes).
 
 The plain command runs with one thread (``OMP_NUM_THREADS=1``), as each Ray worker
-(``--ray-threads 1``). Goals: 2 workers >= 1.7x one worker; one worker >= 0.85x the
-plain command. With ``--many N`` it also upscales N tiny images (``--many-side``,
-``--many-method``) with 2 workers and reports the driver's peak memory (goal: under
-1 GB for 10,000). With ``--io-side S`` it times the per-image work around the network
+(``--ray-threads 1``). With ``--many N`` it also upscales N tiny images
+(``--many-side``, ``--many-method``) with 2 workers and reports the driver's peak
+memory. With ``--io-side S`` it times the per-image work around the network
 on one core (the input for the on-paper estimate of docs/large-collections.md):
 reading an S x S PNG and writing its 4S x 4S PNG result with gtasr's reader and
 writer, and the result's size in bytes. ``--images 0`` skips the command runs. Usage::

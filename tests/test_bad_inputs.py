@@ -442,6 +442,19 @@ CASES = {
     "upscale-seed-2-64": Case(
         UP + " {zoo}/a.png --seed 18446744073709551616", 2, ("--seed", "0..2**63-1")
     ),
+    "ray-gpus-not-a-number": Case(
+        UP + " {zoo}/a.png --ray --ray-gpus-per-worker nan", 2, ("--ray-gpus-per-worker", "finite")
+    ),
+    "hf-spec-bad-repo-name": Case(
+        "upscale -o {out} {zoo}/a.png --model 'hf://a b/c/x.pth'",
+        2,
+        ("hf://a b/c/x.pth", "not a hub repository name"),
+    ),
+    "hf-spec-dot-dot": Case(
+        "upscale -o {out} {zoo}/a.png --model hf://owner/repo/../x.pth",
+        2,
+        ("hf://owner/repo/../x.pth", "expected hf://"),
+    ),
     "max-pixels-above-pillow": Case(
         UP + " {zoo}/bomb.png --max-pixels 20000000000", 1, ("bomb.png", "truncated")
     ),

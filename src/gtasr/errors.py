@@ -37,6 +37,11 @@ class OutputError(FileError):
     """One output file cannot be written (full disk, read-only folder, name too long)."""
 
 
+class RuntimeUnavailable(GtasrError):
+    """An ONNX runtime cannot run a model here: not installed, or the model cannot be
+    exported or compiled for it. ``--backend auto`` then runs the model with PyTorch."""
+
+
 def one_line(message: str) -> str:
     """``message`` with its line breaks and runs of spaces folded into single spaces.
 
@@ -44,6 +49,13 @@ def one_line(message: str) -> str:
     lines; what gtasr reports stays on one.
     """
     return " ".join(message.split())
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message up to its first line break (some libraries' span paragraphs),
+    or its type's name when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from gtasr.errors import GtasrError
+from gtasr.errors import GtasrError, first_line
 from gtasr.fileio import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ DEFAULT_MODEL_NAME: Final = "gtasr-default.safetensors"
 SCHEME: Final = "hf://"
 DEFAULT_REVISION: Final = "main"
 NOT_STATED: Final = "not stated"
-"""The licence of a model whose source names none that could be read here."""
+"""The licence of a model whose source names none."""
 
 MODEL_SPEC_HELP: Final = (
     "a model file, a name from `gtasr models` (bundled, gtasr-paper, ctmsr) or "
@@ -95,7 +95,7 @@ class CatalogueEntry:
     """Where the file is published; None for the bundled model."""
 
     def cached(self) -> Path | None:
-        """The local file when it is here (the bundled one always is), else None."""
+        """The file in the local cache (the bundled one always is), else None."""
         return bundled_model_path() if self.source is None else self.source.cached()
 
 
@@ -144,9 +144,21 @@ _SPEC = re.compile(r"^(?P<repo>[^/@]+/[^/@]+)/(?P<file>[^@]+?)(?:@(?P<revision>.
 def parse_hub_spec(spec: str) -> HubFile:
     """``hf://OWNER/REPO/FILE[@REVISION]`` -> the file it names; a malformed spec is an error."""
     found = _SPEC.match(spec[len(SCHEME) :])
-    if not spec.startswith(SCHEME) or found is None or found["file"].endswith("/"):
+    if not spec.startswith(SCHEME) or found is None or not _plain_file(found["file"]):
         raise GtasrError(f"{spec}: expected hf://OWNER/REPO/FILE or hf://OWNER/REPO/FILE@REVISION")
+    _hub()
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(found["repo"])
+    except ValueError as error:
+        raise GtasrError(f"{spec}: not a hub repository name ({first_line(error)})") from None
     return HubFile(found["repo"], found["file"], found["revision"] or DEFAULT_REVISION)
+
+
+def _plain_file(path: str) -> bool:
+    """Whether a file path inside a repository has no empty, ``.`` or ``..`` part."""
+    return all(part not in ("", ".", "..") for part in path.split("/"))
 
 
 def resolve_model(spec: ModelSpec | None) -> Path:
@@ -212,7 +224,7 @@ def fetch(source: HubFile, label: str) -> Path:
         )
     except Exception as error:  # network, HTTP and hub errors differ between versions
         raise GtasrError(
-            f"{label}: cannot download {url} ({_first_line(error)}); "
+            f"{label}: cannot download {url} ({first_line(error)}); "
             f"{command} downloads it once the hub can be reached"
         ) from None
     _check_sha256(downloaded, stated, label)
@@ -238,12 +250,6 @@ def _check_sha256(file: Path, etag: str | None, label: str) -> None:
         f"{label}: the downloaded file's SHA-256 is {actual}, not the {expected} the hub "
         "states; it was removed from the cache (run the command again)"
     )
-
-
-def _first_line(error: BaseException) -> str:
-    """An exception's message up to its first line break (some span paragraphs)."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def copy_model(source: Path, target: Path) -> None:

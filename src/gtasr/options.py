@@ -80,6 +80,17 @@ def seed(text: str) -> int:
     return value
 
 
+def non_negative(text: str) -> float:
+    """argparse type of an amount such as ``--ray-gpus-per-worker``: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
+    return value
+
+
 def positive(text: str) -> int:
     """argparse type of a count that must be at least 1 (``--max-steps``, ``--count``)."""
     value = _whole(text)

@@ -39,11 +39,12 @@ def test_each_file_is_seeded_by_its_path_under_its_input_root(
     twin = tmp_path / "in" / "b.png"
     shutil.copy(first, twin)  # the same pixels under another name
     common = ["--model", str(tiny_model_file), "--seed", "5", "--device", "cpu"]
+    common += ["--backend", "torch"]  # the PyTorch path through the command line
     args = ["upscale", str(tmp_path / "in"), "--recursive", *common]
     assert main([*args, "-o", str(tmp_path / "folder")]) == 0
     assert main(["upscale", str(first), *common, "-o", str(tmp_path / "file")]) == 0
 
-    up = Upscaler.from_pretrained(tiny_model_file, device="cpu")
+    up = Upscaler.from_pretrained(tiny_model_file, device="cpu", backend="torch")
     pixels = np.asarray(PIL.Image.open(first))
     for out, name in (("folder", "trip/a.png"), ("file", "a.png")):
         written = np.asarray(PIL.Image.open(tmp_path / out / "a.png"))
@@ -75,6 +76,29 @@ def test_manifest_has_a_line_for_every_input(tmp_path: Path) -> None:
     assert by_input[str(missing)]["status"] == "failed"
     assert "no such file" in by_input[str(missing)]["error"]
     assert (out / "done.png").read_bytes() == b"kept"
+
+
+def test_a_stopped_run_leaves_what_it_recorded_as_partial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gtasr.infer import batch
+
+    first, second = _save(tmp_path / "in" / "a.png"), _save(tmp_path / "in" / "b.png", 1)
+    out, manifest = tmp_path / "out", tmp_path / "run.jsonl"
+    process_one = batch.process_one
+
+    def stop_at_second(source: Path, *args: object) -> object:
+        if source.name == second.name:
+            raise KeyboardInterrupt
+        return process_one(source, *args)
+
+    monkeypatch.setattr(batch, "process_one", stop_at_second)
+    args = ["upscale", str(first), str(second), "-o", str(out), "--method", "bicubic"]
+    assert main([*args, "--manifest", str(manifest)]) == 130
+    assert not manifest.exists()
+    lines = [json.loads(line) for line in Path(f"{manifest}.partial").read_text().splitlines()]
+    assert [(line["input"], line["status"]) for line in lines] == [(str(first), "written")]
+    assert (out / "a.png").is_file() and not (out / "b.png").exists()
 
 
 def test_ray_without_ray_installed_names_the_extra(

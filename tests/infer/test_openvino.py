@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from collections.abc import Callable
@@ -74,7 +75,10 @@ def test_auto_picks_openvino_on_the_cpu_and_torch_elsewhere(
     assert choose_backend("auto", cuda, model) == "torch"
     assert choose_backend("auto", torch.device("mps"), model) == "torch"
     assert choose_backend("torch", cpu, model) == "torch"
-    monkeypatch.setattr(backends, "openvino_available", lambda: False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "onnx" else 1)
+    assert choose_backend("auto", cpu, model) == "torch"  # exporting needs onnx
+    assert choose_backend("auto", cpu, onnx) == "openvino"
+    monkeypatch.setattr(backends, "openvino_available", lambda exports=True: False)
     assert choose_backend("auto", cpu, model) == "torch"
     assert choose_backend("auto", cpu, onnx) == "onnx"
 
@@ -94,6 +98,25 @@ def test_upscale_logs_the_backend_auto_chose(
     assert code == 0
     assert "backend: openvino (cpu, fp32)" in caplog.text
     assert (tmp_path / "out" / "a.png").is_file()
+
+
+def test_auto_runs_torch_when_openvino_cannot_take_the_model(
+    tiny_model_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An export or compile failure is a logged fallback under auto, an error when asked for."""
+    from gtasr.errors import RuntimeUnavailable
+    from gtasr.infer import upscaler
+
+    def cannot(*args: object) -> None:
+        raise RuntimeUnavailable(f"{tiny_model_file}: cannot export it to ONNX (unsupported op)")
+
+    monkeypatch.setattr(upscaler, "_exported_denoiser", cannot)
+    with caplog.at_level(logging.WARNING, logger="gtasr"):
+        fallback = Upscaler.from_pretrained(tiny_model_file, device="cpu")
+    assert isinstance(fallback.denoiser, TorchDenoiser)
+    assert "cannot export it to ONNX (unsupported op); running the model with torch" in caplog.text
+    with pytest.raises(RuntimeUnavailable, match="unsupported op"):
+        Upscaler.from_pretrained(tiny_model_file, device="cpu", backend="openvino")
 
 
 def test_a_reduced_precision_the_cpu_lacks_falls_back_to_fp32_with_a_warning(

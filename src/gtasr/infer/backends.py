@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from gtasr.choices import PRECISION_NAMES, TORCH_DTYPE_NAMES
-from gtasr.errors import GtasrError
+from gtasr.errors import GtasrError, RuntimeUnavailable, first_line
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class OnnxDenoiser:
         try:
             import onnxruntime
         except ImportError as error:
-            raise GtasrError(
+            raise RuntimeUnavailable(
                 "--backend onnx needs onnxruntime: pip install 'gtasr[onnx]'"
             ) from error
         providers = ["CPUExecutionProvider"]
@@ -205,7 +205,7 @@ class OpenVinoDenoiser:
         try:
             model = core.read_model(str(path))
         except RuntimeError as error:
-            raise GtasrError(f"{path}: not a readable ONNX model ({_first_line(error)})") from None
+            raise GtasrError(f"{path}: not a readable ONNX model ({first_line(error)})") from None
         self.stride, self.scale, self.network, self.family = _checked_onnx_metadata(
             _openvino_metadata(model), path
         )
@@ -223,7 +223,8 @@ class OpenVinoDenoiser:
         try:
             self.compiled = _compile(core, model, config)
         except RuntimeError as error:
-            raise GtasrError(f"{path}: OpenVINO cannot compile it ({_first_line(error)})") from None
+            message = f"{path}: OpenVINO cannot compile it ({first_line(error)})"
+            raise RuntimeUnavailable(message) from None
         self.device = torch.device("cpu")
         self._requests = threading.local()
 
@@ -235,26 +236,30 @@ class OpenVinoDenoiser:
         return torch.from_numpy(np.array(result[self.compiled.output(0)]))
 
 
-def openvino_available() -> bool:
-    """Whether the OpenVINO runtime is installed (without importing it)."""
-    return importlib.util.find_spec("openvino") is not None
+def openvino_available(exports: bool = True) -> bool:
+    """Whether the OpenVINO runtime is installed, and with ``exports`` the onnx package
+    that exporting a model file needs (found without importing either)."""
+    needed = ("openvino", "onnx") if exports else ("openvino",)
+    return all(importlib.util.find_spec(name) is not None for name in needed)
 
 
 def choose_backend(backend: str, device: torch.device, path: Path) -> str:
-    """The runtime that ``backend`` means here: ``"auto"`` is OpenVINO on the CPU where it
-    is installed, else onnxruntime for an ``.onnx`` file and PyTorch for the rest."""
+    """The runtime ``backend`` stands for on ``device``: ``"auto"`` is OpenVINO on the CPU
+    where it is installed (with onnx, for a model file it must export), else onnxruntime
+    for an ``.onnx`` file and PyTorch for the rest."""
     if backend != "auto":
         return backend
-    if device.type == "cpu" and openvino_available():
+    is_onnx = path.suffix.lower() == ".onnx"
+    if device.type == "cpu" and openvino_available(exports=not is_onnx):
         return "openvino"
-    return "onnx" if path.suffix.lower() == ".onnx" else "torch"
+    return "onnx" if is_onnx else "torch"
 
 
 def _import_openvino() -> ModuleType:
     try:
         import openvino
     except ImportError as error:
-        raise GtasrError(
+        raise RuntimeUnavailable(
             "--backend openvino needs OpenVINO: pip install 'gtasr[openvino]'"
         ) from error
     return openvino
@@ -293,8 +298,3 @@ def _openvino_metadata(model: object) -> dict[str, str]:
         for key in keys
         if model.has_rt_info(["framework", key])
     }
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

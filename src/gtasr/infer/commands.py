@@ -28,6 +28,7 @@ from gtasr.options import (
     add_output,
     add_overwrite,
     add_weights_option,
+    non_negative,
     positive,
     seed,
 )
@@ -121,7 +122,7 @@ def _add_collection_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ray-gpus-per-worker",
-        type=float,
+        type=non_negative,
         metavar="G",
         help="GPUs of each Ray worker (default: 1 on a cluster with GPUs, else 0)",
     )
@@ -218,18 +219,21 @@ def run_upscale(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         max_pixels=args.max_pixels,
     )
+    model = args.model
+    if args.ray is not None:
+        from gtasr.integrations.ray import require_ray
+
+        require_ray()
+        if options.method == "model":  # fetched once, here; every worker loads this file
+            model = resolve_model(args.model).resolve()
     load = partial(
         Upscaler.from_pretrained,
-        args.model,
+        model,
         device=args.device,
         precision=args.precision,
         backend=args.backend,
         weights=args.weights,
     )
-    if args.ray is not None:
-        from gtasr.integrations.ray import require_ray
-
-        require_ray()
     paths, names, problems = _expand_inputs(args.inputs, args.recursive, options.out_dir)
     with manifest(args.manifest) as record:
         for failure in problems:

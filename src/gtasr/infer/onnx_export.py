@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from gtasr.errors import GtasrError, OutputError
+from gtasr.errors import OutputError, RuntimeUnavailable, first_line
 from gtasr.fileio import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,9 @@ def export_onnx(
     try:
         import onnx
     except ImportError as error:
-        raise GtasrError("export-onnx needs the onnx package: pip install 'gtasr[onnx]'") from error
+        raise RuntimeUnavailable(
+            "exporting to ONNX needs the onnx package: pip install 'gtasr[onnx]'"
+        ) from error
     from gtasr.modelfile import load_model
 
     model, info = load_model(model_path, device="cpu", weights=weights)
@@ -73,16 +75,25 @@ def export_onnx(
     out = Path(onnx_path)
     with atomic_path(out) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _ConsistencyGraph(model).eval(),
-            (x, sigma, y),
-            str(tmp),
-            dynamo=False,
-            input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={"x": hr_spatial, "sigma": {0: "batch"}, "y": spatial, "f": hr_spatial},
-            opset_version=opset,
-        )
+        try:
+            torch.onnx.export(
+                _ConsistencyGraph(model).eval(),
+                (x, sigma, y),
+                str(tmp),
+                dynamo=False,
+                input_names=list(INPUT_NAMES),
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={
+                    "x": hr_spatial,
+                    "sigma": {0: "batch"},
+                    "y": spatial,
+                    "f": hr_spatial,
+                },
+                opset_version=opset,
+            )
+        except (RuntimeError, TypeError, ValueError) as error:  # the tracer's and exporter's
+            message = f"{model_path}: cannot export it to ONNX ({first_line(error)})"
+            raise RuntimeUnavailable(message) from None
         graph = onnx.load(str(tmp))
         metadata = {
             "gtasr.stride": str(stride),

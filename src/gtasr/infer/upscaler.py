@@ -33,9 +33,9 @@ import PIL.Image
 import torch
 from torch import Tensor
 
-from gtasr.choices import BACKEND_NAMES, DEFAULT_TILE, DEFAULT_TILE_OVERLAP, MAX_STEPS, RUNTIMES
+from gtasr.choices import BACKEND_NAMES, DEFAULT_TILE, DEFAULT_TILE_OVERLAP, MAX_STEPS
 from gtasr.devices import resolve_device
-from gtasr.errors import GtasrError
+from gtasr.errors import GtasrError, RuntimeUnavailable
 from gtasr.hub import ModelSpec, resolve_model
 from gtasr.hub import bundled_model_path as bundled_model_path  # callers import it from here
 from gtasr.imageio import quantize, to_numpy, to_tensor
@@ -100,18 +100,25 @@ class Upscaler:
         exported on the fly. ``weights`` ("ema" or "raw") chooses among the weights of
         an authors' checkpoint.
         """
+        if backend not in BACKEND_NAMES:
+            raise GtasrError(f"unknown backend {backend!r} ({', '.join(BACKEND_NAMES)})")
         file = resolve_model(path)
         resolved = resolve_device(device)
         chosen = choose_backend(backend, resolved, file)
-        if chosen not in RUNTIMES:
-            raise GtasrError(f"unknown backend {backend!r} ({', '.join(BACKEND_NAMES)})")
+        is_onnx = file.suffix.lower() == ".onnx"
         if chosen != "torch":
             if resolved.type != "cpu" and chosen == "openvino":
                 raise GtasrError("--backend openvino runs on the CPU; use --device cpu")
-            runtime = _exported_denoiser(file, chosen, resolved, precision, weights)
-            log.info("backend: %s (%s, %s)", chosen, resolved.type, runtime.precision)
-            return cls(runtime, source=str(file), family=runtime.family)
-        if file.suffix.lower() == ".onnx":
+            try:
+                runtime = _exported_denoiser(file, chosen, resolved, precision, weights)
+            except RuntimeUnavailable as error:
+                if backend != "auto" or is_onnx:
+                    raise
+                log.warning("%s; running the model with torch instead", error)
+            else:
+                log.info("backend: %s (%s, %s)", chosen, resolved.type, runtime.precision)
+                return cls(runtime, source=str(file), family=runtime.family)
+        if is_onnx:
             raise GtasrError(f"{file}: ONNX models run with --backend onnx or openvino")
         from gtasr.modelfile import load_model
 
@@ -285,8 +292,6 @@ def _exported_denoiser(
             return OnnxDenoiser(onnx_file, device)
         return OpenVinoDenoiser(onnx_file, precision)
 
-    if not file.is_file():
-        raise GtasrError(f"{file}: model file not found")
     if file.suffix.lower() == ".onnx":
         return open_runtime(file)
     from gtasr.infer.onnx_export import cached_export, export_onnx
