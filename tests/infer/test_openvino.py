@@ -32,7 +32,7 @@ def onnx_file(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -
     return target
 
 
-def test_openvino_matches_torch_at_new_shapes_and_sigmas(
+def test_openvino_matches_torch_at_every_shape_and_keeps_graphs_for_repeated_ones(
     onnx_file: Path, tiny_model: ConsistencyModel
 ) -> None:
     """One compiled graph serves every shape (dynamic), each as PyTorch computes it."""
@@ -44,12 +44,18 @@ def test_openvino_matches_torch_at_new_shapes_and_sigmas(
     )
     reference = TorchDenoiser(tiny_model, torch.device("cpu"))
     generator = torch.Generator().manual_seed(1)
-    for height, width in [(12, 20), (32, 32), (12, 20)]:
+    static = []
+    for height, width in [(12, 20), (32, 32), (12, 20), (16, 16), (16, 16), (32, 32)]:
         y = torch.rand((1, 3, height, width), generator=generator) * 2 - 1
         x = torch.randn((1, 3, 4 * height, 4 * width), generator=generator)
         for sigma in (1.0, 0.3):
             difference = (runtime(x, sigma, y) - reference(x, sigma, y)).abs().max()
             assert float(difference) < 1e-4
+        static.append([shapes[1][2:] for shapes in runtime._static])
+    # a shape's second call (here its second sigma) gets a graph of its own; the two most
+    # recently used are kept: (12, 20) drops out when (32, 32) comes back
+    assert static[:3] == [[(12, 20)], [(12, 20), (32, 32)], [(32, 32), (12, 20)]]
+    assert static[3:] == [[(12, 20), (16, 16)], [(12, 20), (16, 16)], [(16, 16), (32, 32)]]
 
 
 def test_openvino_upscales_a_model_file_like_torch_with_tiles(tiny_model_file: Path) -> None:

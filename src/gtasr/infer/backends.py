@@ -14,6 +14,8 @@ import importlib.util
 import json
 import logging
 import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -188,24 +190,31 @@ OPENVINO_CAPABILITIES = {"bf16": "BF16", "fp16": "FP16"}
 """gtasr precision -> the CPU capability OpenVINO needs to run it natively."""
 
 
+STATIC_GRAPHS = 2
+"""Input shapes that keep a graph compiled for them alone (least recently used dropped)."""
+
+
 class OpenVinoDenoiser:
     """An exported model (see :mod:`gtasr.infer.onnx_export`) run by OpenVINO's CPU plugin.
 
-    The graph is compiled once, with dynamic shapes: a new input shape costs a short
-    preparation on its first call (tiles share one shape), far less than a
-    compilation per shape. ``precision`` sets OpenVINO's inference precision hint,
-    explicitly also for fp32, since OpenVINO otherwise computes in bf16 on CPUs that
-    have it; a reduced precision the CPU lacks natively falls back to fp32 with a
-    warning. Each thread gets its own inference request.
+    The graph is compiled once with dynamic shapes, which runs any input; an input shape
+    met a second time (the tiles of an image share one) gets a graph compiled for that
+    shape alone, which runs faster and in less memory. Up to :data:`STATIC_GRAPHS` are
+    kept; OpenVINO's model cache keeps the compiled graphs for later starts. With
+    ``reshape=False`` (a file that is not kept) the dynamic graph serves every shape.
+    ``precision`` sets OpenVINO's inference precision hint, explicitly also for fp32,
+    since OpenVINO otherwise computes in bf16 on CPUs that have it; a reduced precision
+    the CPU lacks natively falls back to fp32 with a warning. Calls on one graph take
+    turns (each runs on all of ``threads``), so threads can share an instance.
     """
 
-    def __init__(self, path: str | Path, precision: str = "fp32", threads: int = 0) -> None:
+    def __init__(
+        self, path: str | Path, precision: str = "fp32", threads: int = 0, reshape: bool = True
+    ) -> None:
         openvino = _import_openvino()
-        core = openvino.Core()
-        try:
-            model = core.read_model(str(path))
-        except RuntimeError as error:
-            raise GtasrError(f"{path}: not a readable ONNX model ({first_line(error)})") from None
+        self.path, self.reshape = Path(path), reshape
+        self._core = openvino.Core()
+        model = self._read()
         self.stride, self.scale, self.network, self.family = _checked_onnx_metadata(
             _openvino_metadata(model), path
         )
@@ -214,26 +223,64 @@ class OpenVinoDenoiser:
             [port.get_any_name() for port in model.outputs],
             path,
         )
-        self.precision = _openvino_precision(core, precision)
-        config = {
+        self.precision = _openvino_precision(self._core, precision)
+        self._config = {
             "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[self.precision],
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
         }
-        try:
-            self.compiled = _compile(core, model, config)
-        except RuntimeError as error:
-            message = f"{path}: OpenVINO cannot compile it ({first_line(error)})"
-            raise RuntimeUnavailable(message) from None
+        self._dynamic = self._compile(model)
+        self._static: OrderedDict[tuple, _Graph] = OrderedDict()
+        self._seen: set[tuple] = set()
+        self._lock = threading.Lock()
         self.device = torch.device("cpu")
-        self._requests = threading.local()
 
     def __call__(self, x: Tensor, sigma: float, y: Tensor) -> Tensor:
-        request = getattr(self._requests, "request", None)
-        if request is None:
-            request = self._requests.request = self.compiled.create_infer_request()
-        result = request.infer(_feeds(x, sigma, y))
-        return torch.from_numpy(np.array(result[self.compiled.output(0)]))
+        graph = self._graph((tuple(x.shape), tuple(y.shape)))
+        with graph.lock:
+            result = graph.request.infer(_feeds(x, sigma, y))
+            return torch.from_numpy(np.array(result[graph.output]))
+
+    def _graph(self, shapes: tuple) -> _Graph:
+        """The graph for these input shapes: a static one from the second call on."""
+        with self._lock:
+            if shapes in self._static:
+                self._static.move_to_end(shapes)
+                return self._static[shapes]
+            if not self.reshape or shapes not in self._seen:
+                self._seen.add(shapes)
+                return self._dynamic
+            (x, y) = shapes
+            model = self._read()
+            model.reshape({"x": list(x), "sigma": [x[0]], "y": list(y)})
+            self._static[shapes] = self._compile(model)
+            if len(self._static) > STATIC_GRAPHS:
+                self._static.popitem(last=False)
+            return self._static[shapes]
+
+    def _read(self) -> object:
+        try:
+            return self._core.read_model(str(self.path))
+        except RuntimeError as error:
+            message = f"{self.path}: not a readable ONNX model ({first_line(error)})"
+            raise GtasrError(message) from None
+
+    def _compile(self, model: object) -> _Graph:
+        try:
+            compiled = _compile(self._core, model, self._config)
+        except RuntimeError as error:
+            message = f"{self.path}: OpenVINO cannot compile it ({first_line(error)})"
+            raise RuntimeUnavailable(message) from None
+        return _Graph(compiled.create_infer_request(), compiled.output(0), threading.Lock())
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """A compiled graph's inference request, its output port, and the lock of its turns."""
+
+    request: object
+    output: object
+    lock: threading.Lock
 
 
 def openvino_available(exports: bool = True) -> bool:

@@ -287,10 +287,10 @@ def _exported_denoiser(
     if backend == "onnx" and precision != "fp32":
         raise GtasrError("--backend onnx runs in fp32 only")
 
-    def open_runtime(onnx_file: Path) -> OnnxDenoiser | OpenVinoDenoiser:
+    def open_runtime(onnx_file: Path, kept: bool = True) -> OnnxDenoiser | OpenVinoDenoiser:
         if backend == "onnx":
             return OnnxDenoiser(onnx_file, device)
-        return OpenVinoDenoiser(onnx_file, precision)
+        return OpenVinoDenoiser(onnx_file, precision, reshape=kept)
 
     if file.suffix.lower() == ".onnx":
         return open_runtime(file)
@@ -304,4 +304,4 @@ def _exported_denoiser(
     with tempfile.TemporaryDirectory(prefix="gtasr-onnx-") as folder:
         exported = Path(folder) / "model.onnx"
         export_onnx(file, exported, weights=weights)
-        return open_runtime(exported)
+        return open_runtime(exported, kept=False)
