@@ -256,9 +256,9 @@ def main() -> None:
         os.environ["GTASR_CACHE"] = str(folder / "cache")  # exports start empty, then cached
         presets = [p for p in args.presets.split(",") if p]
         models = {p: random_model_file(p, folder) for p in presets}
-        report["presets"] = {p: bench_preset(p, models[p], args) for p in presets}
-        if args.rss:
+        if args.rss:  # first: a child's peak RSS counts what this process held when it started it
             report["peak_rss"] = rss_runs(args.rss, folder, models)
+        report["presets"] = {p: bench_preset(p, models[p], args) for p in presets}
     report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     emit(report, args.output)
 
