@@ -7,6 +7,9 @@ handler rather than interrupt an import at start-up.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 from typing import TYPE_CHECKING
 
 from gtasr.errors import GtasrError
@@ -59,3 +62,11 @@ def resolve_device(
     elif resolved.type == "mps" and not (allow_mps and _mps_available()):
         raise GtasrError(f"device {str(device)!r} requested, but MPS is not usable here")
     return resolved
+
+
+def release_memory() -> None:
+    """Give freed memory back to the system: the C allocator keeps freed blocks
+    (gigabytes after a large image or a dropped network) unless asked to return them."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from gtasr.choices import PRECISION_NAMES, TORCH_DTYPE_NAMES
+from gtasr.devices import release_memory
 from gtasr.errors import GtasrError, RuntimeUnavailable, first_line
 
 log = logging.getLogger(__name__)
@@ -197,10 +198,11 @@ STATIC_GRAPHS = 2
 class OpenVinoDenoiser:
     """An exported model (see :mod:`gtasr.infer.onnx_export`) run by OpenVINO's CPU plugin.
 
-    The graph is compiled once with dynamic shapes, which runs any input; an input shape
-    met a second time (the tiles of an image share one) gets a graph compiled for that
-    shape alone, which runs faster and in less memory. Up to :data:`STATIC_GRAPHS` are
-    kept; OpenVINO's model cache keeps the compiled graphs for later starts. With
+    A graph compiled with dynamic shapes runs any input; an input shape met a second
+    time (the tiles of an image share one) gets a graph compiled for that shape alone,
+    which runs faster and in less memory, and the dynamic graph, which holds memory for
+    every shape it ran, is let go until a new shape comes. Up to :data:`STATIC_GRAPHS`
+    are kept; OpenVINO's model cache keeps the compiled graphs for later starts. With
     ``reshape=False`` (a file that is not kept) the dynamic graph serves every shape.
     ``precision`` sets OpenVINO's inference precision hint, explicitly also for fp32,
     since OpenVINO otherwise computes in bf16 on CPUs that have it; a reduced precision
@@ -229,7 +231,7 @@ class OpenVinoDenoiser:
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
         }
-        self._dynamic = self._compile(model)
+        self._dynamic: _Graph | None = self._compile(model)
         self._static: OrderedDict[tuple, _Graph] = OrderedDict()
         self._seen: set[tuple] = set()
         self._lock = threading.Lock()
@@ -238,8 +240,9 @@ class OpenVinoDenoiser:
     def __call__(self, x: Tensor, sigma: float, y: Tensor) -> Tensor:
         graph = self._graph((tuple(x.shape), tuple(y.shape)))
         with graph.lock:
-            result = graph.request.infer(_feeds(x, sigma, y))
-            return torch.from_numpy(np.array(result[graph.output]))
+            if graph.request is None:
+                graph.request = graph.compiled.create_infer_request()
+            return _infer(graph.request, _feeds(x, sigma, y), graph.output)
 
     def _graph(self, shapes: tuple) -> _Graph:
         """The graph for these input shapes: a static one from the second call on."""
@@ -249,7 +252,12 @@ class OpenVinoDenoiser:
                 return self._static[shapes]
             if not self.reshape or shapes not in self._seen:
                 self._seen.add(shapes)
+                if self._dynamic is None:
+                    self._dynamic = self._compile(self._read())
                 return self._dynamic
+            if self._dynamic is not None:  # its memory for the shapes it ran goes with it
+                self._dynamic = None
+                release_memory()
             (x, y) = shapes
             model = self._read()
             model.reshape({"x": list(x), "sigma": [x[0]], "y": list(y)})
@@ -271,16 +279,22 @@ class OpenVinoDenoiser:
         except RuntimeError as error:
             message = f"{self.path}: OpenVINO cannot compile it ({first_line(error)})"
             raise RuntimeUnavailable(message) from None
-        return _Graph(compiled.create_infer_request(), compiled.output(0), threading.Lock())
+        return _Graph(compiled, compiled.output(0))
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Graph:
-    """A compiled graph's inference request, its output port, and the lock of its turns."""
+    """A compiled graph, its output port, its inference request (made on first use) and
+    the lock of its turns."""
 
-    request: object
+    compiled: object
     output: object
-    lock: threading.Lock
+    request: object | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _infer(request: object, feeds: dict[str, np.ndarray], output: object) -> Tensor:
+    return torch.from_numpy(np.array(request.infer(feeds)[output]))
 
 
 def openvino_available(exports: bool = True) -> bool:

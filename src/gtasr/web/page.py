@@ -16,8 +16,6 @@ batch is ``upscale_batch``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
 import itertools
 import logging
 import os
@@ -30,6 +28,7 @@ from typing import Any
 import gradio as gr
 
 from gtasr.choices import DEFAULT_TILE, PRECISION_NAMES
+from gtasr.devices import release_memory
 from gtasr.errors import GtasrError, InputError, is_out_of_memory
 from gtasr.imageio import TooManyPixels
 from gtasr.infer.batch import UpscaleOptions
@@ -372,14 +371,6 @@ def _warnings_of_the_job() -> Iterator[list[str]]:
 
 _SERVER_FOLDERS = re.compile(r"(?:/[^/\s]+)+/([^/\s]+)")
 """An absolute path on the server, of which a note keeps only the file name."""
-
-
-def release_memory() -> None:
-    """Give the memory of a finished job back to the system: the C allocator keeps freed
-    blocks (gigabytes after a large image) unless asked to return them."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def client_gone(page: gr.Blocks, session: str) -> bool:
