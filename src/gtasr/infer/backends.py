@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -317,12 +318,21 @@ def choose_backend(backend: str, device: torch.device, path: Path) -> str:
 
 
 def _import_openvino() -> ModuleType:
+    """OpenVINO, imported without its usage telemetry: importing ``openvino`` sets up
+    ``openvino_telemetry`` (which writes an id and counters under ``~/intel``) unless that
+    package cannot be imported, when OpenVINO uses a stand-in that does nothing."""
+    hidden = "openvino" not in sys.modules and "openvino_telemetry" not in sys.modules
+    if hidden:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
     try:
         import openvino
     except ImportError as error:
         raise RuntimeUnavailable(
             "--backend openvino needs OpenVINO: pip install 'gtasr[openvino]'"
         ) from error
+    finally:
+        if hidden:
+            del sys.modules["openvino_telemetry"]
     return openvino
 
 
