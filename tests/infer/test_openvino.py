@@ -24,6 +24,9 @@ pytest.importorskip("openvino")
 pytest.importorskip("onnx")
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # exports take seconds
 
+INSTALLED = backends.openvino_available
+"""The real check (tests/conftest.py makes ``auto`` mean torch in the test process)."""
+
 
 @pytest.fixture(scope="module")
 def onnx_file(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -74,6 +77,7 @@ def test_openvino_upscales_a_model_file_like_torch_with_tiles(tiny_model_file: P
 def test_auto_picks_openvino_on_the_cpu_and_torch_elsewhere(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.setattr(backends, "openvino_available", INSTALLED)
     model, onnx = tmp_path / "m.safetensors", tmp_path / "m.onnx"
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert choose_backend("auto", cpu, model) == "openvino"
@@ -90,8 +94,12 @@ def test_auto_picks_openvino_on_the_cpu_and_torch_elsewhere(
 
 
 def test_upscale_logs_the_backend_auto_chose(
-    tiny_model_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tiny_model_file: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(backends, "openvino_available", INSTALLED)
     image = tmp_path / "in" / "a.png"
     image.parent.mkdir()
     from PIL import Image
@@ -110,6 +118,7 @@ def test_auto_runs_torch_when_openvino_cannot_take_the_model(
     tiny_model_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An export or compile failure is a logged fallback under auto, an error when asked for."""
+    monkeypatch.setattr(backends, "openvino_available", INSTALLED)
     from gtasr.errors import RuntimeUnavailable
     from gtasr.infer import upscaler
 
@@ -164,8 +173,8 @@ def test_a_damaged_onnx_file_is_one_line(
     from PIL import Image
 
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
-    code = main(["upscale", str(image), "-o", str(tmp_path / "out"), "--model", str(damaged)])
-    assert code == 2
+    args = ["upscale", str(image), "-o", str(tmp_path / "out"), "--model", str(damaged)]
+    assert main([*args, "--backend", "openvino"]) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "damaged.onnx: not a readable ONNX model" in errors[0]
     assert "\n" not in errors[0] and not any(r.exc_info for r in caplog.records)

@@ -40,9 +40,12 @@ def test_upscale_endpoint_needs_only_the_image_and_matches_the_cli(
 ) -> None:
     (bicubic, gtasr), download, info = _call(client, sample_png)
     assert main(["upscale", str(sample_png), "-o", str(tmp_path / "cli")]) == 0
-    cli = np.asarray(PIL.Image.open(tmp_path / "cli" / "sample.png"))
-    np.testing.assert_array_equal(np.asarray(PIL.Image.open(download)), cli)
-    np.testing.assert_array_equal(np.asarray(PIL.Image.open(gtasr)), cli)
+    cli = np.asarray(PIL.Image.open(tmp_path / "cli" / "sample.png"), dtype=np.int16)
+    # the server runs OpenVINO (auto, its own process), the command here torch
+    # (tests/conftest.py): the same picture within rounding
+    for page in (download, gtasr):
+        difference = np.abs(np.asarray(PIL.Image.open(page), dtype=np.int16) - cli)
+        assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
     expected = PIL.Image.open(sample_png).resize((512, 600), PIL.Image.Resampling.BICUBIC)
     np.testing.assert_array_equal(np.asarray(PIL.Image.open(bicubic)), np.asarray(expected))
     assert info.startswith("128x150 → 512x600 in **")
