@@ -78,10 +78,16 @@ def plain(collection: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(["upscale", str(collection), "--recursive", "-o", str(out), "--seed", "9"]) == 1
+        args = ["upscale", str(collection), "--recursive", "-o", str(out), "--seed", "9"]
+        assert main([*args, *SAME_BACKEND]) == 1
     finally:
         torch.set_num_threads(threads)
     return out
+
+
+SAME_BACKEND = ["--backend", "torch"]
+"""One backend for the plain command (here, where ``auto`` means torch: tests/conftest.py)
+and the Ray workers (processes of their own, where it would mean OpenVINO)."""
 
 
 def _outputs(folder: Path) -> dict[str, bytes]:
@@ -99,6 +105,7 @@ def test_two_nodes_write_the_plain_commands_bytes(
 ) -> None:
     out, manifest = tmp_path / "out", tmp_path / "run.jsonl"
     args = ["upscale", str(collection), "--recursive", "-o", str(out), "--seed", "9"]
+    args += SAME_BACKEND
     ray_args = ["--ray", cluster.address, "--ray-workers", "2", "--manifest", str(manifest)]
     assert main([*args, *ray_args]) == 1  # the corrupt file failed, the others were written
 
@@ -132,6 +139,7 @@ def test_a_killed_worker_is_retried_and_every_output_is_whole(
     out = tmp_path / "out"
     command = [sys.executable, "-m", "gtasr", "upscale", str(collection), "--recursive"]
     command += ["-o", str(out), "--seed", "9", "--ray", cluster.address, "--ray-workers", "2"]
+    command += SAME_BACKEND
     env = dict(os.environ, PYTHONPATH=str(Path(gtasr.__file__).parents[1]))
     run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
