@@ -41,11 +41,8 @@ def tiny_model() -> ConsistencyModel:
     return random_model()
 
 
-@pytest.fixture(scope="session")
-def tiny_model_file(tmp_path_factory: pytest.TempPathFactory, tiny_model: ConsistencyModel) -> Path:
-    """A gtasr model file of the random tiny network."""
-    model = tiny_model
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+def write_model_file(path: Path, model: ConsistencyModel) -> Path:
+    """Save ``model`` as a gtasr model file (Stage I, step 0, raw weights) at ``path``."""
     save_model(
         path,
         model.backbone.state_dict(),
@@ -56,3 +53,27 @@ def tiny_model_file(tmp_path_factory: pytest.TempPathFactory, tiny_model: Consis
         weights="raw",
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def make_model_file() -> Callable[[Path, ConsistencyModel], Path]:
+    """:func:`write_model_file` as a fixture."""
+    return write_model_file
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory: pytest.TempPathFactory, tiny_model: ConsistencyModel) -> Path:
+    """A gtasr model file of the random tiny network."""
+    return write_model_file(tmp_path_factory.mktemp("model") / "tiny.safetensors", tiny_model)
+
+
+@pytest.fixture(scope="session")
+def onnx_file(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model file exported once through the command line (onnxruntime's and
+    OpenVINO's tests read it)."""
+    pytest.importorskip("onnx")
+    from gtasr.cli import main
+
+    target = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    assert main(["export-onnx", "--model", str(tiny_model_file), "-o", str(target)]) == 0
+    return target

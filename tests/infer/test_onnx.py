@@ -18,14 +18,6 @@ pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.slow  # exporting the model takes over 10 s
 
 
-@pytest.fixture(scope="module")
-def onnx_file(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Exported once through the command line."""
-    target = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    assert main(["export-onnx", "--model", str(tiny_model_file), "-o", str(target)]) == 0
-    return target
-
-
 def test_onnxruntime_matches_torch_at_other_sizes(
     onnx_file: Path, tiny_model: ConsistencyModel
 ) -> None:

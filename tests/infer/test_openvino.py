@@ -18,7 +18,6 @@ from gtasr.infer import backends
 from gtasr.infer.backends import OpenVinoDenoiser, TorchDenoiser, choose_backend
 from gtasr.infer.upscaler import Upscaler
 from gtasr.method.precond import ConsistencyModel
-from gtasr.modelfile import save_model
 
 pytest.importorskip("openvino")
 pytest.importorskip("onnx")
@@ -26,13 +25,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # export
 
 INSTALLED = backends.openvino_available
 """The real check (tests/conftest.py makes ``auto`` mean torch in the test process)."""
-
-
-@pytest.fixture(scope="module")
-def onnx_file(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("openvino") / "tiny.onnx"
-    assert main(["export-onnx", "--model", str(tiny_model_file), "-o", str(target)]) == 0
-    return target
 
 
 def test_openvino_matches_torch_at_every_shape_and_keeps_graphs_for_repeated_ones(
@@ -186,6 +178,7 @@ def test_a_model_is_exported_once_and_a_changed_file_again(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     make_random_model: Callable[..., ConsistencyModel],
+    make_model_file: Callable[[Path, ConsistencyModel], Path],
 ) -> None:
     """The ONNX export is cached by the model file's content; a cached start exports nothing."""
     from gtasr.infer import onnx_export
@@ -207,16 +200,7 @@ def test_a_model_is_exported_once_and_a_changed_file_again(
     assert np.array_equal(first, again)
     monkeypatch.undo()
     monkeypatch.setenv("GTASR_CACHE", str(tmp_path / "cache"))
-    other = make_random_model(seed=5)
-    save_model(
-        model,
-        other.backbone.state_dict(),
-        network=other.backbone.config,
-        precond=other.precond_config(),
-        stage=1,
-        iteration=0,
-        weights="raw",
-    )
+    make_model_file(model, make_random_model(seed=5))
     changed = Upscaler.from_pretrained(model, backend="openvino").upscale(rgb, seed=3)
     assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 2
     expected = Upscaler.from_pretrained(model, backend="torch").upscale(rgb, seed=3)
