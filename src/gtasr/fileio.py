@@ -64,6 +64,14 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
+def cache_folder() -> Path:
+    """gtasr's cache: ``$GTASR_CACHE``, else ``$XDG_CACHE_HOME/gtasr``, else ``~/.cache/gtasr``."""
+    if os.environ.get("GTASR_CACHE"):
+        return Path(os.environ["GTASR_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gtasr"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.

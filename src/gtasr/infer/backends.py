@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from gtasr.choices import PRECISION_NAMES, TORCH_DTYPE_NAMES
 from gtasr.devices import release_memory
 from gtasr.errors import GtasrError, RuntimeUnavailable, first_line
+from gtasr.fileio import cache_folder
 
 log = logging.getLogger(__name__)
 
@@ -350,8 +351,6 @@ def _openvino_precision(core: object, precision: str) -> str:
 def _compile(core: object, model: object, config: dict) -> object:
     """``model`` compiled for the CPU, through OpenVINO's compiled-model cache in gtasr's
     cache folder when it can be written (a later start loads the compiled graph)."""
-    from gtasr.infer.onnx_export import cache_folder
-
     folder = cache_folder() / "openvino"
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from gtasr.errors import OutputError, RuntimeUnavailable, first_line
-from gtasr.fileio import atomic_path, file_sha256
+from gtasr.fileio import atomic_path, cache_folder, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +109,9 @@ def export_onnx(
     return out
 
 
-def cache_folder() -> Path:
-    """gtasr's cache: ``$GTASR_CACHE``, else ``$XDG_CACHE_HOME/gtasr``, else ``~/.cache/gtasr``."""
-    if os.environ.get("GTASR_CACHE"):
-        return Path(os.environ["GTASR_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gtasr"
-
-
 def cached_export(model_path: str | os.PathLike[str], weights: str | None = None) -> Path | None:
-    """The ONNX export of ``model_path``, from :func:`cache_folder` or exported into it once.
+    """The ONNX export of ``model_path``, from gtasr's cache folder
+    (:func:`~gtasr.fileio.cache_folder`) or exported into it once.
 
     Exporting traces the network (seconds for the bundled model), which the ONNX runtimes
     would otherwise pay at every start. An export is named after the model file's SHA-256,
