@@ -60,9 +60,9 @@ def auto_means_torch_in_this_process() -> Iterator[None]:
     """``--backend auto`` runs torch inside the test process; the tests that are about
     OpenVINO ask for it (or restore :func:`~gtasr.infer.backends.openvino_available`).
 
-    OpenVINO objects made by many in-process tests (the page's jobs among them) were
-    followed by a segmentation fault in a later test of the same process; commands the
-    tests start as processes (``gtasr serve``, Ray workers) still choose OpenVINO.
+    Under ``auto`` every model file a test makes would first be exported to ONNX and
+    compiled (seconds each); commands the tests start as processes (``gtasr serve``, Ray
+    workers) still choose OpenVINO.
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("gtasr.infer.backends.openvino_available", lambda exports=True: False)

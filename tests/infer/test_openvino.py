@@ -205,3 +205,40 @@ def test_a_model_is_exported_once_and_a_changed_file_again(
     assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 2
     expected = Upscaler.from_pretrained(model, backend="torch").upscale(rgb, seed=3)
     assert np.abs(changed - expected).max() < 1e-4 < np.abs(changed - first).max()
+
+
+SIGNAL_AFTER_GRAPHS = """
+import gc, os, signal, sys
+from gtasr.infer.backends import OpenVinoDenoiser
+
+first = OpenVinoDenoiser(sys.argv[1], precision="fp32")
+second = OpenVinoDenoiser(sys.argv[1], precision="bf16")
+del first  # the first made goes first
+gc.collect()
+del second
+gc.collect()
+handled = []
+signal.signal(signal.SIGUSR1, lambda *args: handled.append(True))
+os.kill(os.getpid(), signal.SIGUSR1)
+print("handled" if handled else "not handled")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGUSR1 on Windows")
+def test_a_signal_after_graphs_went_in_any_order_reaches_its_python_handler(
+    onnx_file: Path,
+) -> None:
+    """OpenVINO's CPU plugin swaps the thread's alternate signal stack; with a plugin per
+    denoiser, the two going in the order they came left a freed stack behind, and the
+    next signal handled in Python (Ctrl-C, SIGTERM, a loader worker's exit) ended the
+    process with SIGSEGV."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_AFTER_GRAPHS, str(onnx_file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["handled"]

@@ -10,6 +10,7 @@ several threads.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -215,9 +216,8 @@ class OpenVinoDenoiser:
     def __init__(
         self, path: str | Path, precision: str = "fp32", threads: int = 0, reshape: bool = True
     ) -> None:
-        openvino = _import_openvino()
         self.path, self.reshape = Path(path), reshape
-        self._core = openvino.Core()
+        self._core = _openvino_core()
         model = self._read()
         self.stride, self.scale, self.network, self.family = _checked_onnx_metadata(
             _openvino_metadata(model), path
@@ -316,6 +316,24 @@ def choose_backend(backend: str, device: torch.device, path: Path) -> str:
     if device.type == "cpu" and openvino_available(exports=not is_onnx):
         return "openvino"
     return "onnx" if is_onnx else "torch"
+
+
+def _openvino_core() -> object:
+    """The process's one OpenVINO Core, kept until exit.
+
+    Each Core loads its own CPU plugin, which installs an alternate signal stack on the
+    calling thread and, when the plugin goes, puts back the stack it found, memory that
+    may by then be freed when plugins go in another order than they came. Python runs
+    its signal handlers on the alternate stack, so the next Ctrl-C, SIGTERM or exiting
+    child process then killed the process with SIGSEGV. One Core that stays means one
+    plugin that never goes.
+    """
+    return _core_of(_import_openvino())
+
+
+@functools.cache
+def _core_of(openvino: ModuleType) -> object:
+    return openvino.Core()
 
 
 def _import_openvino() -> ModuleType:
