@@ -182,3 +182,23 @@ def test_compare_grid_box_outside_the_image_names_the_file(workspace, tmp_path, 
         assert main([*argv, "-o", str(tmp_path / "g.png")]) == 2
     assert "im0.png" in caplog.records[-1].getMessage()
     assert "does not fit" in caplog.records[-1].getMessage()
+
+
+def test_compare_grid_without_gt_shows_the_photos_and_no_psnr(workspace, tmp_path, caplog):
+    """Real photos have no GT: the grid is LR | bicubic | models, the box in output pixels."""
+    shutil.copytree(workspace / "gt", tmp_path / "sr")
+    out = tmp_path / "grid.png"
+    argv = ["compare-grid", "--lq", str(workspace / "lq"), "--sr", f"m={tmp_path / 'sr'}"]
+    argv += ["--images", "im0", "--box", "8,4,32,40"]
+    assert main([*argv, "-o", str(out)]) == 0
+    assert _is_png(out)
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert document["columns"] == ["LR (nearest x4)", "bicubic", "m"]
+    assert document["images"]["im0"] == {"box": [8, 4, 32, 40]}
+    (tmp_path / "lq-as-sr").mkdir()
+    shutil.copy(workspace / "lq" / "im0.png", tmp_path / "lq-as-sr" / "im0.png")
+    argv[4] = f"m={tmp_path / 'lq-as-sr'}"
+    with caplog.at_level(logging.ERROR):
+        assert main([*argv, "-o", str(tmp_path / "g2.png")]) == 2
+    message = caplog.records[-1].getMessage()
+    assert "lq-as-sr" in message and "is not x4 of" in message

@@ -104,7 +104,7 @@ def _add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help=f"repeat for several: {MODEL_SPEC_HELP}",
     )
-    parser.add_argument("--gt", type=Path, required=True, help="folder of ground-truth images")
+    parser.add_argument("--gt", type=Path, help="folder of ground-truth images (optional)")
     parser.add_argument("--lq", type=Path, required=True, help="folder of LR images (same stems)")
     add_output(parser, "folder for the plot (PNG) and the values (JSON)", folder=True)
     add_overwrite(parser)
@@ -223,11 +223,12 @@ def _register_compare_grid(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "For each image in --images, crop the same box (HR coordinates) from the LR "
             "(nearest x4), Pillow bicubic x4, every --sr folder and the GT, and draw them in one "
-            "row with labels and PSNR-Y. Writes -o (PNG) and the PSNR values beside it (JSON)."
+            "row with labels and PSNR-Y. Writes -o (PNG) and the PSNR values beside it (JSON). "
+            "Without --gt (real photos), the grid has no GT column and no PSNR."
         ),
     )
     parser.add_argument("--lq", type=Path, required=True, help="folder of LR images")
-    parser.add_argument("--gt", type=Path, required=True, help="folder of ground-truth images")
+    parser.add_argument("--gt", type=Path, help="folder of ground-truth images (optional)")
     parser.add_argument(
         "--sr", action="append", required=True, help="NAME=DIR of SR images (repeat)"
     )

@@ -5,7 +5,9 @@ same box in HR coordinates. The LR column is the LR image upscaled x4 by pixel
 repetition (nearest neighbour), so the box shows the input the models saw; the
 bicubic column is Pillow's bicubic x4 of the 8-bit LR (the usual baseline).
 Each panel is captioned with its PSNR-Y against the GT crop, and the same
-numbers go to a JSON file beside the PNG.
+numbers go to a JSON file beside the PNG. Without GT (real photos), the grid
+has no GT column and no PSNR, and the box is in the coordinates of the x4
+outputs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gtasr.data.pairs import SCALE, images_by_stem, read_pair
 from gtasr.errors import GtasrError, InputError
 from gtasr.eval.diagnostics import new_figure, save_figure
 from gtasr.eval.metrics import psnr_y
+from gtasr.imageio import read_image
 from gtasr.infer.resample import resize
 
 
@@ -68,20 +71,32 @@ def _find(folder: Path, stem: str) -> Path:
 
 
 def image_columns(
-    stem: str, lq_dir: Path, gt_dir: Path, sr_dirs: Sequence[tuple[str, Path]], box: Box
+    stem: str, lq_dir: Path, gt_dir: Path | None, sr_dirs: Sequence[tuple[str, Path]], box: Box
 ) -> list[tuple[str, np.ndarray]]:
-    """The labelled crops of one image, left to right: LR, bicubic, each SR folder, GT."""
-    lq_path, gt_path = _find(lq_dir, stem), _find(gt_dir, stem)
-    lr, gt = read_pair(lq_path, gt_path, SCALE)
-    if not box.fits(gt.width, gt.height):
-        raise InputError(gt_path, f"box {box} does not fit in {gt.width}x{gt.height}")
+    """The labelled crops of one image, left to right: LR, bicubic, each SR folder, and
+    the GT where ``gt_dir`` is given. Every SR image must be x4 the LR image."""
+    lq_path = _find(lq_dir, stem)
+    gt_path = _find(gt_dir, stem) if gt_dir is not None else None
+    if gt_path is not None:
+        lr, gt = read_pair(lq_path, gt_path, SCALE)
+    else:
+        lr = read_image(lq_path)
+    width, height = SCALE * lr.width, SCALE * lr.height
+    if not box.fits(width, height):
+        raise InputError(gt_path or lq_path, f"box {box} does not fit in {width}x{height}")
     nearest = np.repeat(np.repeat(lr.rgb, SCALE, axis=0), SCALE, axis=1)
-    bicubic = resize(lr.rgb, SCALE * lr.width, SCALE * lr.height, "bicubic", 8)
+    bicubic = resize(lr.rgb, width, height, "bicubic", 8)
     columns = [("LR (nearest x4)", nearest), ("bicubic", bicubic)]
     for name, folder in sr_dirs:
-        sr, _ = read_pair(_find(folder, stem), gt_path)
+        sr_path = _find(folder, stem)
+        sr = read_image(sr_path)
+        if (sr.width, sr.height) != (width, height):
+            raise InputError(
+                sr_path, f"size {sr.width}x{sr.height} is not x4 of {lq_path} ({width}x{height})"
+            )
         columns.append((name, sr.rgb))
-    columns.append(("GT", gt.rgb))
+    if gt_path is not None:
+        columns.append(("GT", gt.rgb))
     return [(label, box.crop(rgb)) for label, rgb in columns]
 
 
@@ -94,7 +109,7 @@ def build_grid(
     stems: Sequence[str],
     boxes: Sequence[Box],
     lq_dir: Path,
-    gt_dir: Path,
+    gt_dir: Path | None,
     sr_dirs: Sequence[tuple[str, Path]],
 ) -> list[tuple[str, Box, list[tuple[str, np.ndarray]]]]:
     """Rows of the grid; one box for all images, or one per image."""
@@ -107,25 +122,32 @@ def build_grid(
     ]
 
 
+def _has_gt(columns: Sequence[tuple[str, np.ndarray]]) -> bool:
+    return columns[-1][0] == "GT"
+
+
 def grid_document(rows: Sequence[tuple[str, Box, list[tuple[str, np.ndarray]]]]) -> dict[str, Any]:
-    """PSNR-Y of every panel against its GT crop (the JSON written beside the PNG)."""
+    """Every row's box and, with GT, the PSNR-Y of every panel against the GT crop (the
+    JSON written beside the PNG)."""
     images = {}
     for stem, box, columns in rows:
-        reference = columns[-1][1]
-        images[stem] = {
-            "box": [box.x, box.y, box.w, box.h],
-            "psnr_y": {label: crop_psnr(crop, reference) for label, crop in columns[:-1]},
-        }
+        images[stem] = {"box": [box.x, box.y, box.w, box.h]}
+        if _has_gt(columns):
+            reference = columns[-1][1]
+            images[stem]["psnr_y"] = {
+                label: crop_psnr(crop, reference) for label, crop in columns[:-1]
+            }
     return {"columns": [label for label, _ in rows[0][2]], "images": images}
 
 
 def plot_grid(rows: Sequence[tuple[str, Box, list[tuple[str, np.ndarray]]]], path: Path) -> None:
-    """Draw the crops (nearest-neighbour display), column labels on top, PSNR-Y under each."""
+    """Draw the crops (nearest-neighbour display), column labels on top, PSNR-Y under each
+    where there is a GT."""
     columns = len(rows[0][2])
     figure = new_figure(2.2 * columns, 2.4 * len(rows))
     axes = figure.subplots(len(rows), columns, squeeze=False)
     for r, (stem, _box, panels) in enumerate(rows):
-        reference = panels[-1][1]
+        reference = panels[-1][1] if _has_gt(panels) else None
         for c, (label, crop) in enumerate(panels):
             axis = axes[r][c]
             axis.imshow(np.clip(crop, 0, 1), interpolation="nearest")
@@ -133,7 +155,7 @@ def plot_grid(rows: Sequence[tuple[str, Box, list[tuple[str, np.ndarray]]]], pat
             axis.set_yticks([])
             if r == 0:
                 axis.set_title(label, fontsize=9)
-            if c < columns - 1:
+            if reference is not None and c < columns - 1:
                 axis.set_xlabel(f"{crop_psnr(crop, reference):.2f} dB", fontsize=8)
             if c == 0:
                 axis.set_ylabel(stem, fontsize=8)
