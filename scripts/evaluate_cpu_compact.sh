@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Scores a bundled-model v3 candidate (scripts/train_cpu_compact.sh) against bicubic and the
+# v2 bundled model with one seed, on every set the v3 targets name, and draws the RealSet65
+# crop grid (bicubic | v2 | v3). Tables and JSON go to ${OUT:-out/results-v3}, the grid to
+# ${FIGURES:-docs/images}/realset65-v3.png.
+#
+#   scripts/evaluate_cpu_compact.sh                  # scores, then the grid
+#   MODEL=runs/compact_s1/best.safetensors scripts/evaluate_cpu_compact.sh scores
+#
+# Sets: the 32 ImageNet-Test pairs and RealSet65 (NIQE) in ../shared/data, and the held-out
+# photos as pairs of three degradations, made once with
+#   gtasr make-testset --hr data-cache/photos-test -o data-cache/testset-photos
+#   gtasr make-testset --hr data-cache/photos-test -o data-cache/testset-jpeg --preset jpeg
+#   gtasr make-testset --hr data-cache/photos-test -o data-cache/testset-train --preset train
+set -euo pipefail
+
+PY=${PY:-.venv/bin/python}
+GTASR=${GTASR:-.venv/bin/gtasr}
+RUNS=${RUNS:-runs}
+MODEL=${MODEL:-$RUNS/compact_s2/best.safetensors}
+V2=${V2:-src/gtasr/weights/gtasr-default.safetensors}
+OUT=${OUT:-out/results-v3}
+DATA=${DATA:-../shared/data}
+HELD_OUT=${HELD_OUT:-data-cache}
+FIGURES=${FIGURES:-docs/images}
+
+scores() {
+    local methods=(--model "v2=$V2" --model "v3=$MODEL") set
+    "$PY" bench/quality.py "${methods[@]}" --data "$DATA/imagenet-test-sample" \
+        -o "$OUT/imagenet-test-sample" | tee "$OUT/imagenet-test-sample.md"
+    for set in testset-photos testset-jpeg testset-train; do
+        "$PY" bench/quality.py "${methods[@]}" --data "$HELD_OUT/$set" -o "$OUT/$set" |
+            tee "$OUT/$set.md"
+    done
+    "$PY" bench/quality.py "${methods[@]}" --data none --no-reference "$DATA/realset65" \
+        -o "$OUT/realset65" | tee "$OUT/realset65.md"
+}
+
+grid() {
+    # Heavy JPEG blocks (0014), a drawing (comic1), an old print (oldphoto2) and two
+    # photos; boxes in the pixels of the x4 outputs.
+    local sr=$OUT/realset65 boxes=(256,256,192,192 128,128,192,192 224,224,192,192
+        800,480,192,192 416,416,192,192)
+    local args=()
+    for box in "${boxes[@]}"; do args+=(--box "$box"); done
+    "$GTASR" compare-grid --lq "$DATA/realset65" --sr "v2=$sr/v2-no-reference" \
+        --sr "v3=$sr/v3-no-reference" --images 0014,comic1,oldphoto2,0032,ADE_val_00000114 \
+        "${args[@]}" -o "$FIGURES/realset65-v3.png" --overwrite
+}
+
+mkdir -p "$OUT" "$FIGURES"
+if (($# == 0)); then
+    set -- scores grid
+fi
+for step in "$@"; do
+    case $step in
+        scores | grid) "$step" ;;
+        *) echo "unknown step '$step' (scores grid)" >&2; exit 2 ;;
+    esac
+done
