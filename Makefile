@@ -23,7 +23,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_FLAGS) "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,eval,onnx,openvino,web,ray]"
+	$(BIN)/python -m pip install -q -e ".[dev,eval,onnx,openvino,web,ray,s3test]"
 	$(BIN)/gtasr fetch-weights
 	@touch $(STAMP)
 

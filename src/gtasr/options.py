@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gtasr.choices import BACKEND_NAMES, MAX_SEED, WEIGHT_KEYS
 from gtasr.devices import DEVICE_HELP
+from gtasr.objectstore import is_uri
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -35,18 +36,26 @@ def add_output(
     folder: bool,
     required: bool = True,
     default: Path | None = None,
+    uri: bool = False,
 ) -> None:
-    """``-o/--output``: a folder or a file, as ``folder`` says."""
+    """``-o/--output``: a folder or a file, as ``folder`` says; with ``uri``, a URI such as
+    ``s3://bucket/prefix`` is kept as the string it is (a :class:`Path` would merge its
+    slashes)."""
     kind = "a folder: the command writes several files" if folder else "a file"
     parser.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=path_or_uri if uri else Path,
         default=default,
         required=required,
         metavar="DIR" if folder else "FILE",
         help=f"{what} ({kind})" + (f"; default {default}" if default is not None else ""),
     )
+
+
+def path_or_uri(text: str) -> Path | str:
+    """A local path as a :class:`Path`, a URI (:func:`gtasr.objectstore.is_uri`) as given."""
+    return text if is_uri(text) else Path(text)
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:

@@ -112,3 +112,40 @@ def test_ray_without_ray_installed_names_the_extra(
     assert len(caplog.records) == 1
     assert "pip install 'gtasr[ray]'" in caplog.records[0].getMessage()
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("input", "s3://photos/set: URIs as INPUT or -o need --ray"),
+        ("output", "s3://photos/big: URIs as INPUT or -o need --ray"),
+    ],
+)
+def test_uris_without_ray_stop_with_one_line(
+    where: str, message: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source, out = str(_save(tmp_path / "a.png")), str(tmp_path / "out")
+    if where == "input":
+        source = "s3://photos/set?endpoint_override=127.0.0.1:9&secret_key=hidden"
+    else:
+        out = "s3://photos/big?secret_key=hidden"
+    caplog.set_level(logging.ERROR)
+    assert main(["upscale", source, "-o", out, "--method", "bicubic"]) == 2
+    assert [record.getMessage() for record in caplog.records] == [
+        f"gtasr upscale: error: {message}"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_uri_that_pyarrow_cannot_open_is_one_line_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = str(_save(tmp_path / "a.png"))
+    caplog.set_level(logging.ERROR)
+    args = ["upscale", source, "-o", "nosuch://bucket/out", "--method", "bicubic", "--ray"]
+    assert main(args) == 2
+    [message] = [record.getMessage() for record in caplog.records]
+    assert message.startswith(
+        "gtasr upscale: error: nosuch://bucket/out: cannot open its filesystem ("
+    )
+    assert "\n" not in message

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 from tqdm import tqdm
@@ -204,24 +204,30 @@ def _refuse_replacing_an_input(source: Path, target: Path, inputs: frozenset[Pat
         raise InputError(source, f"its output {target} would replace another input")
 
 
-def separate_outputs(sources: list[Path], options: UpscaleOptions) -> list[Path]:
+def separate_outputs(
+    sources: list[Path],
+    options: UpscaleOptions,
+    real: Callable[[Path], PurePath] = Path.resolve,
+) -> list[Path]:
     """``sources`` without the files that are another source's output in this run.
 
     With ``-o`` equal to an input folder and a ``--suffix`` or another ``--ext``, a rerun
     lists the outputs of the first run beside their inputs: those are never read again.
     A file that would be its own output (same name and format) is an original, not an
     output, and stays an input (which :func:`process_one` then refuses to write over).
+    ``real`` gives the path that two names of one file share (object storage has no links:
+    there the name itself).
     """
-    producers: dict[Path, Path] = {}
+    producers: dict[PurePath, Path] = {}
     for source in sources:
         alpha_kinds = (False, True) if source.suffix.lower() in _ALPHA_SUFFIXES else (False,)
         for alpha in alpha_kinds:
-            producers.setdefault(output_path(source, options, alpha).resolve(), source)
+            producers.setdefault(real(output_path(source, options, alpha)), source)
     kept = []
     for source in sources:
-        real = source.resolve()
-        producer = producers.get(real)
-        if producer not in (None, source) and output_path(source, options).resolve() != real:
+        here = real(source)
+        producer = producers.get(here)
+        if producer not in (None, source) and real(output_path(source, options)) != here:
             log.info("%s: the output of %s in this run, not read as an input", source, producer)
             continue
         kept.append(source)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import logging
+import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,10 +18,12 @@ from gtasr.choices import (
     PRECISION_NAMES,
     UPSCALE_METHODS,
 )
-from gtasr.errors import InputError
+from gtasr.errors import GtasrError, InputError
 from gtasr.fileio import refuse_existing
 from gtasr.hub import MODEL_SPEC_HELP, resolve_model
 from gtasr.listing import input_root, list_images, relative_name
+from gtasr.objectstore import is_local, is_uri, open_uri, shown, uri_of
+from gtasr.objectstore import list_images as list_objects
 from gtasr.options import (
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -34,6 +38,8 @@ from gtasr.options import (
 )
 
 if TYPE_CHECKING:
+    import pyarrow.fs
+
     from gtasr.infer.batch import Record
 
 log = logging.getLogger(__name__)
@@ -63,12 +69,18 @@ def _register_upscale(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "upscale",
         help="x4 super-resolution of image files",
-        description="Upscale images x4. INPUT may be files, folders or glob patterns. Exit "
+        description="Upscale images x4. INPUT may be files, folders or glob patterns; with "
+        "--ray also URIs (s3://bucket/prefix, gs://..., file:///...). Exit "
         "code 0: all done; 1: some inputs failed (each named), the others were written; 2: "
         "usage or fatal error.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT")
-    add_output(parser, "folder for the upscaled images, OUT/<stem>.<ext>", folder=True)
+    add_output(
+        parser,
+        "folder for the upscaled images, OUT/<stem>.<ext>; with --ray also a URI",
+        folder=True,
+        uri=True,
+    )
     _add_model_options(parser)
     parser.add_argument(
         "--tile",
@@ -169,16 +181,11 @@ def _expand_inputs(
     noise), and a failed :class:`Record` for each INPUT or folder that gave no files.
     An output folder inside an input folder is not listed: outputs are never inputs.
     """
-    from gtasr.infer.batch import Record
-
     paths: list[Path] = []
     names: dict[Path, str] = {}
     seen: set[Path] = set()
     problems: list[Record] = []
-
-    def problem(error: InputError) -> None:
-        log.error("%s", error)
-        problems.append(Record(error.path, None, "failed", 0.0, str(error)))
+    problem = partial(_note_problem, problems)
 
     for item in inputs:
         try:
@@ -197,16 +204,85 @@ def _expand_inputs(
     return paths, names, problems
 
 
+def _note_problem(problems: list[Record], error: InputError) -> None:
+    """Log an INPUT that gave no files and keep its failed :class:`Record` for the manifest."""
+    from gtasr.infer.batch import Record
+
+    log.error("%s", error)
+    problems.append(Record(error.path, None, "failed", 0.0, str(error)))
+
+
+def _refuse_uris_without_ray(args: argparse.Namespace) -> None:
+    """URIs are read and written by Ray workers only: without ``--ray``, one line says so."""
+    uris = [item for item in [*args.inputs, args.output] if is_uri(item)]
+    if uris and args.ray is None:
+        raise GtasrError(f"{shown(uris[0])}: URIs as INPUT or -o need --ray")
+
+
+def _output_folder(output: Path | str) -> tuple[pyarrow.fs.FileSystem | None, Path]:
+    """The filesystem of ``-o`` (None: this machine's) and the folder's path on it."""
+    if not is_uri(output):
+        return None, Path(output)
+    filesystem, path = open_uri(str(output))
+    return (None if is_local(filesystem) else filesystem), Path(path)
+
+
+def _expand_uris(
+    inputs: list[str],
+    recursive: bool,
+    out_dir: Path,
+    output_filesystem: pyarrow.fs.FileSystem | None,
+) -> tuple[pyarrow.fs.FileSystem, list[Path], dict[Path, str], list[Record]]:
+    """:func:`_expand_inputs` for INPUTs that are URIs; all must lie on one filesystem,
+    which is returned first. The files are paths of that filesystem."""
+    filesystems: list[pyarrow.fs.FileSystem] = []
+    paths: list[Path] = []
+    names: dict[Path, str] = {}
+    problems: list[Record] = []
+    for item in inputs:
+        if not is_uri(item):
+            raise GtasrError(f"{item}: INPUTs must be all URIs or all local paths, not both")
+        filesystem, root = open_uri(item)
+        if filesystems and not filesystem.equals(filesystems[0]):
+            raise GtasrError(f"{shown(item)}: the URIs of one run must lie on one filesystem")
+        filesystems.append(filesystem)
+        skip = _output_inside(filesystem, out_dir, output_filesystem)
+        try:
+            found = list_objects(filesystem, root, recursive, skip_under=skip)
+        except InputError as error:
+            _note_problem(problems, error)
+            continue
+        if not found:
+            _note_problem(problems, InputError(shown(item), "no images found"))
+        for path, name in found:
+            if Path(path) not in names:  # one file named twice is upscaled once
+                paths.append(Path(path))
+                names[Path(path)] = name
+    return filesystems[0], paths, names, problems
+
+
+def _output_inside(
+    filesystem: pyarrow.fs.FileSystem,
+    out_dir: Path,
+    output_filesystem: pyarrow.fs.FileSystem | None,
+) -> str | None:
+    """The output folder as a path of ``filesystem``, when it lies there (so a listing leaves
+    it out); None when the outputs go to another filesystem."""
+    if output_filesystem is None:
+        return os.path.abspath(out_dir) if is_local(filesystem) else None
+    return out_dir.as_posix() if filesystem.equals(output_filesystem) else None
+
+
 def run_upscale(args: argparse.Namespace) -> int:
     """``gtasr upscale``: exit 0 when every input was upscaled or skipped, 1 when some failed."""
-    from functools import partial
-
     from gtasr.infer.batch import UpscaleOptions, process_files
     from gtasr.infer.manifest import manifest
     from gtasr.infer.upscaler import Upscaler
 
+    _refuse_uris_without_ray(args)
+    output_filesystem, out_dir = _output_folder(args.output)
     options = UpscaleOptions(
-        out_dir=args.output,
+        out_dir=out_dir,
         method=args.method,
         seed=args.seed,
         tile=args.tile,
@@ -234,7 +310,13 @@ def run_upscale(args: argparse.Namespace) -> int:
         backend=args.backend,
         weights=args.weights,
     )
-    paths, names, problems = _expand_inputs(args.inputs, args.recursive, options.out_dir)
+    filesystem = None
+    if any(map(is_uri, args.inputs)):
+        filesystem, paths, names, problems = _expand_uris(
+            args.inputs, args.recursive, options.out_dir, output_filesystem
+        )
+    else:
+        paths, names, problems = _expand_inputs(args.inputs, args.recursive, options.out_dir)
     with manifest(args.manifest) as record:
         for failure in problems:
             record(failure)
@@ -242,7 +324,16 @@ def run_upscale(args: argparse.Namespace) -> int:
             from gtasr.integrations.ray import RayPlan, upscale_on_ray
 
             plan = RayPlan(args.ray, args.ray_workers, args.ray_gpus_per_worker, args.ray_threads)
-            result = upscale_on_ray(paths, names, options, load, plan, on_record=record)
+            result = upscale_on_ray(
+                paths,
+                names,
+                options,
+                load,
+                plan,
+                on_record=record,
+                filesystem=filesystem,
+                output_filesystem=output_filesystem,
+            )
         else:
             upscaler = load() if options.method == "model" and paths else None
             result = process_files(paths, options, upscaler, names=names, on_record=record)
@@ -252,7 +343,9 @@ def run_upscale(args: argparse.Namespace) -> int:
         result.written,
         result.skipped,
         result.failed,
-        options.out_dir,
+        options.out_dir
+        if output_filesystem is None
+        else uri_of(output_filesystem, out_dir.as_posix()),
     )
     return EXIT_SOME_FAILED if result.failed else EXIT_OK
 

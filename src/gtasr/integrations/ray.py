@@ -13,7 +13,11 @@ A worker killed mid-run (lost node, SIGKILL, out of memory) is restarted by Ray 
 its unfinished files retried: a file is written under a temporary name and renamed,
 so no partial file ever has a final name, and a retried file whose output was already
 renamed is skipped. Outputs must go to a folder every worker can write to (a local
-folder on one machine, a shared file system on a cluster).
+folder on one machine, a shared file system on a cluster) or to object storage.
+
+Inputs and outputs may lie in object storage (``s3://``, ``gs://``: any filesystem of
+``pyarrow.fs``; :mod:`gtasr.objectstore`): each worker then reads and writes them
+through its own copy of the filesystem, with :func:`gtasr.infer.remote.upscale_object`.
 
 This module imports Ray only inside its functions; ``pip install 'gtasr[ray]'``.
 """
@@ -28,7 +32,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from gtasr.errors import GtasrError, one_line
@@ -37,14 +41,18 @@ from gtasr.infer.batch import (
     Record,
     RecordSink,
     UpscaleOptions,
+    output_path,
     plan_output,
     separate_outputs,
     upscale_file,
 )
+from gtasr.infer.remote import upscale_object
 from gtasr.infer.upscaler import Upscaler
+from gtasr.objectstore import is_local, names_in, uri_of
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow.fs
     import ray.data
 
 log = logging.getLogger(__name__)
@@ -92,6 +100,8 @@ class _Worker:
     options: UpscaleOptions
     load: Loader
     threads: int
+    filesystem: pyarrow.fs.FileSystem | None
+    output_filesystem: pyarrow.fs.FileSystem | None
 
     def __init__(self) -> None:
         import torch
@@ -102,10 +112,7 @@ class _Worker:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         sources = [str(source) for source in batch["input"]]
         names = [str(name) for name in batch["name"]] if "name" in batch else [None] * len(sources)
-        records = [
-            upscale_file(Path(source), self.options, self.upscaler, name=name)
-            for source, name in zip(sources, names, strict=True)
-        ]
+        records = [self._upscale(source, name) for source, name in zip(sources, names, strict=True)]
         return {
             "input": [record.input for record in records],
             "output": [record.output or "" for record in records],
@@ -113,6 +120,18 @@ class _Worker:
             "seconds": [record.seconds for record in records],
             "error": [record.error or "" for record in records],
         }
+
+    def _upscale(self, source: str, name: str | None) -> Record:
+        if self.filesystem is None and self.output_filesystem is None:
+            return upscale_file(Path(source), self.options, self.upscaler, name=name)
+        return upscale_object(
+            source,
+            self.options,
+            self.upscaler,
+            name=name,
+            filesystem=self.filesystem,
+            output_filesystem=self.output_filesystem,
+        )
 
 
 def upscale_dataset(
@@ -124,6 +143,8 @@ def upscale_dataset(
     gpus_per_worker: float = 0.0,
     threads: int = 1,
     batch_size: int = BATCH_ROWS,
+    filesystem: pyarrow.fs.FileSystem | None = None,
+    output_filesystem: pyarrow.fs.FileSystem | None = None,
 ) -> ray.data.Dataset:
     """Upscale the files a Ray Dataset names; returns the lazy dataset of their records.
 
@@ -132,7 +153,10 @@ def upscale_dataset(
     which seeds its noise with ``options.seed``; default: its file name). ``model`` is a
     model file (None: the bundled model) or a function returning the :class:`Upscaler`,
     called once in each of the ``workers`` actors; each actor takes ``threads`` CPUs
-    and ``gpus_per_worker`` GPUs. The result has one row per file: ``input``,
+    and ``gpus_per_worker`` GPUs. With ``filesystem`` (a ``pyarrow.fs`` filesystem, as
+    Ray Data's readers take), ``input`` holds paths on it (``bucket/photos/a.png``);
+    with ``output_filesystem``, ``options.out_dir`` is a folder on it
+    (:mod:`gtasr.objectstore`). The result has one row per file: ``input``,
     ``output``, ``status`` (written, skipped or failed), ``seconds`` and ``error``
     ("" for none, as ``output`` when no name could be given). Nothing runs until the
     result is consumed (``iter_batches``, ``write_*``).
@@ -140,8 +164,16 @@ def upscale_dataset(
     import ray.data
 
     load = model if callable(model) else partial(Upscaler.from_pretrained, model)
-    absolute = replace(options, out_dir=Path(os.path.abspath(options.out_dir)))
-    settings = {"options": absolute, "load": staticmethod(load), "threads": threads}
+    if is_local(output_filesystem):  # local paths, written by gtasr's own atomic rule
+        output_filesystem = None
+        options = replace(options, out_dir=Path(os.path.abspath(options.out_dir)))
+    settings = {
+        "options": options,
+        "load": staticmethod(load),
+        "threads": threads,
+        "filesystem": filesystem,
+        "output_filesystem": output_filesystem,
+    }
     worker = type(_Worker.__name__, (_Worker,), settings)
     return ds.map_batches(
         worker,
@@ -160,12 +192,17 @@ def upscale_on_ray(
     load: Loader,
     plan: RayPlan,
     on_record: RecordSink,
+    *,
+    filesystem: pyarrow.fs.FileSystem | None = None,
+    output_filesystem: pyarrow.fs.FileSystem | None = None,
 ) -> BatchResult:
     """``gtasr upscale --ray``: the driver's side of :func:`upscale_dataset`.
 
     The driver names the outputs and skips existing ones before any file is read (so a
     rerun after a crash does only what is missing), refuses collisions as the plain
     command does, then streams the rest through the workers and counts their records.
+    ``sources`` are paths of ``filesystem`` and ``options.out_dir`` a folder of
+    ``output_filesystem`` where these are given (object storage), else local paths.
     """
     import ray
 
@@ -175,7 +212,12 @@ def upscale_on_ray(
         result.add(record)
         on_record(record)
 
-    inputs, input_names = _files_to_do(sources, names, options, note)
+    if is_local(filesystem) and is_local(output_filesystem):
+        inputs, input_names = _files_to_do(sources, names, options, note, filesystem)
+    else:
+        inputs, input_names = _objects_to_do(
+            sources, names, options, note, filesystem, output_filesystem
+        )
     if not inputs:
         return result
     _connect(plan.address)
@@ -185,7 +227,14 @@ def upscale_on_ray(
         log.info("%d files to upscale on %d Ray workers", len(inputs), workers)
         ds = ray.data.from_arrow(_blocks(inputs, input_names, workers))
         done = upscale_dataset(
-            ds, options, load, workers=workers, gpus_per_worker=gpus, threads=plan.threads
+            ds,
+            options,
+            load,
+            workers=workers,
+            gpus_per_worker=gpus,
+            threads=plan.threads,
+            filesystem=filesystem,
+            output_filesystem=output_filesystem,
         )
         for batch in done.iter_batches(batch_size=None, batch_format="pyarrow"):
             for row in batch.to_pylist():
@@ -201,26 +250,83 @@ def upscale_on_ray(
 
 
 def _files_to_do(
-    sources: list[Path], names: dict[Path, str], options: UpscaleOptions, note: RecordSink
+    sources: list[Path],
+    names: dict[Path, str],
+    options: UpscaleOptions,
+    note: RecordSink,
+    filesystem: pyarrow.fs.FileSystem | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Absolute paths and names of the files still to upscale; the others go to ``note``."""
+    """Absolute paths and names of the local files still to upscale; the others go to
+    ``note``. ``filesystem`` is this machine's (``file://``) or None."""
     claimed: dict[Path, Path] = {}
     sources = separate_outputs(sources, options)
     run_inputs = frozenset(source.resolve() for source in sources)
     inputs, input_names = [], []
     for source in sources:
+        shown = _shown(source, filesystem)
         try:
             planned, exists = plan_output(source, options, claimed, run_inputs)
         except GtasrError as error:
-            note(Record(str(source), None, "failed", 0.0, one_line(str(error))))
+            note(Record(shown, None, "failed", 0.0, one_line(str(error))))
             continue
         if exists:
-            note(Record(str(source), str(planned), "skipped", 0.0))
+            note(Record(shown, str(planned), "skipped", 0.0))
             continue
         claimed[planned] = source  # a later input with this output name is a collision
         inputs.append(os.path.abspath(source))
         input_names.append(names.get(source, source.name))
     return inputs, input_names
+
+
+def _objects_to_do(
+    sources: list[Path],
+    names: dict[Path, str],
+    options: UpscaleOptions,
+    note: RecordSink,
+    filesystem: pyarrow.fs.FileSystem | None,
+    output_filesystem: pyarrow.fs.FileSystem | None,
+) -> tuple[list[str], list[str]]:
+    """:func:`_files_to_do` where the inputs or the outputs are in object storage.
+
+    Which outputs exist is read from one listing of the output folder. Inputs and
+    outputs can meet only on one filesystem; there the outputs of an earlier run that
+    lie beside their inputs are not read again, and no output may replace an input.
+    """
+    existing = None
+    if output_filesystem is not None:
+        existing = names_in(output_filesystem, options.out_dir.as_posix())
+    shared = filesystem is not None and output_filesystem is not None
+    if shared and filesystem.equals(output_filesystem):
+        sources = separate_outputs(sources, options, real=PurePosixPath)
+        run_inputs = frozenset(source.as_posix() for source in sources)
+    else:
+        run_inputs = frozenset()
+    claimed: dict[Path, Path] = {}
+    inputs, input_names = [], []
+    for source in sources:
+        shown = _shown(source, filesystem)
+        planned = output_path(source, options)
+        output = _shown(planned, output_filesystem)
+        if planned in claimed:
+            problem = f"same output name {planned.name} as {_shown(claimed[planned], filesystem)}"
+            note(Record(shown, output, "failed", 0.0, f"{shown}: {problem}"))
+            continue
+        claimed[planned] = source
+        there = planned.exists() if existing is None else planned.name in existing
+        if there and not options.overwrite:
+            note(Record(shown, output, "skipped", 0.0))
+        elif planned.as_posix() in run_inputs:
+            problem = "its output would replace an input; choose another -o or a --suffix"
+            note(Record(shown, output, "failed", 0.0, f"{shown}: {problem}"))
+        else:
+            inputs.append(source.as_posix() if filesystem is not None else os.path.abspath(source))
+            input_names.append(names.get(source, source.name))
+    return inputs, input_names
+
+
+def _shown(path: Path, filesystem: pyarrow.fs.FileSystem | None) -> str:
+    """How records name ``path``: its URI on object storage, else as given."""
+    return str(path) if filesystem is None else uri_of(filesystem, path.as_posix())
 
 
 def _connect(address: str) -> None:
