@@ -445,6 +445,9 @@ CASES = {
     "ray-gpus-not-a-number": Case(
         UP + " {zoo}/a.png --ray --ray-gpus-per-worker nan", 2, ("--ray-gpus-per-worker", "finite")
     ),
+    "ray-client-address": Case(
+        UP + " {zoo}/a.png --ray ray://127.0.0.1:10001", 2, ("ray://127.0.0.1:10001", "Ray Client")
+    ),
     "hf-spec-bad-repo-name": Case(
         "upscale -o {out} {zoo}/a.png --model 'hf://a b/c/x.pth'",
         2,

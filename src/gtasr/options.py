@@ -100,6 +100,17 @@ def non_negative(text: str) -> float:
     return value
 
 
+def ray_address(text: str) -> str:
+    """argparse type of ``--ray ADDRESS``: what ``ray.init`` takes, except a Ray Client
+    address (``ray://``), over which Ray Data's streaming executor does not run."""
+    if text.startswith("ray://"):
+        raise argparse.ArgumentTypeError(
+            f"{text}: Ray Data does not run over Ray Client (ray://); on a machine of the "
+            "cluster give --ray auto or --ray HEAD:6379"
+        )
+    return text
+
+
 def positive(text: str) -> int:
     """argparse type of a count that must be at least 1 (``--max-steps``, ``--count``)."""
     value = _whole(text)

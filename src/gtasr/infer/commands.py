@@ -34,6 +34,7 @@ from gtasr.options import (
     add_weights_option,
     non_negative,
     positive,
+    ray_address,
     seed,
 )
 
@@ -121,9 +122,10 @@ def _add_collection_options(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const="",
         default=None,
+        type=ray_address,
         metavar="ADDRESS",
         help="run on Ray Data: a local Ray without ADDRESS, else the cluster at ADDRESS "
-        "(host:port or ray://host:port); pip install 'gtasr[ray]'",
+        "(HEAD:6379, or auto on a machine of the cluster); pip install 'gtasr[ray]'",
     )
     parser.add_argument(
         "--ray-workers",

@@ -342,7 +342,13 @@ def _connect(address: str) -> None:
             ray.init(include_dashboard=False, **quiet)
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as error:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise GtasrError(f"cannot start or join {where}: {one_line(str(error))}") from error
+        hint = ""
+        if address and "RAY_AUTH_MODE" not in os.environ:
+            hint = (
+                " (a cluster with token authentication, the default of `ray start`, needs "
+                "RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+            )
+        raise GtasrError(f"cannot start or join {where}: {one_line(str(error))}{hint}") from error
 
 
 def _width(plan: RayPlan) -> tuple[int, float]:
