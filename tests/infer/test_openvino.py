@@ -53,6 +53,21 @@ def test_openvino_matches_torch_at_every_shape_and_keeps_graphs_for_repeated_one
     assert static[3:] == [[(12, 20), (16, 16)], [(12, 20), (16, 16)], [(16, 16), (32, 32)]]
 
 
+def test_compiled_graphs_use_the_given_threads_unpinned(onnx_file: Path) -> None:
+    """Several gtasr processes on one machine (``--ray`` workers) must not share a core:
+    OpenVINO pins its threads to the first cores unless told not to."""
+    runtime = OpenVinoDenoiser(onnx_file, "fp32", threads=1)
+    y, x = torch.zeros((1, 3, 8, 8)), torch.zeros((1, 3, 32, 32))
+    runtime(x, 1.0, y)
+    runtime(x, 1.0, y)  # the second call compiles a static graph
+    graphs = [runtime._dynamic, *runtime._static.values()]
+    assert len([graph for graph in graphs if graph is not None]) >= 1
+    for graph in graphs:
+        if graph is not None:
+            assert graph.compiled.get_property("ENABLE_CPU_PINNING") is False
+            assert graph.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+
+
 def test_openvino_upscales_a_model_file_like_torch_with_tiles(tiny_model_file: Path) -> None:
     """A .safetensors model is exported on the fly; tiling and the seeded noise stay gtasr's."""
     rgb = np.random.default_rng(0).random((40, 52, 3)).astype(np.float32)
