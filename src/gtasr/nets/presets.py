@@ -20,6 +20,7 @@ Parameters and multiply-accumulates of each preset are in docs/networks.md, from
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -49,19 +50,15 @@ _PRESET_CONFIGS: dict[str, SongUNetConfig] = {
         swin_mlp_ratio=2.0,
         head_channels=16,
     ),
-    "compact": SongUNetConfig(
-        base_channels=64,
-        channel_mults=(1, 2, 2),
-        blocks_per_level=2,
-        attention_levels=(1, 2),
-        dropout=0.0,
-        emb_channels=256,
-        swin_dim=64,
-        swin_heads=2,
-        swin_mlp_ratio=2.0,
-        head_channels=32,
-    ),
 }
+_PRESET_CONFIGS["compact"] = replace(
+    _PRESET_CONFIGS["tiny"],
+    base_channels=64,
+    blocks_per_level=2,
+    emb_channels=256,
+    swin_dim=64,
+    head_channels=32,
+)
 
 ANCHORED_PRESETS: tuple[str, ...] = ("tiny", "compact")
 """Presets trained with ``lr_anchor`` unless the config says otherwise."""

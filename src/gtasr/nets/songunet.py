@@ -312,11 +312,11 @@ class SongUNetSR(nn.Module):
         return SwinAttention(
             channels,
             cfg.swin_dim,
-            cfg.swin_heads,
-            cfg.swin_window,
-            cfg.swin_mlp_ratio,
-            cfg.swin_qkv_bias,
-            cfg.swin_norm_groups,
+            heads=cfg.swin_heads,
+            window=cfg.swin_window,
+            mlp_ratio=cfg.swin_mlp_ratio,
+            qkv_bias=cfg.swin_qkv_bias,
+            norm_groups=cfg.swin_norm_groups,
         )
 
     def _append_dec(self, block: ResBlock, takes_skip: bool = False) -> None:
