@@ -159,17 +159,7 @@ def save_described(
     path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], info: ModelInfo
 ) -> None:
     """Write tensors as a model file that ``info`` describes (its ``extra`` included)."""
-    save_model(
-        path,
-        state_dict,
-        network=info.network,
-        precond=info.precond,
-        stage=info.stage,
-        iteration=info.iteration,
-        weights=info.weights,
-        scale=info.scale,
-        extra=info.extra,
-    )
+    save_model(path, state_dict, **{k: v for k, v in vars(info).items() if k != "path"})
 
 
 def read_info(path: str | os.PathLike[str]) -> ModelInfo:

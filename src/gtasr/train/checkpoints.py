@@ -59,15 +59,7 @@ class ModelMeta:
         self, path: Path, tensors: Mapping[str, torch.Tensor], iteration: int, weights: str
     ) -> None:
         """Write backbone ``tensors`` as a model file of this network at ``iteration`` (atomic)."""
-        save_model(
-            path,
-            tensors,
-            network=self.network,
-            precond=self.precond,
-            stage=self.stage,
-            iteration=iteration,
-            weights=weights,
-        )
+        save_model(path, tensors, **vars(self), iteration=iteration, weights=weights)
 
 
 def _fsync_dir(path: Path) -> None:
