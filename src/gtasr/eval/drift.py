@@ -107,8 +107,6 @@ def measure_drift(
     device: torch.device,
 ) -> dict[str, Any]:
     """Drift curves of every checkpoint on the same images and noise (the JSON document)."""
-    if config.grid_points < 1 or config.draws < 1:
-        raise ValueError("grid_points and draws must be >= 1")
     etas = drift_etas(config.grid_points, config.power)
     noises = draw_noises(pairs, config.draws, config.seed)
     lpips = None
