@@ -205,8 +205,6 @@ class ResBlock(nn.Module):
         attention: SwinAttention | None = None,
     ) -> None:
         super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         self.resample = resample
         self.dropout = dropout
         self.norm0 = group_norm(in_channels, eps=NORM_EPS)
