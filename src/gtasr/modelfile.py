@@ -194,8 +194,8 @@ def _info_from(file: Path, meta: Mapping[str, str]) -> ModelInfo:
     try:
         info = ModelInfo(
             path=file,
-            network=_metadata_json(meta, "network"),
-            precond=_metadata_json(meta, "precond"),
+            network=metadata_json(meta, "network"),
+            precond=metadata_json(meta, "precond"),
             scale=int(meta["scale"]),
             stage=int(meta["stage"]),
             iteration=int(meta["iteration"]),
@@ -217,7 +217,7 @@ PRECOND_RANGE = (1e-6, 1e3)
 outside overflow the network's scalings (a sigma_data of 1e308 squared is infinite)."""
 
 
-def _metadata_json(meta: Mapping[str, str], key: str) -> Any:
+def metadata_json(meta: Mapping[str, str], key: str) -> Any:
     """Parse one JSON metadata value; bounded in size, and nesting too deep for Python's
     parser (a recursion error) is damage like any other."""
     text = meta[key]
