@@ -12,23 +12,14 @@ config file::
     iteration        training iteration that produced the weights
     weights          "ema" or "raw"
 
-Next to the backbone's tensors a file holds one of :data:`CONVENTION_TENSORS` for each
-switch of the model's output that is on and leaves no trace in the weights: ``lr_anchor``
-of the preconditioning (gtasr's bicubic residual) and ``lr_skip`` of the network (the
-release's ``res_con``, in converted authors' files). Loaders that see only tensors, as
-spandrel does, read the switches there; gtasr checks that they agree with the metadata
-and drops them.
+plus free-form ``extra.*`` strings, and next to the backbone's tensors one of
+:data:`CONVENTION_TENSORS` for each switch of the model's output that is on and leaves no
+trace in the weights, for loaders that see only tensors (spandrel).
 
-Files are written atomically (temporary file, then rename). :func:`read_weights`
-is where every model file is opened: gtasr files and the authors' released
-checkpoints (:mod:`gtasr.release`) alike.
-
-Nothing a file says is trusted before it is checked: the metadata must have
-exactly these keys (plus free-form ``extra.*`` strings), each of its type and
-range, and the tensors named in the file's header must be those of the network
-the metadata describes, shape for shape, before that network is built or a
-tensor is read (:func:`check_tensors`, on the ``meta`` device). Weights that are
-NaN or infinite are refused when they are read.
+:func:`read_weights` is where every model file is opened, gtasr's and the authors'
+(:mod:`gtasr.release`) alike. Nothing a file says is trusted before it is checked
+(docs/failure-behaviour.md): metadata by :func:`metadata_problem`, tensor names and
+shapes by :func:`check_tensors` before the network is built, weights for NaN and infinity.
 """
 
 from __future__ import annotations
