@@ -2,22 +2,10 @@
 
 Everywhere gtasr takes a model (``--model`` of every command, ``Upscaler.from_pretrained``,
 ``gtasr.load_model``) it takes a *model spec*, resolved to a local file by
-:func:`resolve_model`:
-
-- a local path that exists: that file or folder, even where it is also a name;
-- a catalogue name (:data:`CATALOGUE`, listed by ``gtasr models``): ``bundled``, the file
-  shipped in the package, or an authors' model on the Hugging Face hub;
-- ``hf://OWNER/REPO/FILE`` or ``hf://OWNER/REPO/FILE@REVISION``: any file on the hub, in
-  any format gtasr reads.
-
-Hub files go through ``huggingface_hub`` into its standard cache (``HF_HOME``,
-``HF_HUB_CACHE``, ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` as for any other library that
-uses it), with its progress bar, once: a file in the cache is used without any network
-access. Where the hub states the file's SHA-256 (the ETag of a file stored with Git LFS),
-the downloaded bytes must match it, or the file is removed from the cache and the
-command fails naming the model. The file is then read like any local model file
-(:mod:`gtasr.modelfile`: ``torch.load(weights_only=True)``, shapes checked before
-anything is built).
+:func:`resolve_model`: a local path that exists, a catalogue name (:data:`CATALOGUE`,
+``gtasr models``) or ``hf://OWNER/REPO/FILE[@REVISION]``. Hub files go through
+``huggingface_hub`` into its standard cache, checked against the SHA-256 the hub states
+(docs/authors-weights.md).
 
 Nothing here imports PyTorch, and ``huggingface_hub`` only when a hub file is looked up.
 """

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gtasr.choices import PRECISION_NAMES, TORCH_DTYPE_NAMES
-from gtasr.errors import GtasrError
 from gtasr.fileio import refuse_existing
 from gtasr.hub import MODEL_SPEC_HELP, resolve_model
 from gtasr.options import EXIT_OK, add_output, add_overwrite, add_weights_option
@@ -275,10 +274,6 @@ def convert(
     from gtasr.fileio import file_sha256
     from gtasr.modelfile import read_info, read_weights, save_described
 
-    if precision not in PRECISION_NAMES:
-        raise GtasrError(
-            f"--precision must be one of {', '.join(PRECISION_NAMES)}, not {precision!r}"
-        )
     state, info = read_weights(source, weights, res_con=res_con)
     dtype = getattr(torch, TORCH_DTYPE_NAMES[precision])
     stored = {

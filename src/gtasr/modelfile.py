@@ -12,23 +12,14 @@ config file::
     iteration        training iteration that produced the weights
     weights          "ema" or "raw"
 
-Next to the backbone's tensors a file holds one of :data:`CONVENTION_TENSORS` for each
-switch of the model's output that is on and leaves no trace in the weights: ``lr_anchor``
-of the preconditioning (gtasr's bicubic residual) and ``lr_skip`` of the network (the
-release's ``res_con``, in converted authors' files). Loaders that see only tensors, as
-spandrel does, read the switches there; gtasr checks that they agree with the metadata
-and drops them.
+plus free-form ``extra.*`` strings, and next to the backbone's tensors one of
+:data:`CONVENTION_TENSORS` for each switch of the model's output that is on and leaves no
+trace in the weights, for loaders that see only tensors (spandrel).
 
-Files are written atomically (temporary file, then rename). :func:`read_weights`
-is where every model file is opened: gtasr files and the authors' released
-checkpoints (:mod:`gtasr.release`) alike.
-
-Nothing a file says is trusted before it is checked: the metadata must have
-exactly these keys (plus free-form ``extra.*`` strings), each of its type and
-range, and the tensors named in the file's header must be those of the network
-the metadata describes, shape for shape, before that network is built or a
-tensor is read (:func:`check_tensors`, on the ``meta`` device). Weights that are
-NaN or infinite are refused when they are read.
+:func:`read_weights` is where every model file is opened, gtasr's and the authors'
+(:mod:`gtasr.release`) alike. Nothing a file says is trusted before it is checked
+(docs/failure-behaviour.md): metadata by :func:`metadata_problem`, tensor names and
+shapes by :func:`check_tensors` before the network is built, weights for NaN and infinity.
 """
 
 from __future__ import annotations
@@ -159,17 +150,7 @@ def save_described(
     path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], info: ModelInfo
 ) -> None:
     """Write tensors as a model file that ``info`` describes (its ``extra`` included)."""
-    save_model(
-        path,
-        state_dict,
-        network=info.network,
-        precond=info.precond,
-        stage=info.stage,
-        iteration=info.iteration,
-        weights=info.weights,
-        scale=info.scale,
-        extra=info.extra,
-    )
+    save_model(path, state_dict, **{k: v for k, v in vars(info).items() if k != "path"})
 
 
 def read_info(path: str | os.PathLike[str]) -> ModelInfo:
@@ -204,8 +185,8 @@ def _info_from(file: Path, meta: Mapping[str, str]) -> ModelInfo:
     try:
         info = ModelInfo(
             path=file,
-            network=_metadata_json(meta, "network"),
-            precond=_metadata_json(meta, "precond"),
+            network=metadata_json(meta, "network"),
+            precond=metadata_json(meta, "precond"),
             scale=int(meta["scale"]),
             stage=int(meta["stage"]),
             iteration=int(meta["iteration"]),
@@ -227,7 +208,7 @@ PRECOND_RANGE = (1e-6, 1e3)
 outside overflow the network's scalings (a sigma_data of 1e308 squared is infinite)."""
 
 
-def _metadata_json(meta: Mapping[str, str], key: str) -> Any:
+def metadata_json(meta: Mapping[str, str], key: str) -> Any:
     """Parse one JSON metadata value; bounded in size, and nesting too deep for Python's
     parser (a recursion error) is damage like any other."""
     text = meta[key]

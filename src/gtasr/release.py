@@ -1,20 +1,11 @@
 """The authors' released checkpoints (GTASR, and CTMSR on which it builds), read into gtasr.
 
-The release trains and tests with BasicSR, whose checkpoints are pickles of
-``{"params": state_dict, "params_ema": state_dict}`` (either may be absent;
-keys may carry DDP's ``module.`` prefix). The tensors are gtasr's backbone
-under the authors' names; :mod:`gtasr.nets.release_layout` reads the settings
-from them and renames them.
-
-Reading is safe: ``torch.load(weights_only=True)`` only, which refuses any
-pickle that would import or call anything but tensor rebuilding, before it
-runs. A file of another network is refused with the name of the first tensor
-that does not fit.
-
-The test-time conventions of the release differ from gtasr's and are kept
-for its models (chosen by :data:`FAMILY`, also stored in converted files):
-the LR image is padded to a multiple of the training size (64) and its
-bicubic upsampling is not clamped.
+The release's BasicSR checkpoints are pickles of ``{"params": ..., "params_ema": ...}``
+(either may be absent; keys may carry DDP's ``module.`` prefix) holding gtasr's backbone
+under the authors' names (:mod:`gtasr.nets.release_layout`). They are read with
+``torch.load(weights_only=True)`` only, and their models (:data:`FAMILY`) keep the
+release's test-time conventions (:class:`gtasr.infer.upscaler.Conventions`);
+docs/authors-weights.md says what is read and what is identical.
 """
 
 from __future__ import annotations

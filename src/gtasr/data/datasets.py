@@ -86,7 +86,6 @@ class HRCropDataset:
         crop_size: int = 256,
         hflip: bool = True,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
-        max_pixels: int | None = None,
         short_side: Sequence[int] | None = None,
     ) -> None:
         if isinstance(folders, (str, os.PathLike)):
@@ -94,7 +93,6 @@ class HRCropDataset:
         self.crop_size = int(crop_size)
         self.hflip = hflip
         self.short_side = None if short_side is None else (int(short_side[0]), int(short_side[1]))
-        self.max_pixels = max_pixels
         self.paths: list[Path] = []
         self.sizes: list[tuple[int, int]] = []
         self._cache: dict[int, np.ndarray] = {}
@@ -102,7 +100,7 @@ class HRCropDataset:
         skipped: list[tuple[Path, str]] = []
         for path in list_images(folders, recursive=True):
             try:
-                image = read_image(path, max_pixels=max_pixels)
+                image = read_image(path)
             except InputError as error:
                 skipped.append((path, error.problem))
                 continue
@@ -135,7 +133,7 @@ class HRCropDataset:
         cached = self._cache.get(index)
         if cached is not None:
             return cached
-        return _cached_pixels(read_image(self.paths[index], max_pixels=self.max_pixels))
+        return _cached_pixels(read_image(self.paths[index]))
 
     def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
         index, seed = int(key[0]), int(key[1])

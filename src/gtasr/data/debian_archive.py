@@ -1,16 +1,9 @@
 """Download Debian packages of any suite with a private APT setup, leaving the system's alone.
 
-The training photos come from packages of several Debian releases (bookworm,
-trixie, bullseye). ``apt-get download`` only sees the suites of the machine's
-own sources, so downloading goes through an APT configuration of its own, written
-into a temporary folder: its own sources list (``deb.debian.org``, one line a
-suite, checked against the Debian archive keyring shipped in
-``/usr/share/keyrings``), its own package lists, cache and state. ``APT_CONFIG``
-points apt at it, so neither the system's sources nor its ``apt.conf.d``
-fragments are read and nothing outside the folder is written. Every package,
-the machine's own suite included, goes this way, so that which file is fetched
-does not depend on the machine's sources (another release, a derivative, a
-mirror). Nothing is installed.
+The training photos come from packages of several Debian releases, which ``apt-get
+download`` sees only through sources of its own: an APT configuration written into a
+temporary folder (``APT_CONFIG``), so which file is fetched does not depend on the
+machine's sources and nothing outside the folder is written (docs/data-and-licences.md).
 
 ``Release`` files are not refused for having passed their ``Valid-Until`` date:
 mirrors that serve a snapshot of the archive (as some build farms do) would

@@ -1,21 +1,12 @@
 """Fetch the training photos: natural photographs shipped in Debian wallpaper packages.
 
-The checked-in list ``training_photos.json`` names each package with the Debian
-suite it is fetched from and the version the list was made from, and each
-photo by package and path inside the package, with its SHA-256, byte size,
-licence and, where the package names one, its author or credit. Photos were
-chosen by eye (no drawings, renders or abstract graphics). A photo stored
-inside a container (an Enlightenment ``.edj`` file) also names its ``member``,
-the container entry holding it; its checksum is that of the extracted bytes.
-
-Fetching downloads the packages with a private APT setup
-(:mod:`gtasr.data.debian_archive`) into a temporary folder (nothing is
-installed), unpacks them with ``dpkg-deb -x``, checks every listed photo and
-copies the training photos to ``OUT/<name>`` and the held-out test photos
-(``"split": "test"``, for ``gtasr make-testset``) to a separate folder,
-``OUT-test`` by default, so that a training run reading ``OUT`` recursively
-never sees them. A missing file or a checksum mismatch stops with an error
-naming it: a changed package must not silently change the training data.
+The checked-in list ``training_photos.json`` names each package with its Debian suite and
+version, and each photo by package and path (and container ``member``) with its SHA-256,
+size, licence and credit (docs/data-and-licences.md). The held-out test photos
+(``"split": "test"``) go to a separate folder, ``OUT-test`` by default, so that a
+training run reading ``OUT`` recursively never sees them. A missing file or a checksum
+mismatch stops with an error naming it: a changed package must not silently change the
+training data.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ import numpy as np
 import PIL.Image
 import torch
 
-from gtasr.choices import MAX_SEED
 from gtasr.data.datasets import flatten_alpha, warn_skipped
 from gtasr.degrade.pipeline import DegradationConfig, degrade_batch
 from gtasr.errors import GtasrError, InputError
@@ -112,10 +111,6 @@ def make_testset(
     """
     if size < 16 or size % 4:
         raise GtasrError(f"--size must be a multiple of 4 and at least 16, got {size}")
-    if count is not None and count < 1:
-        raise GtasrError(f"--count must be positive, got {count}")
-    if not 0 <= seed <= MAX_SEED:
-        raise GtasrError(f"--seed must be within 0..2**63-1, got {seed}")
     if isinstance(hr_inputs, (str, os.PathLike)):
         hr_inputs = [hr_inputs]
     try:

@@ -46,9 +46,12 @@ def _offsets(kernel_size: int) -> tuple[np.ndarray, np.ndarray]:
     return xx, yy
 
 
-def _mahalanobis(kernel_size: int, sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
-    """``x^T Sigma^-1 x`` on the kernel grid for the rotated covariance."""
+def _mahalanobis(
+    kernel_size: int, sigma_x: float, sigma_y: float | None, theta: float
+) -> np.ndarray:
+    """``x^T Sigma^-1 x`` on the kernel grid for the rotated covariance (isotropic: no sigma_y)."""
     _check_size(kernel_size)
+    sigma_y = sigma_x if sigma_y is None else sigma_y
     if sigma_x <= 0 or sigma_y <= 0:
         raise ValueError(f"kernel sigmas must be positive, got {sigma_x}, {sigma_y}")
     xx, yy = _offsets(kernel_size)
@@ -67,7 +70,6 @@ def gaussian_kernel(
     kernel_size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0
 ) -> np.ndarray:
     """(An)isotropic Gaussian; ``sigma_y=None`` gives the isotropic kernel."""
-    sigma_y = sigma_x if sigma_y is None else sigma_y
     return _normalised(np.exp(-0.5 * _mahalanobis(kernel_size, sigma_x, sigma_y, theta)))
 
 
@@ -75,7 +77,6 @@ def generalized_gaussian_kernel(
     kernel_size: int, sigma_x: float, beta: float, sigma_y: float | None = None, theta: float = 0.0
 ) -> np.ndarray:
     """Generalized Gaussian ``exp(-d^beta / 2)``: flatter top for beta > 1, peakier below."""
-    sigma_y = sigma_x if sigma_y is None else sigma_y
     d = _mahalanobis(kernel_size, sigma_x, sigma_y, theta)
     return _normalised(np.exp(-0.5 * np.power(d, beta)))
 
@@ -84,7 +85,6 @@ def plateau_kernel(
     kernel_size: int, sigma_x: float, beta: float, sigma_y: float | None = None, theta: float = 0.0
 ) -> np.ndarray:
     """Plateau-shaped kernel ``1 / (1 + d^beta)`` with heavy tails."""
-    sigma_y = sigma_x if sigma_y is None else sigma_y
     d = _mahalanobis(kernel_size, sigma_x, sigma_y, theta)
     return _normalised(1.0 / (1.0 + np.power(d, beta)))
 

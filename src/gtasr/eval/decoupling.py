@@ -1,25 +1,8 @@
 """Geometric decoupling (paper Fig. 4): positional error against structural variance.
 
-The paper plots, per image, how far a checkpoint's output is from the ground
-truth against how unstable its structure is, without defining either axis
-exactly. We define them as follows (``f`` is the consistency model, outputs
-clamped to [-1, 1]; ``eps_1..eps_K`` are K standard-normal HR noise maps, the
-same for every checkpoint; ``y0 = upsample_lr(y)``; images in [-1, 1]):
-
-- **positional error** of an image: ``E = mean_{k, c, h, w} |f(x_T^k, 1, y) - x0|``
-  with ``x_T^k = y0 + eps_k``, i.e. the mean absolute pixel error of the
-  one-step output, averaged over the K draws ([-1, 1] units);
-- **structural variance** of an image: with the bridge states
-  ``x_t^k = (1 - t) x0 + t (y0 + eps_k)`` at the timesteps t in T (default
-  {1/3, 2/3, 1}), the predictions ``P_{k,t} = f(x_t^k, t, y)`` and their
-  per-channel Sobel magnitudes ``S(P_{k,t})`` (:func:`gtasr.perceptual.sobel_magnitude`),
-  ``V = mean_{c, h, w} Var_{(k, t)} [S(P_{k,t})_{c,h,w}]``: the per-pixel
-  population variance over all K x |T| predictions, averaged over pixels and
-  channels.
-
-A checkpoint whose edges land in the same place whatever the noise and the
-starting timestep has low V; "decoupling" is a low V that does not come with a
-low E (or the reverse). One scatter point per image and checkpoint.
+The paper does not define its axes exactly; :data:`DEFINITIONS` (written into the JSON
+document) and docs/diagnostics.md give ours. A checkpoint whose edges land in the same
+place whatever the noise and the starting timestep has a low structural variance.
 """
 
 from __future__ import annotations
@@ -88,10 +71,6 @@ def measure_decoupling(
     device: torch.device,
 ) -> dict[str, Any]:
     """Both axes for every image and checkpoint (the JSON document)."""
-    if config.draws * len(config.timesteps) < 2:
-        raise ValueError("structural variance needs at least two predictions (draws x timesteps)")
-    if not all(0.0 < t <= 1.0 for t in config.timesteps):
-        raise ValueError(f"timesteps must lie in (0, 1], got {config.timesteps}")
     noises = draw_noises(pairs, config.draws, config.seed)
     entries = []
     for loaded in models:

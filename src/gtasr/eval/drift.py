@@ -1,23 +1,10 @@
 """Timestep drift (paper Fig. 2): how well x0 is predicted from each point of the trajectory.
 
-For a test pair (x0, y) with ``y0 = upsample_lr(y)`` and noise ``eps``, the
-ground-truth trajectory is the bridge of METHOD §1,
-``x(eta) = (1 - eta) x0 + eta (y0 + eps)``. At every grid point eta_k the
-model predicts ``x0_hat(eta_k) = clamp(f(x(eta_k), eta_k, y), -1, 1)``; the
-last grid point, eta = 1, is ``x_T = y0 + eps``, the state inference starts
-from (it needs no x0). The drift curve of a checkpoint is the error of that
-prediction against eta:
-
-- ``mean_abs_error[k]``: mean over images, noise draws, channels and pixels of
-  ``|x0_hat(eta_k) - x0|``, in the model's [-1, 1] units (half of it in [0, 1]
-  units);
-- ``lpips[k]`` (optional): mean over images and draws of LPIPS-alex between
-  ``x0_hat(eta_k)`` and x0.
-
-A consistency model that is consistent along the whole trajectory gives a flat
-curve; growth towards eta = 1 is the drift that Trajectory Alignment targets.
-The grid is ``eta_k = (k / K) ** power``, k = 1..K (eta = 0 is left out: there
-``f(x0, 0, y) = x0`` exactly).
+At every grid point ``eta_k = (k / K) ** power`` of the ground-truth bridge the model
+predicts x0; the drift curve of a checkpoint is that prediction's error against eta
+(docs/diagnostics.md defines it). A model consistent along the whole trajectory gives a
+flat curve; growth towards eta = 1, where inference starts, is the drift that Trajectory
+Alignment targets.
 """
 
 from __future__ import annotations
@@ -107,8 +94,6 @@ def measure_drift(
     device: torch.device,
 ) -> dict[str, Any]:
     """Drift curves of every checkpoint on the same images and noise (the JSON document)."""
-    if config.grid_points < 1 or config.draws < 1:
-        raise ValueError("grid_points and draws must be >= 1")
     etas = drift_etas(config.grid_points, config.power)
     noises = draw_noises(pairs, config.draws, config.seed)
     lpips = None

@@ -36,8 +36,6 @@ def _prepare(a: np.ndarray, b: np.ndarray, crop_border: int) -> tuple[np.ndarray
     """Check shapes, convert both images to Y and crop the border."""
     if np.shape(a) != np.shape(b):
         raise ValueError(f"image shapes differ: {np.shape(a)} vs {np.shape(b)}")
-    if crop_border < 0:
-        raise ValueError(f"crop_border must be >= 0, not {crop_border}")
     ya, yb = rgb_to_y(a), rgb_to_y(b)
     if crop_border:
         ya = ya[crop_border:-crop_border, crop_border:-crop_border]

@@ -1,26 +1,10 @@
 """NIQE: the "completely blind" Natural Image Quality Evaluator (Mittal et al., 2013).
 
-NIQE fits a multivariate Gaussian (MVG) to natural-scene-statistics features of
-an image's 96x96 blocks and measures its distance to the MVG of a corpus of
-pristine photographs; lower is more natural. This implementation follows the
-conventions of the authors' MATLAB release as BasicSR reproduces them, so the
-numbers are comparable with published tables:
-
-- the image is reduced to the BT.601 Y channel on [0, 255] and rounded;
-- it is cropped to whole 96x96 blocks (no overlap), then analysed at two
-  scales, the second obtained with MATLAB's antialiased bicubic ``imresize``
-  by 0.5;
-- at each scale, MSCN coefficients ``(I - mu) / (sigma + 1)`` with a 7x7
-  Gaussian window (sigma 7/6, replicated borders);
-- per block, 18 features: the generalised Gaussian fit of the MSCN values
-  (shape, mean scale) and asymmetric generalised Gaussian (AGGD) fits of the
-  products of horizontally, vertically and diagonally adjacent coefficients
-  (shape, mean, left and right scales);
-- NIQE = sqrt((mu_p - mu_d)^T pinv((S_p + S_d) / 2) (mu_p - mu_d)).
-
-The pristine model (mean ``mu_pris_param`` and covariance ``cov_pris_param``
-of the 36 features) is the one shipped with the MATLAB release, stored here as
-plain numpy arrays in ``niqe_pris_params.npz``.
+The distance between a multivariate Gaussian fitted to natural-scene statistics of an
+image's 96x96 blocks and that of a corpus of pristine photographs; lower is more natural.
+It follows the authors' MATLAB release as BasicSR reproduces it (docs/diagnostics.md), so
+the numbers are comparable with published tables; the pristine model is the release's,
+stored in ``niqe_pris_params.npz``.
 """
 
 from __future__ import annotations

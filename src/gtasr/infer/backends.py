@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import logging
 import sys
 import threading
@@ -144,7 +143,7 @@ MAX_ONNX_STRIDE = 64
 def _checked_onnx_metadata(meta: dict[str, str], path: str | Path) -> tuple[int, int, dict, str]:
     """(stride, scale, network, family) of an exported model, each checked: the file is
     untrusted."""
-    from gtasr.modelfile import MAX_METADATA_CHARS, SCALE
+    from gtasr.modelfile import SCALE, metadata_json
 
     if "gtasr.stride" not in meta:
         raise GtasrError(f"{path}: not an ONNX model exported by gtasr export-onnx")
@@ -156,12 +155,9 @@ def _checked_onnx_metadata(meta: dict[str, str], path: str | Path) -> tuple[int,
         )
     if scale != SCALE:
         raise GtasrError(f"{path}: 'gtasr.scale' {scale}: gtasr models are x{SCALE}")
-    text = meta.get("gtasr.network", "{}")
     try:
-        if len(text) > MAX_METADATA_CHARS:
-            raise ValueError("too long")
-        network = json.loads(text)
-    except (ValueError, RecursionError) as error:
+        network = metadata_json({"gtasr.network": "{}", **meta}, "gtasr.network")
+    except ValueError as error:
         raise GtasrError(f"{path}: damaged 'gtasr.network' metadata ({error})") from None
     if not isinstance(network, dict):
         raise GtasrError(f"{path}: 'gtasr.network' is not a mapping")

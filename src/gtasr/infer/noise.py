@@ -108,12 +108,9 @@ class FixedNoise:
         if noise.dim() != 4 or noise.shape[0] != 1:
             raise ValueError(f"noise must be a Tensor[1, C, H, W], got {tuple(noise.shape)}")
         self.noise = noise.detach().float().cpu()
-        self.channels = int(noise.shape[1])
 
     def crop(self, top: int, left: int, height: int, width: int, step: int = 0) -> Tensor:
         """Rows [top, top + h) and columns [left, left + w) of the tensor: Tensor[1, C, h, w]."""
-        if step:
-            raise ValueError("an explicit noise tensor serves one-step sampling only")
         full_h, full_w = self.noise.shape[-2:]
         if top + height > full_h or left + width > full_w:
             raise ValueError(

@@ -99,9 +99,7 @@ class TileGrid:
 def axis_starts(length: int, tile: int, overlap: int, stride: int) -> tuple[int, ...]:
     """Start offsets of tiles of size ``tile`` covering ``length`` with >= ``overlap`` overlap.
 
-    Tiles advance by ``tile - overlap``; the last tile is aligned with the end,
-    so it may overlap its neighbour more. ``length``, ``tile`` and ``overlap``
-    are multiples of ``stride``, so are the starts.
+    The last tile is aligned with the end, so it may overlap its neighbour more.
     """
     if tile >= length:
         return (0,)
@@ -117,8 +115,7 @@ def plan_tiles(height: int, width: int, tile: int | None, overlap: int, stride: 
     """Tile grid for a padded LR image of ``height`` x ``width`` (multiples of ``stride``).
 
     ``tile`` (None: one tile; :func:`seamless_tiling` has checked it) is rounded down to a
-    multiple of the stride, as the network's windows need
-    (at least one stride); ``overlap`` is rounded up to a multiple of the stride
+    multiple of the stride, as the network's windows need; ``overlap`` is rounded up to one
     and capped at half a tile.
     """
     if height % stride or width % stride:

@@ -1,23 +1,11 @@
 """Upscaling collections on Ray Data: ``gtasr upscale --ray`` and :func:`upscale_dataset`.
 
-The pipeline is Ray Data's usual one: a dataset of file paths streams through a pool
-of actors (``--ray-workers``), each of which loads the model once and then reads,
-upscales and writes every file it is given with :func:`gtasr.infer.batch.upscale_file`,
-the function the one-process command calls for each file. So a file gets the same
-name, the same noise (from ``--seed`` and its path relative to its input root), the
-same checks and the same atomic write wherever it runs, and ``--ray`` writes the
-files the plain command writes. Only small records (input, output, status, seconds,
-error) come back to the driver, which streams them into the counts and ``--manifest``.
-
-A worker killed mid-run (lost node, SIGKILL, out of memory) is restarted by Ray and
-its unfinished files retried: a file is written under a temporary name and renamed,
-so no partial file ever has a final name, and a retried file whose output was already
-renamed is skipped. Outputs must go to a folder every worker can write to (a local
-folder on one machine, a shared file system on a cluster) or to object storage.
-
-Inputs and outputs may lie in object storage (``s3://``, ``gs://``: any filesystem of
-``pyarrow.fs``; :mod:`gtasr.objectstore`): each worker then reads and writes them
-through its own copy of the filesystem, with :func:`gtasr.infer.remote.upscale_object`.
+A dataset of file paths streams through a pool of actors, each of which loads the model
+once and then upscales every file it is given with :func:`gtasr.infer.batch.upscale_file`
+(or :func:`gtasr.infer.remote.upscale_object` for object storage), the function the
+one-process command calls: so ``--ray`` writes the files the plain command writes, with
+the same names, noise, checks and atomic writes, and a worker that Ray restarts leaves no
+partial file. Only small records come back to the driver (docs/large-collections.md).
 
 This module imports Ray only inside its functions; ``pip install 'gtasr[ray]'``.
 """

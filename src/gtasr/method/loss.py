@@ -17,7 +17,6 @@ import torch
 from torch import Tensor, nn
 
 from gtasr.method.objectives import (
-    TA_POINTS,
     Distance,
     EdgeMap,
     consistency_pair,
@@ -56,10 +55,6 @@ class Stage1Loss:
     schedule: GridSchedule
     ta_weight: float = 0.5
     ta_points: str = "all"
-
-    def __post_init__(self) -> None:
-        if self.ta_points not in TA_POINTS:
-            raise ValueError(f"ta_points must be one of {', '.join(TA_POINTS)}")
 
     def __call__(
         self, net: nn.Module, batch: Batch, generator: torch.Generator, step: int

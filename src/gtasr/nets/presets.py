@@ -1,25 +1,15 @@
 """Named network sizes and :func:`build_network`, the one way to construct a backbone.
 
-- ``paper``: the authors' release (METHOD §3). Stride 8.
-- ``small``: the same layout at a third of the width (64 base channels,
-  2-head Swin blocks of width 64). Stride 8.
-- ``tiny``: three levels, one block per level, Swin only on the two lower
-  levels, no dropout and a 16-channel upsampling head, so that a Stage I
-  training step runs on two CPU cores. Stride 4. Trained with ``lr_anchor``
-  (:mod:`gtasr.method.precond`: the model's output is anchored on the bicubic
-  upsampling of the LR image), which ``model.lr_anchor`` turns on for it by default.
-- ``compact``: tiny at twice the width (64) with two blocks per level, 8.2M
-  parameters: a training step costs 1.3x tiny's and inference 2.3x
-  (docs/benchmarks.md, ``bench/network_size.py``'s ``tiny-w64-b2``). Stride 4,
-  ``lr_anchor`` by default as tiny.
-
-Parameters and multiply-accumulates of each preset are in docs/networks.md, from
-``python bench/network.py`` (:func:`gtasr.nets.count_macs`).
+``paper`` is the authors' release (METHOD §3) and ``small`` its layout at a third of the
+width; ``tiny`` is sized so that a Stage I training step runs on two CPU cores, and
+``compact`` is tiny at twice the width with two blocks per level (a training step costs
+1.3x tiny's). Their sizes and costs are in docs/networks.md (``python bench/network.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -49,19 +39,15 @@ _PRESET_CONFIGS: dict[str, SongUNetConfig] = {
         swin_mlp_ratio=2.0,
         head_channels=16,
     ),
-    "compact": SongUNetConfig(
-        base_channels=64,
-        channel_mults=(1, 2, 2),
-        blocks_per_level=2,
-        attention_levels=(1, 2),
-        dropout=0.0,
-        emb_channels=256,
-        swin_dim=64,
-        swin_heads=2,
-        swin_mlp_ratio=2.0,
-        head_channels=32,
-    ),
 }
+_PRESET_CONFIGS["compact"] = replace(
+    _PRESET_CONFIGS["tiny"],
+    base_channels=64,
+    blocks_per_level=2,
+    emb_channels=256,
+    swin_dim=64,
+    head_channels=32,
+)
 
 ANCHORED_PRESETS: tuple[str, ...] = ("tiny", "compact")
 """Presets trained with ``lr_anchor`` unless the config says otherwise."""

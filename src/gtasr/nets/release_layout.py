@@ -1,19 +1,12 @@
 """The authors' tensor names for gtasr's backbone: settings from shapes, names both ways.
 
 The authors' ``EDMUNet`` around a ``SongUNet`` computes the same function as
-:class:`~gtasr.nets.songunet.SongUNetSR` under other tensor names
-(``model.enc.64x64_block0.conv0.weight``, ``model.dec.8x8_in0.swin_layer...``),
-with fixed buffers beside the parameters (the 2x2 resampling filters and the
-Swin relative position indices). Its Swin blocks normalise with exactly 32
-groups at any width, gtasr's ``swin_norm_groups`` option.
-
-Their files store no settings, so, as spandrel does, :func:`infer_network`
-reads every one from tensor names and shapes: base width, channel
-multipliers, blocks per level, attention levels, the Swin block's width,
-heads, window and MLP ratio, and the head type. ``res_con`` (gtasr's
-``lr_skip``) adds no tensor and is the caller's to give. :func:`map_state_dict`
-renames a state dict to gtasr's names and checks every tensor against the
-network those settings build; :func:`release_state_dict` goes the other way.
+:class:`~gtasr.nets.songunet.SongUNetSR` under other tensor names, with fixed buffers
+beside the parameters (the 2x2 resampling filters and the Swin relative position
+indices); its Swin blocks normalise with exactly 32 groups at any width, gtasr's
+``swin_norm_groups``. Their files store no settings, so :func:`infer_network` reads them
+from tensor names and shapes (``res_con``, gtasr's ``lr_skip``, adds no tensor and is
+the caller's to give); :func:`map_state_dict` and :func:`release_state_dict` rename.
 """
 
 from __future__ import annotations

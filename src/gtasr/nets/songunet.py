@@ -205,8 +205,6 @@ class ResBlock(nn.Module):
         attention: SwinAttention | None = None,
     ) -> None:
         super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         self.resample = resample
         self.dropout = dropout
         self.norm0 = group_norm(in_channels, eps=NORM_EPS)
@@ -312,11 +310,11 @@ class SongUNetSR(nn.Module):
         return SwinAttention(
             channels,
             cfg.swin_dim,
-            cfg.swin_heads,
-            cfg.swin_window,
-            cfg.swin_mlp_ratio,
-            cfg.swin_qkv_bias,
-            cfg.swin_norm_groups,
+            heads=cfg.swin_heads,
+            window=cfg.swin_window,
+            mlp_ratio=cfg.swin_mlp_ratio,
+            qkv_bias=cfg.swin_qkv_bias,
+            norm_groups=cfg.swin_norm_groups,
         )
 
     def _append_dec(self, block: ResBlock, takes_skip: bool = False) -> None:

@@ -14,6 +14,8 @@ the module traces to ONNX with dynamic height and width.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -144,21 +146,15 @@ class SwinBlock(nn.Module):
 
 
 class SwinAttention(nn.Module):
-    """An attention slot of the U-Net: 1x1 in, Swin block, 1x1 out, 3x3 conv residual."""
+    """An attention slot of the U-Net: 1x1 in, Swin block, 1x1 out, 3x3 conv residual.
 
-    def __init__(
-        self,
-        channels: int,
-        dim: int,
-        heads: int,
-        window: int,
-        mlp_ratio: float,
-        qkv_bias: bool = True,
-        norm_groups: int = 0,
-    ) -> None:
+    ``block`` holds :class:`SwinBlock`'s other arguments.
+    """
+
+    def __init__(self, channels: int, dim: int, **block: Any) -> None:
         super().__init__()
         self.embed = nn.Conv2d(channels, dim, 1)
-        self.block = SwinBlock(dim, heads, window, mlp_ratio, qkv_bias, norm_groups)
+        self.block = SwinBlock(dim, **block)
         self.unembed = nn.Conv2d(dim, channels, 1)
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 

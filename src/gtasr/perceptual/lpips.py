@@ -43,7 +43,6 @@ class LPIPS(FrozenMetric):
                 f"unknown LPIPS network {net!r}; choose one of {sorted(ARCHITECTURES)}"
             )
         arch = ARCHITECTURES[net]
-        self.net_name = net
         self.trunk = alexnet_trunk() if arch == "alexnet" else vgg16_trunk()
         self.channels = TAP_CHANNELS[arch]
         self.register_buffer("heads", torch.zeros(sum(self.channels)))

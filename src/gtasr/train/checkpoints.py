@@ -32,7 +32,7 @@ import torch
 
 from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_path, atomic_write_bytes
-from gtasr.modelfile import save_model
+from gtasr.modelfile import read_weights, save_model
 from gtasr.train.state import pack, unpack
 
 log = logging.getLogger(__name__)
@@ -59,15 +59,7 @@ class ModelMeta:
         self, path: Path, tensors: Mapping[str, torch.Tensor], iteration: int, weights: str
     ) -> None:
         """Write backbone ``tensors`` as a model file of this network at ``iteration`` (atomic)."""
-        save_model(
-            path,
-            tensors,
-            network=self.network,
-            precond=self.precond,
-            stage=self.stage,
-            iteration=iteration,
-            weights=weights,
-        )
+        save_model(path, tensors, **vars(self), iteration=iteration, weights=weights)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -99,16 +91,23 @@ def write_state(folder: Path, state: Mapping[str, Any]) -> None:
     atomic_write_bytes(folder / STATE_JSON, json.dumps(skeleton).encode("utf-8"))
 
 
-def read_state(folder: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read what :func:`write_state` wrote."""
+def read_state(folder: Path) -> dict[str, Any]:
+    """Read what :func:`write_state` wrote, on the CPU (RNG states must be CPU tensors)."""
     from safetensors.torch import load_file
 
     try:
         skeleton = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
-        tensors = load_file(str(folder / STATE_TENSORS), device=str(device))
+        tensors = load_file(str(folder / STATE_TENSORS), device="cpu")
         return unpack(skeleton, tensors)
     except Exception as error:  # OSError, JSON, safetensors' own and missing-entry errors
         raise GtasrError(f"{folder}: damaged training state ({error})") from error
+
+
+def read_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
+    """Raw weights, EMA weights and training state of a checkpoint folder."""
+    raw, _ = read_weights(folder / RAW_FILE)
+    ema, _ = read_weights(folder / EMA_FILE)
+    return raw, ema, read_state(folder)
 
 
 class CheckpointStore:

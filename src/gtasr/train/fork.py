@@ -12,14 +12,13 @@ from collections import Counter
 from pathlib import Path
 
 from gtasr.errors import GtasrError
-from gtasr.modelfile import read_weights
+from gtasr.modelfile import read_info
 from gtasr.train.checkpoints import (
-    EMA_FILE,
     RAW_FILE,
     CheckpointStore,
     ModelMeta,
     checkpoint_name,
-    read_state,
+    read_checkpoint,
 )
 
 
@@ -40,9 +39,8 @@ def fork(
         raise GtasrError(f"{source}: no such checkpoint")
     if new_run.exists():
         raise GtasrError(f"{new_run}: already exists")
-    raw, info = read_weights(source / RAW_FILE)
-    ema, _ = read_weights(source / EMA_FILE)
-    state = read_state(source)
+    raw, ema, state = read_checkpoint(source)
+    info = read_info(source / RAW_FILE)
     if lr is not None:
         for group in state["optimizer"]["param_groups"]:
             group["lr"] = lr

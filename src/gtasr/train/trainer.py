@@ -36,7 +36,7 @@ from gtasr.train.checkpoints import (
     CheckpointStore,
     ModelMeta,
     checkpoint_name,
-    read_state,
+    read_checkpoint,
     resolve_checkpoint,
 )
 from gtasr.train.config import Config
@@ -202,13 +202,7 @@ class Trainer:
             raise GtasrError(f"{self.run_dir}: --resume given but no checkpoint found")
         for folder in candidates:
             try:
-                checkpoint = self._read_checkpoint(folder)
-            except CheckpointDamaged as error:
-                moved = self.store.set_aside(folder) if self.env.is_main else folder
-                log.warning("%s; set aside as %s, trying the checkpoint before it", error, moved)
-                continue
-            try:
-                self._load_checkpoint(folder, *checkpoint)
+                self._load_checkpoint(folder, *self._read_checkpoint(folder))
             except CheckpointDamaged as error:
                 moved = self.store.set_aside(folder) if self.env.is_main else folder
                 log.warning("%s; set aside as %s, trying the checkpoint before it", error, moved)
@@ -228,9 +222,7 @@ class Trainer:
         if info.stage != self.config.stage or not same_network:
             raise GtasrError(f"{folder}: checkpoint is of another stage or network than the config")
         try:
-            raw, _ = read_weights(folder / RAW_FILE)
-            ema, _ = read_weights(folder / EMA_FILE)
-            state = read_state(folder)  # on the CPU: RNG states must be CPU tensors
+            raw, ema, state = read_checkpoint(folder)
             missing = sorted(set(STATE_KEYS) - set(state))
             if missing:
                 raise GtasrError(f"{folder}: training state has no '{missing[0]}'")
