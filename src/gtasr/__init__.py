@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__version__ = "0.1.0"
+from gtasr.version import __version__
+
 __all__ = ["Upscaler", "__version__", "load_model"]
 
 

@@ -16,9 +16,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from gtasr import __version__
 from gtasr.errors import GtasrError, is_out_of_memory, one_line
 from gtasr.options import EXIT_FATAL, EXIT_INTERRUPTED
+from gtasr.version import __version__
 
 COMMAND_MODULES = (
     "gtasr.infer.commands",

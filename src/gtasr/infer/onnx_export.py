@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from gtasr.errors import OutputError, RuntimeUnavailable, first_line
 from gtasr.fileio import atomic_path, cache_folder, file_sha256
+from gtasr.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,6 @@ def cached_export(model_path: str | os.PathLike[str], weights: str | None = None
     the weights choice, gtasr's version and the opset, so a changed file or a new gtasr
     exports again. None when the cache cannot be written (the caller exports elsewhere).
     """
-    from gtasr import __version__
-
     digest = file_sha256(model_path)[:32]
     name = f"{digest}-{weights or 'default'}-{__version__}-opset{OPSET}.onnx"
     target = cache_folder() / "onnx" / name
