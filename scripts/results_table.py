@@ -13,38 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-import yaml
+from gtasr.train.cost import run_cost
 
 Producers = tuple[tuple[str, int | None], ...]
-
-
-def run_cost(run: Path, until: int | None = None) -> tuple[int, float]:
-    """(iterations, CPU-hours) of one run folder up to step ``until``, over its invocations.
-
-    Each invocation (named by the ``started`` time its records carry) counts the largest
-    wall time its "train" and "summary" records up to ``until`` show, at the thread count
-    they record, so a run killed before its summary still counts to its last record.
-    A record without ``threads`` counts at the config's ``train.threads`` (all cores when
-    that is null).
-    """
-    threads = (
-        yaml.safe_load((run / "config.yaml").read_text())["train"]["threads"] or os.cpu_count()
-    )
-    steps, seconds = 0, {}
-    for number, line in enumerate((run / "metrics.jsonl").read_text().splitlines()):
-        record = json.loads(line)
-        if record.get("kind") not in ("train", "summary") or "wall_s" not in record:
-            continue
-        if until is not None and record["step"] > until:
-            continue
-        invocation = record.get("started", f"summary {number}")
-        spent = record["wall_s"] * record.get("threads", threads)
-        seconds[invocation] = max(seconds.get(invocation, 0.0), spent)
-        steps = max(steps, record["step"])
-    return steps, sum(seconds.values()) / 3600
 
 
 def methods(ta_steps: int) -> dict[str, Producers]:

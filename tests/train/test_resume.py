@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,18 +12,9 @@ from gtasr.errors import GtasrError
 from gtasr.modelfile import read_weights
 from gtasr.nets import preset_config
 from gtasr.train.checkpoints import EMA_FILE, RAW_FILE, STATE_TENSORS, read_state
+from gtasr.train.cost import run_cost
 from gtasr.train.distributed import setup
 from gtasr.train.run import train
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "results_table.py"
-
-
-def run_cost(run: Path, until: int | None = None) -> tuple[int, float]:
-    """scripts/results_table.py's count of a run's (iterations, CPU-hours)."""
-    spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.run_cost(run, until)
 
 
 def _final(run: Path) -> tuple[dict, dict, dict]:
@@ -140,7 +130,7 @@ def test_each_invocation_records_its_threads_and_the_cpu_hours_add_them_up(
     small_config, tmp_path: Path
 ) -> None:
     """A run resumed with another train.threads counts each slice at its own thread count
-    (scripts/results_table.py), not every slice at the config's last value."""
+    (gtasr.train.cost), not every slice at the config's last value."""
     env = setup("cpu")
     run = tmp_path / "run"
     before = torch.get_num_threads()
