@@ -32,7 +32,7 @@ import torch
 
 from gtasr.errors import GtasrError
 from gtasr.fileio import atomic_path, atomic_write_bytes
-from gtasr.modelfile import read_weights, save_model
+from gtasr.modelfile import SWITCHES, ModelInfo, read_weights, save_model
 from gtasr.train.state import pack, unpack
 
 log = logging.getLogger(__name__)
@@ -201,3 +201,27 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
             if is_complete(folder):
                 return folder
     raise GtasrError(f"{given}: no complete training checkpoint found")
+
+
+def init_model_file(source: str) -> Path:
+    """The model file ``init_from`` names: a run or checkpoint folder's EMA weights, or
+    the file of a model spec."""
+    from gtasr.hub import resolve_model
+
+    given = Path(source)
+    if given.is_dir():
+        return resolve_checkpoint(given) / EMA_FILE
+    return resolve_model(source)
+
+
+def check_same_model(info: ModelInfo, meta: ModelMeta, path: Path) -> None:
+    """Refuse weights whose network or preconditioning differ from the config's, naming
+    the first setting that differs."""
+    off = dict.fromkeys(SWITCHES, False)  # a switch that is off may go unwritten
+    ours = json.loads(json.dumps({**off, **meta.network, **meta.precond}))
+    theirs = {**off, **info.network, **info.precond}
+    for key in {**ours, **theirs}:
+        if theirs.get(key) != ours.get(key):
+            raise GtasrError(
+                f"{path}: init_from has {key} {theirs.get(key)!r}, the config {ours.get(key)!r}"
+            )

@@ -35,7 +35,9 @@ from gtasr.train.checkpoints import (
     RAW_FILE,
     CheckpointStore,
     ModelMeta,
+    check_same_model,
     checkpoint_name,
+    init_model_file,
     read_checkpoint,
     resolve_checkpoint,
 )
@@ -62,7 +64,13 @@ def _restore(path: Path, load: Callable[[dict[str, torch.Tensor]], object]) -> N
 
     Another kind of file, or weights of another architecture, is a clear error.
     """
-    state, _ = read_weights(path)
+    _restore_weights(path, read_weights(path)[0], load)
+
+
+def _restore_weights(
+    path: Path, state: dict[str, torch.Tensor], load: Callable[[dict[str, torch.Tensor]], object]
+) -> None:
+    """``load(state)``, with weights of another architecture a one-line error naming ``path``."""
     try:
         load(state)
     except RuntimeError as error:
@@ -114,6 +122,8 @@ class Trainer:
             self._resume()
         elif config.stage == 2:
             self._init_stage2(config.init_from or "")
+        elif config.init_from:
+            self._init_from_model(config.init_from)
         self.net: nn.Module = self.model
         if env.distributed:
             ids = [env.device.index] if env.device.type == "cuda" else None
@@ -134,6 +144,20 @@ class Trainer:
         assert self.reference is not None
         self.reference.load_state_dict(self.ema_model.state_dict())
         log.info("Stage II initialised from %s", folder)
+
+    def _init_from_model(self, source: str) -> None:
+        """Stage I from trained weights (fine-tuning): theta and its EMA start from them.
+
+        ``source`` is a run or checkpoint folder (its EMA weights) or a model spec (a model
+        file, ``bundled``, ``hf://...``). Its network and preconditioning must be the
+        config's: weights trained for other conventions would start from a wrong model.
+        """
+        path = init_model_file(source)
+        state, info = read_weights(path)
+        check_same_model(info, self.meta, path)
+        _restore_weights(path, state, self.model.backbone.load_state_dict)
+        self.ema.load_state_dict({"decay": self.config.train.ema_decay, "weights": state})
+        log.info("Stage I initialised from %s (step %d of its run)", path, info.iteration)
 
     def state(self) -> dict[str, Any]:
         """Everything besides the model files that a bit-exact resume needs."""
