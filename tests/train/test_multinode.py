@@ -47,21 +47,24 @@ def test_two_nodes_match_one_node_with_the_same_global_batch(small_config, tmp_p
     agent += ["--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint]
     agent += ["--rdzv-id", "gtasr-test", "--local-addr", "127.0.0.1", "--max-restarts", "0"]
     train_args = ["-m", "gtasr", "-v", "train", str(config_file), "-o", str(tmp_path / "nodes")]
-    nodes = [
-        subprocess.Popen(
-            [*agent, *train_args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    # Each node logs to a file: pipes read one after the other would let the second
+    # node block on a full pipe while the first waits for it in a collective.
+    log_files = [tmp_path / f"node{index}.log" for index in range(2)]
+    nodes = []
+    for log_file in log_files:
+        with log_file.open("w") as stream:
+            nodes.append(
+                subprocess.Popen(
+                    [*agent, *train_args], env=env, stdout=subprocess.DEVNULL, stderr=stream
+                )
+            )
     try:
-        logs = [node.communicate(timeout=240)[1] for node in nodes]
+        for node in nodes:
+            node.wait(timeout=240)
     finally:
         for node in nodes:
             node.kill()
+    logs = [log_file.read_text() for log_file in log_files]
     assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-2000:] for log in logs)
     assert sum("finished at step 3" in log for log in logs) == 1  # rank 0 of node 0 reports
     joined = [[f"rank {rank}/2 joined" in log for rank in (0, 1)] for log in logs]
