@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import gtasr
 from gtasr.cli import build_parser, main
+
+SAMPLE = Path(gtasr.__file__).parent / "assets" / "sample.png"
 
 WRITERS = {  # command -> does -o name a folder?
     "upscale": True,
@@ -70,3 +76,21 @@ def test_usage_errors_exit_2(capsys) -> None:
     assert missing.value.code == 2
     assert "-o/--output" in capsys.readouterr().err
     assert main([]) == 2
+
+
+def test_verbose_shows_gtasr_debug_lines_but_not_the_libraries() -> None:
+    """-v turns on gtasr's own debug log; PIL's per-chunk debug log would flood a run's stderr."""
+    script = (
+        "import logging\n"
+        "from PIL import Image\n"
+        "from gtasr.cli import main\n"
+        "assert main(['-v', 'info', '--model', 'bundled']) == 0\n"
+        "logging.getLogger('gtasr.probe').debug('gtasr debug line')\n"
+        f"Image.open({str(SAMPLE)!r}).load()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert "gtasr debug line" in run.stderr
+    assert "STREAM" not in run.stderr  # PIL.PngImagePlugin's debug output

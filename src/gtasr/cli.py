@@ -59,11 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         command = f"gtasr {args.command}" if getattr(args, "command", None) else "gtasr"
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose else logging.INFO,
-            format="%(message)s",
-            stream=sys.stderr,
-        )
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        if args.verbose:  # gtasr's own details; libraries' debug output (PIL's chunks) stays off
+            logging.getLogger("gtasr").setLevel(logging.DEBUG)
         if not hasattr(args, "func"):
             parser.print_help()
             return EXIT_FATAL
