@@ -111,6 +111,12 @@ def ray_address(text: str) -> str:
     return text
 
 
+def name_list(text: str) -> list[str]:
+    """argparse type of a comma-separated list of names (``--images``, ``--packages``);
+    spaces around a name and empty names are dropped."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def positive(text: str) -> int:
     """argparse type of a count that must be at least 1 (``--max-steps``, ``--count``)."""
     value = _whole(text)

@@ -192,6 +192,26 @@ def test_fetch_unpacks_real_debs_and_copies(tmp_path, fake_download):
     assert (tmp_path / "photos-test" / "Hill.jpg").read_bytes() == b"hill photo"
 
 
+def test_packages_keeps_only_their_photos_and_downloads_only_them(
+    tmp_path, fake_download, monkeypatch, caplog
+):
+    monkeypatch.setattr(photos_module, "apt_download", fake_download)
+    monkeypatch.setattr(photos_module, "load_manifest", lambda path=None: MANIFEST)
+    assert main(["fetch-photos", "-o", str(tmp_path / "photos"), "--packages", "pkg-one"]) == 0
+    assert fake_download.requested == ["pkg-one/bookworm"]
+    assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["lake.jpg"]
+    assert not (tmp_path / "photos-test").exists()  # pkg-two's held-out photo stays out
+    with caplog.at_level(logging.ERROR):
+        code = main(["fetch-photos", "-o", str(tmp_path / "other"), "--packages", "pkg-one,pkg-9"])
+    assert code == 2 and "unknown photo package pkg-9 (known: pkg-one, pkg-two)" in caplog.text
+    assert not (tmp_path / "other").exists()
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        code = main(["fetch-photos", "-o", str(tmp_path / "none"), "--packages", " , "])
+    assert code == 2 and "no photo package named (known: pkg-one, pkg-two)" in caplog.text
+    assert not (tmp_path / "none").exists() and fake_download.requested == ["pkg-one/bookworm"]
+
+
 def test_existing_photos_are_an_error_before_downloading(tmp_path, fake_download):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "lake.jpg").write_bytes(b"keep")

