@@ -72,3 +72,45 @@ def test_weights_of_other_preconditioning_are_refused(small_config, tmp_path) ->
 def test_a_missing_source_is_one_line(small_config, tmp_path) -> None:
     with pytest.raises(GtasrError, match=r"missing\.safetensors"):
         _trainer(small_config(init_from=str(tmp_path / "missing.safetensors")), tmp_path / "run")
+
+
+def test_stage2_from_a_model_file_starts_theta_ema_and_reference_from_it(
+    small_config, tmp_path
+) -> None:
+    bundled, _ = read_weights(bundled_model_path())
+    config = small_config(
+        stage=2,
+        init_from="bundled",
+        schedule={"power": 1.0, "num_intervals": [3]},
+        train={"iterations": 1},
+    )
+    trainer = _trainer(config, tmp_path / "start")
+    assert _same(trainer.model.backbone, bundled)
+    assert _same(trainer.ema.module, bundled)
+    assert trainer.reference is not None
+    assert _same(trainer.reference.backbone, bundled)
+    summary = train(config, tmp_path / "run", setup("cpu"))
+    assert summary.final_step == 1
+    tuned, _ = read_weights(resolve_checkpoint(tmp_path / "run") / "model-raw.safetensors")
+    assert any(not torch.equal(tuned[k], bundled[k]) for k in tuned)
+
+
+def test_stage2_from_a_run_of_other_preconditioning_is_refused(small_config, tmp_path) -> None:
+    """The tensors of a Stage I run with lr_anchor off have the shapes of one with it on."""
+    train(
+        small_config(model={"lr_anchor": False}, train={"iterations": 1}),
+        tmp_path / "stage1",
+        setup("cpu"),
+    )
+    config = small_config(
+        stage=2,
+        init_from=str(tmp_path / "stage1"),
+        model={"lr_anchor": True},
+        schedule={"power": 1.0, "num_intervals": [3]},
+    )
+    with pytest.raises(GtasrError, match=r"init_from has lr_anchor False, the config True"):
+        _trainer(config, tmp_path / "stage2")
+    config.model.lr_anchor = False
+    trainer = _trainer(config, tmp_path / "stage2-same")
+    ema, _ = read_weights(resolve_checkpoint(tmp_path / "stage1") / EMA_FILE)
+    assert _same(trainer.ema.module, ema)

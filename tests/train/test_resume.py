@@ -98,10 +98,22 @@ def test_resume_refuses_a_checkpoint_of_another_network(small_config, tmp_path: 
     train(small_config(train={"iterations": 2, "checkpoint_every": 1}), tmp_path / "run", env)
     recorded = (tmp_path / "run" / "config.yaml").read_bytes()
     narrower = {**preset_config("tiny"), "base_channels": 16}
-    other = small_config(model={"network": narrower}, train={"iterations": 4})
-    with pytest.raises(GtasrError, match="another stage or network"):
+    other = small_config(model={"network": narrower, "lr_anchor": True}, train={"iterations": 4})
+    with pytest.raises(GtasrError, match="the checkpoint has base_channels 32, the config 16"):
         train(other, tmp_path / "run", env, resume=True)
     assert (tmp_path / "run" / "config.yaml").read_bytes() == recorded  # the run's, still
+    # the same tensors for another preconditioning or stage are refused too
+    other = small_config(model={"lr_anchor": False}, train={"iterations": 4})
+    with pytest.raises(GtasrError, match="the checkpoint has lr_anchor True, the config False"):
+        train(other, tmp_path / "run", env, resume=True)
+    other = small_config(
+        stage=2,
+        init_from=str(tmp_path / "run"),
+        schedule={"power": 1.0, "num_intervals": [3]},
+        train={"iterations": 4},
+    )
+    with pytest.raises(GtasrError, match="checkpoint is of Stage 1, the config of Stage 2"):
+        train(other, tmp_path / "run", env, resume=True)
 
 
 def test_resume_sets_a_damaged_checkpoint_aside_and_takes_the_one_before(

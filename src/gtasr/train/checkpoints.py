@@ -214,14 +214,14 @@ def init_model_file(source: str) -> Path:
     return resolve_model(source)
 
 
-def check_same_model(info: ModelInfo, meta: ModelMeta, path: Path) -> None:
+def check_same_model(info: ModelInfo, meta: ModelMeta, path: Path, what: str = "init_from") -> None:
     """Refuse weights whose network or preconditioning differ from the config's, naming
-    the first setting that differs."""
+    the first setting that differs; ``what`` names the weights in the message."""
     off = dict.fromkeys(SWITCHES, False)  # a switch that is off may go unwritten
     ours = json.loads(json.dumps({**off, **meta.network, **meta.precond}))
     theirs = {**off, **info.network, **info.precond}
     for key in {**ours, **theirs}:
         if theirs.get(key) != ours.get(key):
             raise GtasrError(
-                f"{path}: init_from has {key} {theirs.get(key)!r}, the config {ours.get(key)!r}"
+                f"{path}: {what} has {key} {theirs.get(key)!r}, the config {ours.get(key)!r}"
             )

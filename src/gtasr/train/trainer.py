@@ -13,7 +13,6 @@ processes reproduce one process that accumulates K micro-batches.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -132,21 +131,38 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def _init_stage2(self, source: str) -> None:
-        """Stage II starts theta from Stage I's raw weights, EMA and psi from its EMA."""
+        """Stage II starts theta from Stage I's raw weights, EMA and psi from its EMA.
+
+        A model file or name (``bundled``, ``hf://...``) has one set of weights: theta,
+        its EMA and psi all start from it, so that a trained model gets a further Stage II.
+        """
+        if Path(source).is_dir():
+            self._init_from_stage1_run(source)
+        else:
+            self._init_from_model(source)
+        assert self.reference is not None
+        self.reference.load_state_dict(self.ema_model.state_dict())
+
+    def _init_from_stage1_run(self, source: str) -> None:
+        """Theta from a Stage I run's (or checkpoint's) raw weights, the EMA from its EMA.
+
+        Its network and preconditioning must be the config's, as for a model file: a run
+        trained for other conventions has tensors of the same shapes and would load.
+        """
         folder = resolve_checkpoint(source)
-        if read_info(folder / RAW_FILE).stage != 1:
+        info = read_info(folder / RAW_FILE)
+        if info.stage != 1:
             log.warning("%s: init_from is not a Stage I checkpoint", folder)
+        check_same_model(info, self.meta, folder / RAW_FILE)
         _restore(folder / RAW_FILE, self.model.backbone.load_state_dict)
         decay = self.config.train.ema_decay
         _restore(
             folder / EMA_FILE, lambda w: self.ema.load_state_dict({"decay": decay, "weights": w})
         )
-        assert self.reference is not None
-        self.reference.load_state_dict(self.ema_model.state_dict())
         log.info("Stage II initialised from %s", folder)
 
     def _init_from_model(self, source: str) -> None:
-        """Stage I from trained weights (fine-tuning): theta and its EMA start from them.
+        """Start from trained weights (fine-tuning): theta and its EMA start from them.
 
         ``source`` is a run or checkpoint folder (its EMA weights) or a model spec (a model
         file, ``bundled``, ``hf://...``). Its network and preconditioning must be the
@@ -157,7 +173,7 @@ class Trainer:
         check_same_model(info, self.meta, path)
         _restore_weights(path, state, self.model.backbone.load_state_dict)
         self.ema.load_state_dict({"decay": self.config.train.ema_decay, "weights": state})
-        log.info("Stage I initialised from %s (step %d of its run)", path, info.iteration)
+        log.info("initialised from %s (step %d of its run)", path, info.iteration)
 
     def state(self) -> dict[str, Any]:
         """Everything besides the model files that a bit-exact resume needs."""
@@ -242,9 +258,12 @@ class Trainer:
             info = read_info(folder / RAW_FILE)
         except GtasrError as error:
             raise CheckpointDamaged(f"{folder} is damaged ({error})") from error
-        same_network = info.network == json.loads(json.dumps(self.meta.network))
-        if info.stage != self.config.stage or not same_network:
-            raise GtasrError(f"{folder}: checkpoint is of another stage or network than the config")
+        if info.stage != self.config.stage:
+            raise GtasrError(
+                f"{folder}: checkpoint is of Stage {info.stage}, the config of Stage "
+                f"{self.config.stage}"
+            )
+        check_same_model(info, self.meta, folder, what="the checkpoint")
         try:
             raw, ema, state = read_checkpoint(folder)
             missing = sorted(set(STATE_KEYS) - set(state))
