@@ -18,6 +18,7 @@ DATA=${DATA:-../shared/data}
 FIGURES=${FIGURES:-docs/images}
 CT_STEPS=${CT_STEPS:-22000}
 TA_STEPS=${TA_STEPS:-10250}
+FT_STEPS=${FT_STEPS:-1500}
 mkdir -p "$OUT" "$FIGURES"
 
 # Stage I runs stopped before their last iteration have no model.safetensors: their EMA
@@ -27,8 +28,9 @@ declare -A models=(
     [CT-only]=$RUNS/ct_s2/model.safetensors
     [CT+TA-stage1]=$RUNS/ta_s1/checkpoints/step-$(printf %08d "$TA_STEPS")/model-ema.safetensors
     [GTASR]=$RUNS/gtasr_s2/model.safetensors
-    [bundled-stage1]=$RUNS/ta_s1/best.safetensors
-    [bundled]=$RUNS/ta_s2/best.safetensors
+    [v2-stage1]=$RUNS/ta_s1/best.safetensors
+    [v2]=$RUNS/ta_s2/best.safetensors
+    [bundled]=$RUNS/ft_s2/model.safetensors
 )
 
 score() {
@@ -62,13 +64,14 @@ grid() {
     local sr=$OUT/imagenet-test-sample
     "$GTASR" compare-grid --lq "$DATA/imagenet-test-sample/lq" \
         --gt "$DATA/imagenet-test-sample/gt" --sr "CT-only=$sr/CT-only" --sr "GTASR=$sr/GTASR" \
-        --sr "bundled=$sr/bundled" \
+        --sr "v2=$sr/v2" \
         --images "${GRID_IMAGES:-ILSVRC2012_val_00000067,ILSVRC2012_val_00000104}" \
         --box "${GRID_BOX:-64,64,128,128}" -o "$FIGURES/comparison.png" --overwrite
 }
 
 tables() {
-    "$PY" scripts/results_table.py --results "$OUT" --runs "$RUNS" --ta-steps "$TA_STEPS" | tee "$OUT/tables.md"
+    "$PY" scripts/results_table.py --results "$OUT" --runs "$RUNS" --ta-steps "$TA_STEPS" \
+        --ft-steps "$FT_STEPS" | tee "$OUT/tables.md"
 }
 
 if (($# == 0)); then

@@ -20,18 +20,21 @@ from gtasr.train.cost import run_cost
 Producers = tuple[tuple[str, int | None], ...]
 
 
-def methods(ta_steps: int) -> dict[str, Producers]:
+def methods(ta_steps: int, ft_steps: int) -> dict[str, Producers]:
     """Name in out/results -> the runs that produced it, in training order, each with the
     step it was taken at (None: the run's end); the GTASR arm's Stage I is ta_s1 up to
-    ``ta_steps`` (scripts/train_cpu_tiny.sh's TA_STEPS)."""
+    ``ta_steps`` and the bundled model's fine-tuning Stage I is ft_s1 up to ``ft_steps``
+    (scripts/train_cpu_tiny.sh's TA_STEPS and FT_STEPS)."""
+    v2 = (("ta_s1", None), ("ta_s2", None))
     return {
         "bicubic": (),
         "CT-only-stage1": (("ct_s1", None),),
         "CT-only": (("ct_s1", None), ("ct_s2", None)),
         "CT+TA-stage1": (("ta_s1", ta_steps),),
         "GTASR": (("ta_s1", ta_steps), ("gtasr_s2", None)),
-        "bundled-stage1": (("ta_s1", None),),
-        "bundled": (("ta_s1", None), ("ta_s2", None)),
+        "v2-stage1": (("ta_s1", None),),
+        "v2": v2,
+        "bundled": (*v2, ("ft_s1", ft_steps), ("ft_s2", None)),
     }
 
 
@@ -78,8 +81,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("out/results"))
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--ta-steps", type=int, default=10250, help="the GTASR arm's Stage I step")
+    parser.add_argument("--ft-steps", type=int, default=1500, help="ft_s1's last step")
     args = parser.parse_args()
-    producers = methods(args.ta_steps)
+    producers = methods(args.ta_steps, args.ft_steps)
     sets = (
         ("imagenet-test-sample", PAIRED),
         ("held-out-photos", PAIRED),

@@ -148,7 +148,7 @@ def _parse_call(call: list[str]) -> tuple[Config, str, int | None]:
 def test_ablation_runs_of_the_training_script(tmp_path: Path) -> None:
     calls = [_parse_call(call) for call in _script_calls(tmp_path)]
     runs = [folder for _, folder, _ in calls]
-    names = ("ct_s1", "ta_s1", "ta_s1", "ta_s2", "ct_s2", "gtasr_s2")
+    names = ("ct_s1", "ta_s1", "ta_s1", "ta_s2", "ft_s1", "ft_s2", "ct_s2", "gtasr_s2")
     assert runs == [f"runs/{n}" for n in names]
     (ct1, _, ct_until), (ta1, _, ta_until), (ta1_end, _, ta_end) = calls[:3]
     # ta_s1 stops where the GTASR arm takes its Stage I, then runs to the end of its
@@ -161,24 +161,47 @@ def test_ablation_runs_of_the_training_script(tmp_path: Path) -> None:
     assert ta1.train.keep_checkpoints * ta1.train.checkpoint_every >= ta1.train.iterations
     ct1.train.keep_checkpoints = ta1.train.keep_checkpoints
     assert ct1.train == ta1.train
-    shipped, ct2, full = (config for config, _, _ in calls[3:])
+    v2, ct2, full = (calls[index][0] for index in (3, 6, 7))
     assert (ct2.init_from, full.init_from) == (
         "runs/ct_s1",
         f"runs/ta_s1/checkpoints/step-{ta_until:08d}",
     )
     assert (ct2.loss.stab_weight, ct2.loss.rect_weight) == (0.0, 0.0)
-    # the bundled model: the same Stage II as the GTASR arm, from the end of ta_s1
-    assert shipped.init_from == "runs/ta_s1"
-    shipped.init_from = full.init_from
-    assert shipped == full
+    # the bundled model v2: the same Stage II as the GTASR arm, from the end of ta_s1
+    assert v2.init_from == "runs/ta_s1"
+    v2.init_from = full.init_from
+    assert v2 == full
     assert (full.loss.stab_weight, full.loss.rect_weight, full.loss.rect_gradient) == (
         0.2,
         1.0,
         True,
     )
-    assert ct2.train == full.train and ct2.data == full.data
+    assert ct2.train == full.train and ct2.data == full.data == ta1.data
     # Stage II trains the network Stage I made
     assert ct2.model == ta1.model and ct2.data.degradation == ta1.data.degradation
+
+
+def test_the_bundled_model_is_v2_fine_tuned_on_128_px_crops(tmp_path: Path) -> None:
+    """ft_s1 and ft_s2 (Finding 12): the v2 recipe's two stages again from v2's file, at
+    128 px crops and batch 2, the pixels per step of the 64 px x 8 of every other run."""
+    calls = [_parse_call(call) for call in _script_calls(tmp_path, "ta_s1", "ft_s1", "ft_s2")]
+    (ta1, _, _), (ft1, ft1_out, ft1_until), (ft2, ft2_out, _) = calls[1:]
+    assert (ft1_out, ft2_out) == ("runs/ft_s1", "runs/ft_s2")
+    assert ft1.init_from == "runs/ta_s2/best.safetensors"
+    assert ft2.init_from == f"runs/ft_s1/checkpoints/step-{ft1_until:08d}"
+    assert (ft1.stage, ft2.stage) == (1, 2) and ft1_until < ft1.train.iterations
+    for config in (ft1, ft2):
+        assert (config.data.crop_size, config.train.batch_size) == (128, 2)
+        assert config.data.crop_size**2 * config.train.batch_size == (
+            ta1.data.crop_size**2 * ta1.train.batch_size
+        )
+        assert config.model == ta1.model and config.data.degradation == ta1.data.degradation
+    # v2 trained on the photos of its five packages, the fine-tuning on all of them
+    assert ta1.data.hr_dirs == ["data-cache/photos-v2"]
+    assert ft1.data.hr_dirs == ft2.data.hr_dirs == ["data-cache/photos"]
+    # a fresh, lower learning rate and the schedule's last N from the start
+    assert ft1.train.lr < ta1.train.lr and ft1.schedule.num_intervals == [3]
+    assert ft1.train.lr_milestones[0] > ft1_until
 
 
 def test_training_script_rejects_an_unknown_run(tmp_path: Path) -> None:
@@ -261,3 +284,18 @@ def test_the_v3_script_trains_compact_stage1_then_stage2_from_its_end(tmp_path: 
     assert one.data.hr_dirs == ["data-cache/photos"]
     assert one.train.lr_milestones[-1] < one.train.iterations
     assert two.train.reference_sync_every * 2 == two.train.iterations
+
+
+def test_the_v2_photo_packages_of_the_training_script_give_its_42_photos() -> None:
+    """scripts/train_cpu_tiny.sh's V2_PACKAGES select the training photos v2 was trained on
+    (42, docs/data-and-licences.md) and the 6 held-out photos of every run."""
+    import re
+
+    from gtasr.data.photos import load_manifest, only_packages
+
+    script = (CONFIGS.parent / "scripts" / "train_cpu_tiny.sh").read_text()
+    names = "".join(re.findall(r"^V2_PACKAGES\+?=(\S+)$", script, flags=re.MULTILINE))
+    photos = only_packages(load_manifest(), names.split(",")).photos
+    assert sum(photo.split == "train" for photo in photos) == 42
+    assert [photo.split for photo in load_manifest().photos].count("test") == 6
+    assert sum(photo.split == "test" for photo in photos) == 6

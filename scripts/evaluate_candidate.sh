@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Scores a bundled-model v3 candidate (scripts/train_cpu_compact.sh) against bicubic and the
-# v2 bundled model with one seed, on every set the v3 targets name, and draws the RealSet65
-# crop grid (bicubic | v2 | v3). Tables and JSON go to ${OUT:-out/results-v3}, the grid to
-# ${FIGURES:-docs/images}/realset65-v3.png.
+# Scores a bundled-model candidate against bicubic and the v2 bundled model with one seed,
+# on every set the bundled model's targets name, and draws the RealSet65 crop grid
+# (bicubic | v2 | candidate). Tables and JSON go to ${OUT:-out/results-candidate}, the grid
+# to ${FIGURES:-docs/images}/realset65-grid.png.
 #
-#   scripts/evaluate_cpu_compact.sh                  # scores, then the grid
-#   MODEL=runs/compact_s1/best.safetensors scripts/evaluate_cpu_compact.sh scores
+#   scripts/evaluate_candidate.sh                  # ft_s2 of scripts/train_cpu_tiny.sh
+#   MODEL=runs/compact_s2/best.safetensors NAME=compact scripts/evaluate_candidate.sh scores
 #
 # Sets: the 32 ImageNet-Test pairs and RealSet65 (NIQE) in ../shared/data, and the held-out
 # photos as pairs of three degradations, made once with
@@ -17,15 +17,16 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 GTASR=${GTASR:-.venv/bin/gtasr}
 RUNS=${RUNS:-runs}
-MODEL=${MODEL:-$RUNS/compact_s2/best.safetensors}
-V2=${V2:-src/gtasr/weights/gtasr-default.safetensors}
-OUT=${OUT:-out/results-v3}
+MODEL=${MODEL:-$RUNS/ft_s2/model.safetensors}
+NAME=${NAME:-candidate}
+V2=${V2:-$RUNS/ta_s2/best.safetensors}
+OUT=${OUT:-out/results-candidate}
 DATA=${DATA:-../shared/data}
 HELD_OUT=${HELD_OUT:-data-cache}
 FIGURES=${FIGURES:-docs/images}
 
 scores() {
-    local methods=(--model "v2=$V2" --model "v3=$MODEL") set
+    local methods=(--model "v2=$V2" --model "$NAME=$MODEL") set
     "$PY" bench/quality.py "${methods[@]}" --data "$DATA/imagenet-test-sample" \
         -o "$OUT/imagenet-test-sample" | tee "$OUT/imagenet-test-sample.md"
     for set in testset-photos testset-jpeg testset-train; do
@@ -44,8 +45,8 @@ grid() {
     local args=()
     for box in "${boxes[@]}"; do args+=(--box "$box"); done
     "$GTASR" compare-grid --lq "$DATA/realset65" --sr "v2=$sr/v2-no-reference" \
-        --sr "v3=$sr/v3-no-reference" --images 0014,comic1,oldphoto2,0032,ADE_val_00000114 \
-        "${args[@]}" -o "$FIGURES/realset65-v3.png" --overwrite
+        --sr "$NAME=$sr/$NAME-no-reference" --images 0014,comic1,oldphoto2,0032,ADE_val_00000114 \
+        "${args[@]}" -o "$FIGURES/realset65-grid.png" --overwrite
 }
 
 mkdir -p "$OUT" "$FIGURES"

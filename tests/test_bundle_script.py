@@ -1,0 +1,49 @@
+"""scripts/bundle_model.py: the bundled file keeps the weights and records every run's config."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from gtasr.infer.upscaler import bundled_model_path
+from gtasr.modelfile import read_info
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bundle_model.py"
+
+
+def _run_folder(root: Path, name: str, config: str) -> Path:
+    run = root / name
+    run.mkdir()
+    shutil.copy(bundled_model_path(), run / "model.safetensors")
+    (run / "config.yaml").write_text(config, encoding="utf-8")
+    return run
+
+
+def test_a_chain_of_runs_is_recorded_in_training_order(tmp_path: Path) -> None:
+    first = _run_folder(tmp_path, "ft_s1", "stage: 1\ninit_from: runs/ta_s2/best.safetensors\n")
+    last = _run_folder(tmp_path, "ft_s2", "stage: 2\ninit_from: runs/ft_s1\n")
+    target = tmp_path / "bundled.safetensors"
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        str(first),
+        str(last),
+        "--description",
+        "tiny, two runs",
+    ]
+    subprocess.run([*command, "-o", str(target)], check=True, timeout=120)
+    info = read_info(target)
+    assert info.extra["description"] == "tiny, two runs"
+    documents = list(yaml.safe_load_all(info.extra["training_config"]))
+    assert [document["stage"] for document in documents] == [1, 2]
+    assert documents[1]["init_from"] == "runs/ft_s1"
+    assert info.extra["training_config"].startswith("# ft_s1\n")
+    bundled, source = load_file(str(target)), load_file(str(last / "model.safetensors"))
+    assert bundled.keys() == source.keys()
+    assert all(torch.equal(bundled[key], source[key]) for key in source)
