@@ -2,12 +2,15 @@
 
     python scripts/bundle_model.py runs/ta_s1_1000 --file best --description "GTASR-tiny, ..."
     python scripts/bundle_model.py runs/ft_s1 runs/ft_s2 --description "..."
+    python scripts/bundle_model.py runs/ft2_s1 runs/ft2_s2 --after v2.1.safetensors --description D
 
 The model is taken from the last run folder; ``--file best`` takes its best-validation
 model instead of its final one. The weights are unchanged; the file gains the runs'
 resolved configs (one YAML document per run, in the order given, so that a model made by
 a chain of runs records each) and a description in its metadata (``gtasr info --model``
 prints them), and is written atomically to ``src/gtasr/weights/gtasr-default.safetensors``.
+``--after`` names the model file the first run started from: the configs it records come
+first, so that a model fine-tuned from a bundled one keeps the whole chain.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ def training_configs(runs: list[Path]) -> str:
     return "---\n".join(documents)
 
 
+def recorded_configs(model: Path) -> str:
+    """The training configs a model file records (empty where it records none)."""
+    return read_info(model).extra.get("training_config", "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -38,13 +46,18 @@ def main() -> None:
     )
     parser.add_argument("--file", choices=("model", "best"), default="model")
     parser.add_argument("--description", required=True)
+    parser.add_argument(
+        "--after", type=Path, default=None, help="model file the first run was fine-tuned from"
+    )
     parser.add_argument("-o", "--output", type=Path, default=TARGET, help="model file to write")
     args = parser.parse_args()
     source = args.runs[-1] / f"{args.file}.safetensors"
     info = read_info(source)
     extra = dict(info.extra)
     extra["description"] = args.description
-    extra["training_config"] = training_configs(args.runs)
+    configs = training_configs(args.runs)
+    earlier = recorded_configs(args.after) if args.after is not None else ""
+    extra["training_config"] = f"{earlier.rstrip()}\n---\n{configs}" if earlier else configs
     args.output.parent.mkdir(parents=True, exist_ok=True)
     save_described(args.output, load_file(str(source)), dataclasses.replace(info, extra=extra))
 

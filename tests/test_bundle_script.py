@@ -47,3 +47,28 @@ def test_a_chain_of_runs_is_recorded_in_training_order(tmp_path: Path) -> None:
     bundled, source = load_file(str(target)), load_file(str(last / "model.safetensors"))
     assert bundled.keys() == source.keys()
     assert all(torch.equal(bundled[key], source[key]) for key in source)
+
+
+def test_a_model_fine_tuned_from_a_bundled_one_keeps_the_whole_chain(tmp_path: Path) -> None:
+    """--after: the configs the starting model records come before the new runs'."""
+    earlier = tmp_path / "earlier.safetensors"
+    first = _run_folder(tmp_path, "ft_s1", "stage: 1\ninit_from: bundled\n")
+    second = _run_folder(tmp_path, "ft_s2", "stage: 2\ninit_from: runs/ft_s1\n")
+    bundle = [sys.executable, str(SCRIPT), "--description", "d"]
+    subprocess.run([*bundle, str(first), str(second), "-o", str(earlier)], check=True, timeout=120)
+    third = _run_folder(tmp_path, "ft2_s1", f"stage: 1\ninit_from: {earlier}\n")
+    fourth = _run_folder(tmp_path, "ft2_s2", "stage: 2\ninit_from: runs/ft2_s1\n")
+    target = tmp_path / "later.safetensors"
+    command = [*bundle, str(third), str(fourth), "--after", str(earlier), "-o", str(target)]
+    subprocess.run(command, check=True, timeout=120)
+    text = read_info(target).extra["training_config"]
+    documents = list(yaml.safe_load_all(text))
+    assert [document["stage"] for document in documents] == [1, 2, 1, 2]
+    assert [document["init_from"] for document in documents] == [
+        "bundled",
+        "runs/ft_s1",
+        str(earlier),
+        "runs/ft2_s1",
+    ]
+    headings = [line for line in text.splitlines() if line.startswith("# ")]
+    assert headings == ["# ft_s1", "# ft_s2", "# ft2_s1", "# ft2_s2"]
