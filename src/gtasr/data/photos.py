@@ -157,11 +157,11 @@ def verify_and_copy(
 def only_packages(manifest: Manifest, names: Sequence[str]) -> Manifest:
     """The part of the list that comes from the named packages (e.g. the five that the
     bundled model v2 was trained on); an unknown name is an error that lists the known."""
+    known = ", ".join(manifest.packages)
     if not names:
-        raise GtasrError("no photo package named (known: " + ", ".join(manifest.packages) + ")")
+        raise GtasrError(f"no photo package named (known: {known})")
     unknown = [name for name in names if name not in manifest.packages]
     if unknown:
-        known = ", ".join(manifest.packages)
         raise GtasrError(f"unknown photo package {', '.join(unknown)} (known: {known})")
     return Manifest(
         packages={name: manifest.packages[name] for name in names},
