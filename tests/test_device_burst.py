@@ -109,21 +109,23 @@ def test_photos_are_shrunk_to_the_short_side_and_never_enlarged(pack: Path) -> N
     assert sorted(p.name for p in (pack / "testset").rglob("*.png")) == ["val.png", "val.png"]
 
 
+def _find(candidates, arch: str, from_env: bool):
+    """The weights found among ``candidates(arch)``: only (or all but) the
+    ``GTASR_WEIGHTS_DIR`` place."""
+    places = [c for c in candidates(arch, None) if (c.label == ENV_LABEL) == from_env]
+    return find_weights(arch, places)
+
+
 @pytest.mark.parametrize("arch", ["vgg16", "alexnet"])
 def test_weights_read_back_from_gtasr_weights_dir_to_float16_precision(
     pack: Path, arch: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(ENV_WEIGHTS_DIR, raising=False)
-    originals = [c for c in trunk_candidates(arch, None) if c.label != ENV_LABEL]
-    original, _ = find_weights(arch, originals)
-    heads, _ = find_weights(arch, [c for c in head_candidates(arch, None) if c.label != ENV_LABEL])
+    original, _ = _find(trunk_candidates, arch, from_env=False)
+    heads, _ = _find(head_candidates, arch, from_env=False)
     monkeypatch.setenv(ENV_WEIGHTS_DIR, str(pack / "weights"))
-    packed, path = find_weights(
-        arch, [c for c in trunk_candidates(arch, None) if c.label == ENV_LABEL]
-    )
-    packed_heads, _ = find_weights(
-        arch, [c for c in head_candidates(arch, None) if c.label == ENV_LABEL]
-    )
+    packed, path = _find(trunk_candidates, arch, from_env=True)
+    packed_heads, _ = _find(head_candidates, arch, from_env=True)
     assert path == pack / "weights" / TORCHVISION_FILES[arch]
     stored = torch.load(path, map_location="cpu", weights_only=True)
     assert {tensor.dtype for tensor in stored.values()} == {torch.float16}
