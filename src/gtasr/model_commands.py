@@ -148,14 +148,25 @@ def count_parameters(path: Path) -> int:
         return sum(math.prod(handle.get_slice(name).get_shape()) for name in names)
 
 
+MAX_CHANGED_SETTINGS = 3
+"""A network that differs from a preset in more settings than this is a custom architecture."""
+
+
 def preset_name(network: dict) -> str:
-    """The preset whose architecture ``network`` is ("tiny preset"), or "custom architecture"."""
+    """The preset ``network`` is ("tiny preset"), or the one it changes in a few settings
+    ("tiny preset with head_channels=48"), or "custom architecture"."""
     from gtasr.nets import PRESETS, preset_config
 
+    candidates = []
     for name in PRESETS:
-        if json.loads(json.dumps(preset_config(name))) == network:
-            return f"{name} preset"
-    return "custom architecture"
+        preset = json.loads(json.dumps(preset_config(name)))
+        if set(network) == set(preset):
+            changed = [f"{key}={network[key]}" for key in preset if network[key] != preset[key]]
+            candidates.append((len(changed), name, changed))
+    if not candidates or min(candidates)[0] > MAX_CHANGED_SETTINGS:
+        return "custom architecture"
+    _, name, changed = min(candidates)
+    return f"{name} preset with {', '.join(changed)}" if changed else f"{name} preset"
 
 
 def _extra_line(key: str, value: str) -> str:
