@@ -1,12 +1,12 @@
 """Cost of candidate network sizes for CPU training and inference; prints one JSON object.
 
-For each candidate (the tiny preset and wider or deeper variants of it), times the
-cpu_tiny Stage I step (L_CT + L_TA on one point, ``lr_anchor``, batch 8 of 64 px
-crops unless told otherwise) and the one-step inference of a 128x128 LR tile on the
-fast path, both in alternation over ``--rounds`` rounds so that a changing load
-affects every candidate alike, and reports medians, the ratio to tiny, parameters
-and multiply-accumulates. A candidate is worth training only if its step costs at
-most 3x tiny's and its inference at most 3x tiny's (the bundled model's budget).
+For each candidate (the tiny preset, wider or deeper variants of it, and tiny with a wider
+x4 head: ``tiny-h48``), times the cpu_tiny Stage I step (L_CT + L_TA on one point,
+``lr_anchor``, batch 8 of 64 px crops unless told otherwise) and the one-step inference
+of a 128x128 LR tile on the fast path, both in alternation over ``--rounds`` rounds so
+that a changing load affects every candidate alike, and reports medians, the ratio to
+tiny, parameters and multiply-accumulates. A candidate is worth training only if its step
+costs at most 3x tiny's and its inference at most 3x tiny's (the bundled model's budget).
 
     python bench/network_size.py --threads 1 --precision bf16
 """
@@ -44,6 +44,8 @@ CANDIDATES = {
         "head_channels": 24,
         "blocks_per_level": 2,
     },
+    "tiny-h32": {"head_channels": 32},
+    "tiny-h48": {"head_channels": 48},
     "tiny-w64-b2": {
         "base_channels": 64,
         "swin_dim": 64,

@@ -1,12 +1,13 @@
 """Write a copy of a model file whose x4 head is wider, computing the same output.
 
-    python scripts/widen_head.py v2.1.safetensors v2.1-h48.safetensors --width 48
+    python scripts/widen_head.py src/gtasr/weights/gtasr-default.safetensors \
+        v2.1-h48.safetensors --width 48
 
 The copy is the start of a fine-tuning run with that wider network
-(``--set model.network=...`` with the new ``head_channels``; ``scripts/train_cpu_tiny.sh``
-does this for the bundled model). The training configs the source records are kept, so
-that ``bundle_model.py --after`` still records the whole chain, and the description says
-what was widened. :mod:`gtasr.nets.grow` explains why the output is unchanged.
+(``--set model.network=...`` with the new ``head_channels``; docs/training-diagnosis.md,
+Finding 15, has the commands and what it gained). The training configs the source
+records are kept, so that ``bundle_model.py --after`` still records the whole chain, and
+the description says what was widened. :mod:`gtasr.nets.grow` explains why the output is unchanged.
 """
 
 from __future__ import annotations
