@@ -1,7 +1,7 @@
 """Cost of candidate network sizes for CPU training and inference; prints one JSON object.
 
 For each candidate (the tiny preset, wider or deeper variants of it, and tiny with a wider
-x4 head: ``tiny-h48``), times the cpu_tiny Stage I step (L_CT + L_TA on one point,
+x4 head: ``tiny-h32``, ``tiny-h48``), times the cpu_tiny Stage I step (L_CT + L_TA on one point,
 ``lr_anchor``, batch 8 of 64 px crops unless told otherwise) and the one-step inference
 of a 128x128 LR tile on the fast path, both in alternation over ``--rounds`` rounds so
 that a changing load affects every candidate alike, and reports medians, the ratio to

@@ -7,7 +7,8 @@ The copy is the start of a fine-tuning run with that wider network
 (``--set model.network=...`` with the new ``head_channels``; docs/training-diagnosis.md,
 Finding 15, has the commands and what it gained). The training configs the source
 records are kept, so that ``bundle_model.py --after`` still records the whole chain, and
-the description says what was widened. :mod:`gtasr.nets.grow` explains why the output is unchanged.
+the description says what was widened. :mod:`gtasr.nets.grow` explains why the output
+is unchanged.
 """
 
 from __future__ import annotations
