@@ -7,6 +7,7 @@ the same global batch (2 micro-batches).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -24,6 +25,8 @@ from gtasr.train.config import config_to_dict
 from gtasr.train.distributed import setup
 from gtasr.train.run import train
 
+SIGNAL_DEATH = "exitcode  : -"  # torchrun's report of a worker that a signal ended
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -31,31 +34,31 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_nodes_match_one_node_with_the_same_global_batch(small_config, tmp_path: Path) -> None:
-    config = small_config(train={"iterations": 3, "checkpoint_every": 3})
-    config_file = tmp_path / "nodes.yaml"
-    config_file.write_text(yaml.safe_dump(config_to_dict(config)))
+def _train_on_two_nodes(config_file: Path, run_dir: Path, logs_dir: Path) -> tuple[list, list]:
+    """Start two torchrun agents as two nodes; their exit codes and stderr logs."""
     env = dict(
         os.environ,
         OMP_NUM_THREADS="1",
         GLOO_SOCKET_IFNAME="lo",
+        PYTHONFAULTHANDLER="1",  # a worker killed by a signal prints where each thread was
         PYTHONPATH=str(Path(gtasr.__file__).parents[1]),
     )
     endpoint = f"127.0.0.1:{_free_port()}"
     agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
     agent += ["--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint]
     agent += ["--rdzv-id", "gtasr-test", "--local-addr", "127.0.0.1", "--max-restarts", "0"]
-    train_args = ["-m", "gtasr", "-v", "train", str(config_file), "-o", str(tmp_path / "nodes")]
+    train_args = ["-m", "gtasr", "-v", "train", str(config_file), "-o", str(run_dir)]
     # Each node logs to a file: pipes read one after the other would let the second
     # node block on a full pipe while the first waits for it in a collective.
-    log_files = [tmp_path / f"node{index}.log" for index in range(2)]
+    log_files = [logs_dir / f"node{index}.log" for index in range(2)]
     nodes = []
-    for log_file in log_files:
+    for index, log_file in enumerate(log_files):
+        # Node 0 hosts the rendezvous store, as the first machine of a cluster would.
+        host = ["--rdzv-conf", f"is_host={index == 0}"]
         with log_file.open("w") as stream:
             nodes.append(
                 subprocess.Popen(
-                    [*agent, *train_args], env=env, stdout=subprocess.DEVNULL, stderr=stream
+                    [*agent, *host, *train_args], env=env, stdout=subprocess.DEVNULL, stderr=stream
                 )
             )
     try:
@@ -64,15 +67,33 @@ def test_two_nodes_match_one_node_with_the_same_global_batch(small_config, tmp_p
     finally:
         for node in nodes:
             node.kill()
-    logs = [log_file.read_text() for log_file in log_files]
-    assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-2000:] for log in logs)
+    return [node.returncode for node in nodes], [log.read_text() for log in log_files]
+
+
+@pytest.mark.slow
+def test_two_nodes_match_one_node_with_the_same_global_batch(small_config, tmp_path: Path) -> None:
+    config = small_config(train={"iterations": 3, "checkpoint_every": 3})
+    config_file = tmp_path / "nodes.yaml"
+    config_file.write_text(yaml.safe_dump(config_to_dict(config)))
+    run_dir = tmp_path / "nodes"
+    codes, logs = _train_on_two_nodes(config_file, run_dir, tmp_path)
+    if codes != [0, 0] and any(SIGNAL_DEATH in log for log in logs):
+        # A worker ended by a signal inside torch (seen once in CI: SIGABRT, "terminate
+        # called without an active exception", no Python error): one more try on a fresh
+        # run folder and port; a second failure fails the test.
+        logging.getLogger(__name__).warning("a worker died by a signal:\n%s", "\n".join(logs))
+        retry = tmp_path / "retry"
+        retry.mkdir()
+        run_dir = retry / "nodes"
+        codes, logs = _train_on_two_nodes(config_file, run_dir, retry)
+    assert codes == [0, 0], "\n".join(log[-6000:] for log in logs)
     assert sum("finished at step 3" in log for log in logs) == 1  # rank 0 of node 0 reports
     joined = [[f"rank {rank}/2 joined" in log for rank in (0, 1)] for log in logs]
     assert sorted(joined) == [[False, True], [True, False]]  # one rank on each node
 
     config.train.grad_accumulation = 2
     train(config, tmp_path / "single", setup("cpu"))
-    nodes_weights = load_file(str(resolve_checkpoint(tmp_path / "nodes") / RAW_FILE))
+    nodes_weights = load_file(str(resolve_checkpoint(run_dir) / RAW_FILE))
     single = load_file(str(resolve_checkpoint(tmp_path / "single") / RAW_FILE))
     assert nodes_weights.keys() == single.keys()
     for key in single:
