@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The bundled model v3: GTASR-compact, Stage I (L_CT + L_TA) then Stage II (DTM + Stab +
 # L_Rect with gradient), trained on CPU with the cpu_compact configs. Each run resumes
-# where it stopped, so the schedule (about 14 CPU-hours of Stage I on one thread) can span
+# where it stopped, so the schedule (about 11 CPU-hours of Stage I on one thread) can span
 # several sittings; stop it with Ctrl-C or SIGTERM, which writes a checkpoint first.
 #
 #   scripts/train_cpu_compact.sh                 # Stage I, then Stage II

@@ -280,7 +280,7 @@ def test_the_v3_script_trains_compact_stage1_then_stage2_from_its_end(tmp_path: 
     assert (one_out, two_out) == ("runs/compact_s1", "runs/compact_s2")
     assert (one.stage, two.stage, two.init_from) == (1, 2, "runs/compact_s1")
     assert one.model == two.model and one.model.preset == "compact" and lr_anchor_of(one.model)
-    assert one.data == two.data and one.data.degradation == "real"
+    assert one.data == two.data and one.data.degradation == "test"
     assert one.data.hr_dirs == ["data-cache/photos"]
     assert one.train.lr_milestones[-1] < one.train.iterations
     assert two.train.reference_sync_every * 2 == two.train.iterations
