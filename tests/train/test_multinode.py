@@ -34,8 +34,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _train_on_two_nodes(config_file: Path, run_dir: Path, logs_dir: Path) -> tuple[list, list]:
-    """Start two torchrun agents as two nodes; their exit codes and stderr logs."""
+def _train_on_two_nodes(config_file: Path, root: Path) -> tuple[list[int | None], list[str]]:
+    """Two torchrun agents as two nodes train into ``root/nodes``; their exit codes and
+    stderr logs (``root/node0.log``, ``root/node1.log``)."""
     env = dict(
         os.environ,
         OMP_NUM_THREADS="1",
@@ -47,10 +48,10 @@ def _train_on_two_nodes(config_file: Path, run_dir: Path, logs_dir: Path) -> tup
     agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
     agent += ["--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint]
     agent += ["--rdzv-id", "gtasr-test", "--local-addr", "127.0.0.1", "--max-restarts", "0"]
-    train_args = ["-m", "gtasr", "-v", "train", str(config_file), "-o", str(run_dir)]
+    train_args = ["-m", "gtasr", "-v", "train", str(config_file), "-o", str(root / "nodes")]
     # Each node logs to a file: pipes read one after the other would let the second
     # node block on a full pipe while the first waits for it in a collective.
-    log_files = [logs_dir / f"node{index}.log" for index in range(2)]
+    log_files = [root / f"node{index}.log" for index in range(2)]
     nodes = []
     for index, log_file in enumerate(log_files):
         # Node 0 hosts the rendezvous store, as the first machine of a cluster would.
@@ -75,17 +76,16 @@ def test_two_nodes_match_one_node_with_the_same_global_batch(small_config, tmp_p
     config = small_config(train={"iterations": 3, "checkpoint_every": 3})
     config_file = tmp_path / "nodes.yaml"
     config_file.write_text(yaml.safe_dump(config_to_dict(config)))
-    run_dir = tmp_path / "nodes"
-    codes, logs = _train_on_two_nodes(config_file, run_dir, tmp_path)
+    root = tmp_path
+    codes, logs = _train_on_two_nodes(config_file, root)
     if codes != [0, 0] and any(SIGNAL_DEATH in log for log in logs):
         # A worker ended by a signal inside torch (seen once in CI: SIGABRT, "terminate
         # called without an active exception", no Python error): one more try on a fresh
         # run folder and port; a second failure fails the test.
         logging.getLogger(__name__).warning("a worker died by a signal:\n%s", "\n".join(logs))
-        retry = tmp_path / "retry"
-        retry.mkdir()
-        run_dir = retry / "nodes"
-        codes, logs = _train_on_two_nodes(config_file, run_dir, retry)
+        root = tmp_path / "retry"
+        root.mkdir()
+        codes, logs = _train_on_two_nodes(config_file, root)
     assert codes == [0, 0], "\n".join(log[-6000:] for log in logs)
     assert sum("finished at step 3" in log for log in logs) == 1  # rank 0 of node 0 reports
     joined = [[f"rank {rank}/2 joined" in log for rank in (0, 1)] for log in logs]
@@ -93,7 +93,7 @@ def test_two_nodes_match_one_node_with_the_same_global_batch(small_config, tmp_p
 
     config.train.grad_accumulation = 2
     train(config, tmp_path / "single", setup("cpu"))
-    nodes_weights = load_file(str(resolve_checkpoint(run_dir) / RAW_FILE))
+    nodes_weights = load_file(str(resolve_checkpoint(root / "nodes") / RAW_FILE))
     single = load_file(str(resolve_checkpoint(tmp_path / "single") / RAW_FILE))
     assert nodes_weights.keys() == single.keys()
     for key in single:
