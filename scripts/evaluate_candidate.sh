@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Scores a bundled-model candidate against bicubic and the v2 bundled model with one seed,
-# on every set the bundled model's targets name, and draws the RealSet65 crop grid
-# (bicubic | v2 | candidate). Tables and JSON go to ${OUT:-out/results-candidate}, the grid
-# to ${FIGURES:-docs/images}/realset65-grid.png.
+# Scores a bundled-model candidate against bicubic and a baseline model (v2 unless BASE
+# and BASE_NAME say otherwise) with one seed, on every set the bundled model's targets
+# name, and draws the RealSet65 crop grid (bicubic | baseline | candidate). Tables and
+# JSON go to ${OUT:-out/results-candidate}, the grid to
+# ${FIGURES:-docs/images}/realset65-grid.png.
 #
 #   scripts/evaluate_candidate.sh                  # ft_s2 of scripts/train_cpu_tiny.sh
 #   MODEL=runs/compact_s2/best.safetensors NAME=compact scripts/evaluate_candidate.sh scores
+#   BASE=v2.1.safetensors BASE_NAME=v2.1 MODEL=... NAME=... scripts/evaluate_candidate.sh
 #
 # Sets: the 32 ImageNet-Test pairs and RealSet65 (NIQE) in ../shared/data, and the held-out
 # photos as pairs of three degradations, made once with
@@ -19,14 +21,15 @@ GTASR=${GTASR:-.venv/bin/gtasr}
 RUNS=${RUNS:-runs}
 MODEL=${MODEL:-$RUNS/ft_s2/model.safetensors}
 NAME=${NAME:-candidate}
-V2=${V2:-$RUNS/ta_s2/best.safetensors}
+BASE=${BASE:-$RUNS/ta_s2/best.safetensors}
+BASE_NAME=${BASE_NAME:-v2}
 OUT=${OUT:-out/results-candidate}
 DATA=${DATA:-../shared/data}
 HELD_OUT=${HELD_OUT:-data-cache}
 FIGURES=${FIGURES:-docs/images}
 
 scores() {
-    local methods=(--model "v2=$V2" --model "$NAME=$MODEL") set
+    local methods=(--model "$BASE_NAME=$BASE" --model "$NAME=$MODEL") set
     "$PY" bench/quality.py "${methods[@]}" --data "$DATA/imagenet-test-sample" \
         -o "$OUT/imagenet-test-sample" | tee "$OUT/imagenet-test-sample.md"
     for set in testset-photos testset-jpeg testset-train; do
@@ -44,7 +47,7 @@ grid() {
         800,480,192,192 416,416,192,192)
     local args=()
     for box in "${boxes[@]}"; do args+=(--box "$box"); done
-    "$GTASR" compare-grid --lq "$DATA/realset65" --sr "v2=$sr/v2-no-reference" \
+    "$GTASR" compare-grid --lq "$DATA/realset65" --sr "$BASE_NAME=$sr/$BASE_NAME-no-reference" \
         --sr "$NAME=$sr/$NAME-no-reference" --images 0014,comic1,oldphoto2,0032,ADE_val_00000114 \
         "${args[@]}" -o "$FIGURES/realset65-grid.png" --overwrite
 }
