@@ -10,7 +10,8 @@ resolved configs (one YAML document per run, in the order given, so that a model
 a chain of runs records each) and a description in its metadata (``gtasr info --model``
 prints them), and is written atomically to ``src/gtasr/weights/gtasr-default.safetensors``.
 ``--after`` names the model file the first run started from: the configs it records come
-first, so that a model fine-tuned from a bundled one keeps the whole chain.
+first, so that a model fine-tuned from a bundled one keeps the whole chain. ``--half``
+stores the weights as float16, which halves the file of a larger network.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 from gtasr.modelfile import read_info, save_described
@@ -39,6 +41,14 @@ def recorded_configs(model: Path) -> str:
     return read_info(model).extra.get("training_config", "")
 
 
+def half_precision(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` as float16 where it is a float32 weight; the one-element convention tensors
+    (``gtasr.*``) and anything else stay as they are, exact."""
+    if name.startswith("gtasr.") or tensor.dtype != torch.float32:
+        return tensor
+    return tensor.to(torch.float16)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -50,6 +60,11 @@ def main() -> None:
         "--after", type=Path, default=None, help="model file the first run was fine-tuned from"
     )
     parser.add_argument("-o", "--output", type=Path, default=TARGET, help="model file to write")
+    parser.add_argument(
+        "--half",
+        action="store_true",
+        help="store the weights as float16: half the file, and loading widens them to float32",
+    )
     args = parser.parse_args()
     source = args.runs[-1] / f"{args.file}.safetensors"
     info = read_info(source)
@@ -59,7 +74,10 @@ def main() -> None:
     earlier = recorded_configs(args.after) if args.after is not None else ""
     extra["training_config"] = f"{earlier.rstrip()}\n---\n{configs}" if earlier else configs
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    save_described(args.output, load_file(str(source)), dataclasses.replace(info, extra=extra))
+    weights = load_file(str(source))
+    if args.half:
+        weights = {name: half_precision(name, tensor) for name, tensor in weights.items()}
+    save_described(args.output, weights, dataclasses.replace(info, extra=extra))
 
 
 if __name__ == "__main__":

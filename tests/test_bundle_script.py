@@ -72,3 +72,32 @@ def test_a_model_fine_tuned_from_a_bundled_one_keeps_the_whole_chain(tmp_path: P
     ]
     headings = [line for line in text.splitlines() if line.startswith("# ")]
     assert headings == ["# ft_s1", "# ft_s2", "# ft2_s1", "# ft2_s2"]
+
+
+def test_half_stores_float16_weights_that_load_as_the_same_model(tmp_path: Path) -> None:
+    """--half: weights as float16 (switch tensors exact), a file about half the size, and
+    the same upscaled image to within float16 rounding."""
+    import numpy as np
+
+    from gtasr.infer.upscaler import Upscaler
+
+    run = _run_folder(tmp_path, "compact_s2", "stage: 2\ninit_from: runs/compact_s1\n")
+    target = tmp_path / "half.safetensors"
+    command = [sys.executable, str(SCRIPT), str(run), "--half", "--description", "d"]
+    subprocess.run([*command, "-o", str(target)], check=True, timeout=120)
+    half, full = load_file(str(target)), load_file(str(run / "model.safetensors"))
+    assert half.keys() == full.keys()
+    for name, tensor in full.items():
+        if name.startswith("gtasr."):
+            assert torch.equal(half[name], tensor)
+        else:
+            assert half[name].dtype == torch.float16
+            assert torch.equal(half[name], tensor.half())
+    assert target.stat().st_size < 0.6 * (run / "model.safetensors").stat().st_size
+    image = np.random.default_rng(3).integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    outputs = [
+        Upscaler.from_pretrained(path, device="cpu", backend="torch").upscale(image, seed=0)
+        for path in (target, run / "model.safetensors")
+    ]
+    difference = np.abs(outputs[0].astype(int) - outputs[1].astype(int))
+    assert outputs[0].shape == (96, 80, 3) and difference.max() <= 2
