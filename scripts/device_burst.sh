@@ -5,7 +5,7 @@
 # (docs/training.md, "A training burst on a lent GPU"):
 #
 #   bash scripts/device_burst.sh                            # on the GPU machine
-#   bash scripts/device_burst.sh --set init_from=bundled    # more --set for every run
+#   bash scripts/device_burst.sh --set train.seed=1         # more --set for every run
 #   DEVICE=cpu STEPS=4 STAGE2_STEPS=2 bash scripts/device_burst.sh --set data.crop_size=64
 #
 # 1. A probe: PROBE_STEPS (at least 2) steps of Stage I in a throw-away run, no validation.

@@ -30,7 +30,7 @@ declare -A models=(
     [GTASR]=$RUNS/gtasr_s2/model.safetensors
     [v2-stage1]=$RUNS/ta_s1/best.safetensors
     [v2]=$RUNS/ta_s2/best.safetensors
-    [bundled]=$RUNS/ft_s2/model.safetensors
+    [v2.1]=$RUNS/ft_s2/model.safetensors
 )
 
 score() {

@@ -23,7 +23,7 @@ Producers = tuple[tuple[str, int | None], ...]
 def methods(ta_steps: int, ft_steps: int) -> dict[str, Producers]:
     """Name in out/results -> the runs that produced it, in training order, each with the
     step it was taken at (None: the run's end); the GTASR arm's Stage I is ta_s1 up to
-    ``ta_steps`` and the bundled model's fine-tuning Stage I is ft_s1 up to ``ft_steps``
+    ``ta_steps`` and v2.1's fine-tuning Stage I is ft_s1 up to ``ft_steps``
     (scripts/train_cpu_tiny.sh's TA_STEPS and FT_STEPS)."""
     v2 = (("ta_s1", None), ("ta_s2", None))
     return {
@@ -34,7 +34,7 @@ def methods(ta_steps: int, ft_steps: int) -> dict[str, Producers]:
         "GTASR": (("ta_s1", ta_steps), ("gtasr_s2", None)),
         "v2-stage1": (("ta_s1", None),),
         "v2": v2,
-        "bundled": (*v2, ("ft_s1", ft_steps), ("ft_s2", None)),
+        "v2.1": (*v2, ("ft_s1", ft_steps), ("ft_s2", None)),
     }
 
 

@@ -15,7 +15,7 @@
 #   ft_s1     Stage I fine-tuning of v2 on 128 px crops (batch 2, the pixels of 64 px x 8),
 #             lr 1.5e-4, N = 3, stopped at step $FT_STEPS
 #   ft_s2     Stage II from ft_s1 at step $FT_STEPS, on 128 px crops too: its
-#             model.safetensors is the bundled model (docs/training-diagnosis.md, Finding 12)
+#             model.safetensors is the bundled model v2.1 (docs/training-diagnosis.md, Finding 12)
 #   ct_s2     Stage II from ct_s1, DTM only                      (CT-only = CTMSR)
 #   gtasr_s2  Stage II from ta_s1 at step $TA_STEPS, DTM + Stab + L_Rect with gradient
 #             (full GTASR at the compute of ct_s1 + ct_s2)
