@@ -95,7 +95,7 @@ CATALOGUE: Final = {
     for entry in (
         CatalogueEntry(
             name="bundled",
-            parameters=1_483_469,
+            parameters=8_174_993,
             licence="Apache-2.0 (gtasr's)",
         ),
         CatalogueEntry(

@@ -22,6 +22,24 @@ def _same(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> bool:
     return state.keys() == weights.keys() and all(torch.equal(state[k], weights[k]) for k in state)
 
 
+def _bundled_network() -> dict:
+    """The model section that builds the bundled model's network (its preset)."""
+    import json
+
+    from gtasr.modelfile import read_info
+    from gtasr.nets import PRESETS
+
+    network = read_info(bundled_model_path()).network
+    return {
+        "preset": next(p for p in PRESETS if json.loads(json.dumps(preset_config(p))) == network)
+    }
+
+
+def _bundled_weights() -> dict[str, torch.Tensor]:
+    """The bundled model's tensors in float32, as a network loaded from it holds them."""
+    return {name: tensor.float() for name, tensor in read_weights(bundled_model_path())[0].items()}
+
+
 def _trainer(config, run: Path) -> Trainer:
     run.mkdir()
     return Trainer(config, run, setup("cpu"))
@@ -41,12 +59,12 @@ def test_a_run_folder_starts_theta_and_its_ema_from_the_runs_ema(small_config, t
 
 
 def test_the_bundled_model_is_fine_tuned_and_its_weights_move(small_config, tmp_path) -> None:
-    bundled, _ = read_weights(bundled_model_path())
-    trainer = _trainer(small_config(init_from="bundled"), tmp_path / "start")
+    bundled = _bundled_weights()
+    model = _bundled_network()
+    trainer = _trainer(small_config(init_from="bundled", model=model), tmp_path / "start")
     assert _same(trainer.model.backbone, bundled)
-    summary = train(
-        small_config(init_from="bundled", train={"iterations": 2}), tmp_path / "run", setup("cpu")
-    )
+    config = small_config(init_from="bundled", model=model, train={"iterations": 2})
+    summary = train(config, tmp_path / "run", setup("cpu"))
     assert summary.final_step == 2
     tuned, _ = read_weights(resolve_checkpoint(tmp_path / "run") / "model-raw.safetensors")
     changed = [k for k in tuned if not torch.equal(tuned[k], bundled[k])]
@@ -66,7 +84,10 @@ def test_weights_of_another_network_are_refused_naming_the_setting(small_config,
 
 def test_weights_of_other_preconditioning_are_refused(small_config, tmp_path) -> None:
     with pytest.raises(GtasrError, match=r"init_from has lr_anchor True, the config False"):
-        _trainer(small_config(init_from="bundled", model={"lr_anchor": False}), tmp_path / "run")
+        _trainer(
+            small_config(init_from="bundled", model={**_bundled_network(), "lr_anchor": False}),
+            tmp_path / "run",
+        )
 
 
 def test_a_missing_source_is_one_line(small_config, tmp_path) -> None:
@@ -77,10 +98,11 @@ def test_a_missing_source_is_one_line(small_config, tmp_path) -> None:
 def test_stage2_from_a_model_file_starts_theta_ema_and_reference_from_it(
     small_config, tmp_path
 ) -> None:
-    bundled, _ = read_weights(bundled_model_path())
+    bundled = _bundled_weights()
     config = small_config(
         stage=2,
         init_from="bundled",
+        model=_bundled_network(),
         schedule={"power": 1.0, "num_intervals": [3]},
         train={"iterations": 1},
     )
