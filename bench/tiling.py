@@ -6,7 +6,7 @@ with the number of tiles. Tile sizes under the seamless minimum
 (:data:`gtasr.infer.tiling.MIN_TILE`) are measured as they were before that minimum
 existed: the script switches the minimum off. Usage::
 
-    python bench/tiling.py [--crop 256] [--tiles 32,64,96,128,160] [--overlap 16] \\
+    python bench/tiling.py [--crop 256] [--tiles 64,128,160,192,224] [--overlap 16] \\
         [IMAGE ...]   # default: RealSet65's OST_009 and 0014 from ../shared/data, the sample
 """
 
@@ -31,8 +31,11 @@ from upscale import emit, machine, psnr
 REALSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "realset65"
 
 
-def upscale(up: Upscaler, rgb: np.ndarray, tile: int, overlap: int) -> tuple[np.ndarray, int]:
-    """One-step upscale of ``rgb`` (seed 0) with exactly these tiles; (result, tile count)."""
+def upscale(
+    up: Upscaler, rgb: np.ndarray, tile: int | None, overlap: int
+) -> tuple[np.ndarray, int]:
+    """One-step upscale of ``rgb`` (seed 0) with exactly these tiles (None: the whole image
+    at once); (result, tile count)."""
     count = [1]
 
     def on_tile(done: int, total: int) -> None:
@@ -51,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="*", type=Path)
     parser.add_argument("--crop", type=int, default=256, help="LR side of the crop (256)")
-    parser.add_argument("--tiles", default="32,64,96,128,160")
+    parser.add_argument("--tiles", default="64,128,160,192,224")
     parser.add_argument("--overlap", type=int, default=16, help="LR pixels (16)")
     parser.add_argument(
         "--threads",
@@ -73,7 +76,7 @@ def main() -> None:
     start = time.perf_counter()
     for path in images:
         rgb = read_image(path).rgb[: args.crop, : args.crop]
-        whole, _ = upscale(up, rgb, 0, 0)
+        whole, _ = upscale(up, rgb, None, 0)
         rows = []
         for tile in map(int, args.tiles.split(",")):
             tiled, count = upscale(up, rgb, tile, args.overlap)
