@@ -272,7 +272,7 @@ CASES = {
     "animated-gif": Case(UP + " {zoo}/animated.gif", 0, ("animated.gif", "only the first")),
     "long-name": Case(UP + f" {{zoo}}/{'long' * 62}.png", 0, ("1 written",)),
     "same-file-twice": Case(UP + " {rel}/a.png {zoo}/a.png", 0, ("1 written",)),
-    "tile-too-small": Case("upscale -o {out} {zoo}/a.png --tile 3", 0, ("tile 3", "using 160")),
+    "tile-too-small": Case("upscale -o {out} {zoo}/a.png --tile 3", 0, ("tile 3", "using 192")),
     # outputs that cannot be written
     "collision-and-rerun": Case(
         UP + " {zoo}/a.png {zoo}/a.jpg", 1, ("a.jpg", "same output name"), runs=2

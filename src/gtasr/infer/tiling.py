@@ -48,10 +48,10 @@ log = logging.getLogger(__name__)
 Y0_CONTEXT = 4
 """LR pixels of context used when upsampling a tile (bicubic reads two on each side)."""
 
-MIN_TILE = 160
+MIN_TILE = 192
 """Smallest LR tile side used: a tile gives the network only its own pixels as context, and
-below this the tiled picture departs visibly from the untiled one (README, Failure
-behaviour, has the measurements)."""
+below this the tiled picture departs visibly from the untiled one (docs/failure-behaviour.md,
+Bounds, has the measurements)."""
 
 MIN_TILE_OVERLAP = 16
 """Smallest overlap of neighbouring tiles in LR pixels: the cross-fade needs room."""
