@@ -12,7 +12,7 @@ import yaml
 from safetensors.torch import load_file
 
 from gtasr.infer.upscaler import bundled_model_path
-from gtasr.modelfile import read_info
+from gtasr.modelfile import read_info, save_described
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bundle_model.py"
 
@@ -82,6 +82,10 @@ def test_half_stores_float16_weights_that_load_as_the_same_model(tmp_path: Path)
     from gtasr.infer.upscaler import Upscaler
 
     run = _run_folder(tmp_path, "compact_s2", "stage: 2\ninit_from: runs/compact_s1\n")
+    full_weights = {
+        name: tensor.float() for name, tensor in load_file(str(run / "model.safetensors")).items()
+    }
+    save_described(run / "model.safetensors", full_weights, read_info(run / "model.safetensors"))
     target = tmp_path / "half.safetensors"
     command = [sys.executable, str(SCRIPT), str(run), "--half", "--description", "d"]
     subprocess.run([*command, "-o", str(target)], check=True, timeout=120)

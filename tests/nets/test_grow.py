@@ -49,13 +49,14 @@ def test_the_wider_head_computes_the_trained_networks_output() -> None:
 
 def test_the_new_channels_learn_from_the_first_step() -> None:
     state, network = _bundled()
-    wide_state, wide_network = widen_head(state, network, 32)
+    head = network["head_channels"]
+    wide_state, wide_network = widen_head(state, network, 2 * head)
     wide = build_network(wide_network)
     wide.load_state_dict(wide_state)
     wide(*_inputs()).square().mean().backward()
-    new_columns = wide.conv_out.weight.grad[:, 16:]
+    new_columns = wide.conv_out.weight.grad[:, head:]
     assert new_columns.abs().max() > 0
-    assert wide_state["head_conv.weight"][16:].abs().max() > 0
+    assert wide_state["head_conv.weight"][head:].abs().max() > 0
 
 
 def test_only_widening_of_a_nearest_neighbour_head_is_accepted() -> None:
@@ -70,13 +71,23 @@ def test_only_widening_of_a_nearest_neighbour_head_is_accepted() -> None:
 
 def test_the_script_writes_a_wider_model_that_keeps_the_recorded_training(tmp_path: Path) -> None:
     target = tmp_path / "wide.safetensors"
-    command = [sys.executable, str(SCRIPT), str(bundled_model_path()), str(target), "--width", "24"]
+    source = read_info(bundled_model_path())
+    head = source.network["head_channels"]
+    width = str(head + 8)
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        str(bundled_model_path()),
+        str(target),
+        "--width",
+        width,
+    ]
     subprocess.run(command, check=True, timeout=120)
-    source, written = read_info(bundled_model_path()), read_info(target)
-    assert written.network == {**source.network, "head_channels": 24}
+    written = read_info(target)
+    assert written.network == {**source.network, "head_channels": head + 8}
     assert written.extra["training_config"] == source.extra["training_config"]
     assert written.extra["description"].startswith(source.extra["description"])
-    assert "widened from 16 to 24" in written.extra["description"]
+    assert f"widened from {head} to {head + 8}" in written.extra["description"]
     assert (written.stage, written.iteration) == (source.stage, source.iteration)
 
 
