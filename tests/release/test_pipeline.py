@@ -53,11 +53,12 @@ def test_release_models_pad_and_tile_at_multiples_of_64(
     recording = _Recording(upscaler.denoiser)
     tiled = Upscaler(recording, family="release")  # type: ignore[arg-type]
     rgb = np.asarray(PIL.Image.open(reference / "pipeline_lr.png"), dtype=np.float32) / 255
-    wide = np.concatenate([rgb, rgb[:, ::-1]], axis=1)[:, :140]
-    out = tiled.upscale_rgb(wide, seed=1, tile=130, tile_overlap=16)
-    assert out.shape == (212, 560, 3) and np.isfinite(out).all()
-    # 53x140 padded to 64x192; tiles of 128 (130 rounded down), overlap 64 (16 rounded up)
-    assert recording.sizes == [(64, 128), (64, 128)]
+    wide = np.concatenate([rgb, rgb[:, ::-1]] * 4, axis=1)[:, :260]
+    assert wide.shape[:2] == (53, 260)
+    out = tiled.upscale_rgb(wide, seed=1, tile=200, tile_overlap=16)
+    assert out.shape == (212, 1040, 3) and np.isfinite(out).all()
+    # 53x260 padded to 64x320; tiles of 192 (200 rounded down), overlap 64 (16 rounded up)
+    assert recording.sizes == [(64, 192), (64, 192)]
 
 
 def test_explicit_noise_is_for_one_step_over_the_padded_canvas(

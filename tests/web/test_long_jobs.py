@@ -150,7 +150,9 @@ def test_what_gtasr_warns_of_is_shown_on_the_page(client_of_shared: Any, sample_
     from gradio_client import handle_file
 
     summary = client_of_shared.predict(handle_file(str(sample_png)), tile=32, api_name="/upscale")
-    assert "Note: tile 32 is below the smallest seamless tile; using 160" in summary[2]
+    from gtasr.infer.tiling import MIN_TILE
+
+    assert f"Note: tile 32 is below the smallest seamless tile; using {MIN_TILE}" in summary[2]
 
 
 @pytest.fixture

@@ -150,7 +150,7 @@ def test_one_job_runs_at_a_time_and_waiting_jobs_see_their_place(
     for start, end in zip(events[::2], events[1::2], strict=True):
         assert (start[1], end[1], start[0]) == ("started", "finished", end[0])  # never two at once
     assert places  # a job waiting behind a running one was told its place in the queue
-    assert ("tiles", 2) in tile_progress  # the progress bar counts tiles (32 is raised to 160)
+    assert ("tiles", 2) in tile_progress  # the progress bar counts tiles (32 is raised to MIN_TILE)
 
 
 def test_server_writes_only_its_temporary_folder_and_removes_it(
