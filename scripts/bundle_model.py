@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from gtasr.modelfile import read_info, save_described
+from gtasr.modelfile import CONVENTION_TENSORS, read_info, save_described
 
 TARGET = Path(__file__).resolve().parents[1] / "src/gtasr/weights/gtasr-default.safetensors"
 
@@ -43,8 +43,8 @@ def recorded_configs(model: Path) -> str:
 
 def half_precision(name: str, tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` as float16 where it is a float32 weight; the one-element convention tensors
-    (``gtasr.*``) and anything else stay as they are, exact."""
-    if name.startswith("gtasr.") or tensor.dtype != torch.float32:
+    (:data:`~gtasr.modelfile.CONVENTION_TENSORS`) and anything else stay as they are, exact."""
+    if name in CONVENTION_TENSORS or tensor.dtype != torch.float32:
         return tensor
     return tensor.to(torch.float16)
 

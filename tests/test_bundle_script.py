@@ -12,7 +12,7 @@ import yaml
 from safetensors.torch import load_file
 
 from gtasr.infer.upscaler import bundled_model_path
-from gtasr.modelfile import read_info, save_described
+from gtasr.modelfile import CONVENTION_TENSORS, read_info, save_described
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bundle_model.py"
 
@@ -92,7 +92,7 @@ def test_half_stores_float16_weights_that_load_as_the_same_model(tmp_path: Path)
     half, full = load_file(str(target)), load_file(str(run / "model.safetensors"))
     assert half.keys() == full.keys()
     for name, tensor in full.items():
-        if name.startswith("gtasr."):
+        if name in CONVENTION_TENSORS:
             assert torch.equal(half[name], tensor)
         else:
             assert half[name].dtype == torch.float16

@@ -23,16 +23,11 @@ def _same(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> bool:
 
 
 def _bundled_network() -> dict:
-    """The model section that builds the bundled model's network (its preset)."""
-    import json
-
+    """The model section that builds the bundled model's network, as its file describes it."""
     from gtasr.modelfile import read_info
-    from gtasr.nets import PRESETS
 
-    network = read_info(bundled_model_path()).network
-    return {
-        "preset": next(p for p in PRESETS if json.loads(json.dumps(preset_config(p))) == network)
-    }
+    info = read_info(bundled_model_path())
+    return {"network": info.network, "lr_anchor": info.precond["lr_anchor"]}
 
 
 def _bundled_weights() -> dict[str, torch.Tensor]:
