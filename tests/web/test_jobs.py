@@ -14,6 +14,7 @@ from gtasr.cli import main
 from gtasr.errors import GtasrError, InputError
 from gtasr.imageio import read_image, write_image
 from gtasr.infer.batch import UpscaleOptions
+from gtasr.infer.tiling import MIN_TILE
 from gtasr.infer.upscaler import Upscaler, bundled_model_path
 from gtasr.web.jobs import JobFolders, ModelCatalog, compare, upscale_many
 
@@ -49,7 +50,7 @@ def test_compare_keeps_alpha_and_16_bits_and_reports_tiles(
     source = tmp_path / "deep.png"
     write_image(source, rng.random((200, 24, 3)), alpha=rng.random((200, 24)), bit_depth=16)
     progress: list[tuple[int, int]] = []
-    options = UpscaleOptions(out_dir=tmp_path / "out", tile=160, tile_overlap=16)
+    options = UpscaleOptions(out_dir=tmp_path / "out", tile=MIN_TILE, tile_overlap=16)
     done = compare(source, upscaler, options, on_tile=lambda i, n: progress.append((i, n)))
     for path in (done.result, done.bicubic):
         image = read_image(path)

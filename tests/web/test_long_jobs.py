@@ -15,6 +15,8 @@ from typing import Any
 import PIL.Image
 import pytest
 
+from gtasr.infer.tiling import MIN_TILE
+
 from .conftest import Server, start_server
 
 pytestmark = pytest.mark.slow
@@ -31,7 +33,7 @@ def _long_job(client: Any, image: Path) -> Any:
     """A job of many tiles and eight network steps each: seconds on any CPU."""
     from gradio_client import handle_file
 
-    return client.submit(handle_file(str(image)), steps=8, tile=160, api_name="/upscale")
+    return client.submit(handle_file(str(image)), steps=8, tile=MIN_TILE, api_name="/upscale")
 
 
 def _until_processing(job: Any) -> None:
@@ -77,12 +79,12 @@ def test_cancel_stops_the_job_between_tiles_and_the_next_one_runs(
 
 
 LEAVER = textwrap.dedent(
-    """
+    f"""
     import sys, time
     from gradio_client import Client, handle_file
     from gradio_client.utils import Status
     client = Client(sys.argv[1], verbose=False)
-    job = client.submit(handle_file(sys.argv[2]), steps=8, tile=160, api_name="/upscale")
+    job = client.submit(handle_file(sys.argv[2]), steps=8, tile={MIN_TILE}, api_name="/upscale")
     while job.status().code != Status.PROGRESS:
         time.sleep(0.05)
     print("processing", flush=True)
@@ -150,8 +152,6 @@ def test_what_gtasr_warns_of_is_shown_on_the_page(client_of_shared: Any, sample_
     from gradio_client import handle_file
 
     summary = client_of_shared.predict(handle_file(str(sample_png)), tile=32, api_name="/upscale")
-    from gtasr.infer.tiling import MIN_TILE
-
     assert f"Note: tile 32 is below the smallest seamless tile; using {MIN_TILE}" in summary[2]
 
 
