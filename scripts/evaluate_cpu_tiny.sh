@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Scores the runs of scripts/train_cpu_tiny.sh and bicubic with one seed, and draws the
-# README's figures. Tables and JSON go to ${OUT:-out/results}, figures to docs/images/.
+# figures of docs/results.md. Tables and JSON go to ${OUT:-out/results}, figures to
+# docs/images/.
 #
 #   scripts/evaluate_cpu_tiny.sh                    # every method, the figures and the tables
 #   scripts/evaluate_cpu_tiny.sh bicubic CT-only    # score only these (each adds its results)

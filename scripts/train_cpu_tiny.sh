@@ -20,7 +20,7 @@
 #   gtasr_s2  Stage II from ta_s1 at step $TA_STEPS, DTM + Stab + L_Rect with gradient
 #             (full GTASR at the compute of ct_s1 + ct_s2)
 #
-# The ablation's two Stage I runs have about equal CPU time (README, Results): on one
+# The ablation's two Stage I runs have about equal CPU time (docs/results.md): on one
 # thread of a 2-core AMD EPYC with AVX512-BF16 (bf16 autocast), 22000 CT-only steps took
 # about as long as ta_s1 to step 10250, which ran partly on two threads.
 #

@@ -1,7 +1,6 @@
 """Write a copy of a model file whose x4 head is wider, computing the same output.
 
-    python scripts/widen_head.py src/gtasr/weights/gtasr-default.safetensors \
-        v2.1-h48.safetensors --width 48
+    python scripts/widen_head.py runs/ft_s2/model.safetensors v2.1-h48.safetensors --width 48
 
 The copy is the start of a fine-tuning run with that wider network
 (``--set model.network=...`` with the new ``head_channels``; docs/training-diagnosis.md,
