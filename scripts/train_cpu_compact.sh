@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# The bundled model v3: GTASR-compact, Stage I (L_CT + L_TA) then Stage II (DTM + Stab +
+# The bundled model v3.1: GTASR-compact, Stage I (L_CT + L_TA) then Stage II (DTM + Stab +
 # L_Rect with gradient), trained on CPU with the cpu_compact configs. Stage I stops at step
-# 25000 of its 60000-step schedule (just past the first lr cut), Stage II at step 800 of
-# 1200; about 4.5 CPU-hours in all. Each run resumes where it stopped, so the schedule can
-# span several sittings; stop it with Ctrl-C or SIGTERM, which writes a checkpoint first.
+# 43000 of its 60000-step schedule (just past the second lr cut), Stage II at step 800 of
+# 1200; about 7.6 CPU-hours in all (v3 was the same with Stage I stopped at step 25000).
+# Each run resumes where it stopped, so the schedule can span several sittings; stop it
+# with Ctrl-C or SIGTERM, which writes a checkpoint first.
 #
 #   scripts/train_cpu_compact.sh                 # Stage I, then Stage II
 #   scripts/train_cpu_compact.sh compact_s2      # only Stage II
 #   GTASR_THREADS=1 scripts/train_cpu_compact.sh # one thread (the other core stays free)
 #
 # Runs (under ${RUNS:-runs}/): compact_s1 (Stage I) and compact_s2 (Stage II from
-# compact_s1's step 25000); compact_s2's best.safetensors (the best held-out validation
+# compact_s1's step 43000); compact_s2's best.safetensors (the best held-out validation
 # within 0.5 dB of bicubic's PSNR-Y) becomes the bundled model with
 #   python scripts/bundle_model.py runs/compact_s1 runs/compact_s2 --file best --half \
-#       --description "GTASR-compact v3, ..."
+#       --description "GTASR-compact v3.1, ..."
 #
 # Needs data-cache/photos and data-cache/testset-photos (PHOTOS and VAL override them):
 #   gtasr fetch-photos -o data-cache/photos
@@ -25,7 +26,7 @@ RUNS=${RUNS:-runs}
 THREADS=${GTASR_THREADS:-null}
 PHOTOS=${PHOTOS:-data-cache/photos}
 VAL=${VAL:-data-cache/testset-photos}
-STAGE1_STEPS=25000
+STAGE1_STEPS=43000
 
 train() {
     local out=$1

@@ -272,21 +272,20 @@ def test_dtm_index_fits_the_grid(tmp_path: Path) -> None:
         load_config(path, ["loss.dtm_index=4"])
 
 
-def test_the_v3_script_stops_stage1_past_its_lr_cut_then_runs_stage2(tmp_path: Path) -> None:
+def test_the_v3_script_stops_stage1_past_its_last_lr_cut_then_runs_stage2(tmp_path: Path) -> None:
     from gtasr.train.builders import lr_anchor_of
 
     calls = _script_calls(tmp_path, script="train_cpu_compact.sh")
     (one, one_out, one_until), (two, two_out, two_until) = (_parse_call(call) for call in calls)
     assert (one_out, two_out) == ("runs/compact_s1", "runs/compact_s2")
-    # Stage I stops just past its first lr cut; Stage II starts from that checkpoint
-    assert one.train.lr_milestones[0] < one_until < one.train.iterations // 2
+    # Stage I stops just past its last lr cut; Stage II starts from that checkpoint
+    assert one.train.lr_milestones[-1] < one_until < one.train.iterations
     assert (one.stage, two.stage) == (1, 2)
     assert two.init_from == f"runs/compact_s1/checkpoints/step-{one_until:08d}"
     assert two_until is not None and two_until < two.train.iterations
     assert one.model == two.model and one.model.preset == "compact" and lr_anchor_of(one.model)
     assert one.data == two.data and one.data.degradation == "test"
     assert one.data.hr_dirs == ["data-cache/photos"]
-    assert one.train.lr_milestones[-1] < one.train.iterations
     assert two.train.reference_sync_every * 2 == two.train.iterations
 
 
