@@ -3,7 +3,7 @@
 Runs the real commands (``gtasr upscale`` and ``gtasr evaluate``) with one seed
 for every model, and prints one JSON object per method plus a Markdown table::
 
-    python bench/quality.py --model v3=src/gtasr/weights/gtasr-default.safetensors \\
+    python bench/quality.py --model v3.1=src/gtasr/weights/gtasr-default.safetensors \\
         --data ../shared/data/imagenet-test-sample -o out/quality
 
 ``--data`` holds ``gt/`` and ``lq/``. With ``--no-reference DIR`` (LR photos

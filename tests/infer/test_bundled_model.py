@@ -75,8 +75,8 @@ def test_demo_runs_the_bundled_model(tmp_path: Path, caplog: pytest.LogCaptureFi
 
 
 def test_bundled_model_output_is_unchanged() -> None:
-    """tests/infer/bundled_model_output.npz is the output of the bundled model v3 as
-    shipped (sha256 3513ce7e...) on a 40x36 crop of the sample, seed 7, untiled: a change
+    """tests/infer/bundled_model_output.npz is the output of the bundled model v3.1 as
+    shipped (sha256 5fc481ca...) on a 40x36 crop of the sample, seed 7, untiled: a change
     of the file, its reading or the network's code that moves a pixel shows here."""
     recorded = np.load(Path(__file__).with_name("bundled_model_output.npz"))
     upscaler = Upscaler.from_pretrained(device="cpu")
