@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import gtasr
 from gtasr.cli import main
 from gtasr.infer.batch import UpscaleOptions
 from gtasr.infer.remote import upscale_object
+from gtasr.infer.upscaler import Upscaler
 from gtasr.integrations.ray import upscale_dataset
 
 pytestmark = pytest.mark.slow  # a Ray cluster takes about 10 s to start, each run as long
@@ -201,7 +203,8 @@ def test_upscale_dataset_returns_a_record_per_row(
         rows = [{"input": str(collection / "sub" / "img06.png"), "name": "sub/img06.png"}]
         rows.append({"input": str(collection / "img01.png"), "name": "img01.png"})
         options = UpscaleOptions(out_dir=tmp_path / "out", seed=9)
-        records = upscale_dataset(ray.data.from_items(rows), options).take_all()
+        torch_backend = partial(Upscaler.from_pretrained, None, backend="torch")  # as `plain`
+        records = upscale_dataset(ray.data.from_items(rows), options, torch_backend).take_all()
     finally:
         ray.shutdown()
     assert sorted(record["status"] for record in records) == ["written", "written"]
