@@ -73,21 +73,15 @@ def test_the_script_writes_a_wider_model_that_keeps_the_recorded_training(tmp_pa
     target = tmp_path / "wide.safetensors"
     source = read_info(bundled_model_path())
     head = source.network["head_channels"]
-    width = str(head + 8)
-    command = [
-        sys.executable,
-        str(SCRIPT),
-        str(bundled_model_path()),
-        str(target),
-        "--width",
-        width,
-    ]
+    width = head + 8
+    command = [sys.executable, str(SCRIPT), str(bundled_model_path()), str(target)]
+    command += ["--width", str(width)]
     subprocess.run(command, check=True, timeout=120)
     written = read_info(target)
-    assert written.network == {**source.network, "head_channels": head + 8}
+    assert written.network == {**source.network, "head_channels": width}
     assert written.extra["training_config"] == source.extra["training_config"]
     assert written.extra["description"].startswith(source.extra["description"])
-    assert f"widened from {head} to {head + 8}" in written.extra["description"]
+    assert f"widened from {head} to {width}" in written.extra["description"]
     assert (written.stage, written.iteration) == (source.stage, source.iteration)
 
 
