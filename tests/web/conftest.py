@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -59,6 +60,20 @@ def require(what: str, available: bool) -> None:
 def web_extra() -> None:
     """Gradio and its client are installed (skip or fail otherwise, see :func:`require`)."""
     require("the web extra (gradio, gradio_client)", _importable("gradio", "gradio_client"))
+
+
+@pytest.fixture(autouse=True)
+def client_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test's own temporary folder for this process (children keep TMPDIR: Chromium
+    puts its sockets there, and a path under tmp_path would be too long for one).
+
+    gradio_client downloads each result through a folder of its own under the temporary
+    folder and leaves that folder behind, empty: without this every web test run would
+    leave such folders in /tmp.
+    """
+    folder = tmp_path / "client-tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,12 @@ warnings on the page, upload limits; each against a real ``gtasr serve``."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -99,6 +101,7 @@ def test_a_job_whose_visitor_left_is_stopped(own_server: Server, noise_png: Any)
         [sys.executable, "-c", LEAVER, own_server.url, str(noise_png("big.png", 480, 480))],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": tempfile.gettempdir()},  # the test's, see conftest
     )
     try:
         assert leaver.stdout is not None and leaver.stdout.readline().strip() == "processing"
