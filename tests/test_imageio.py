@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 import tracemalloc
+import warnings
 import zlib
 from pathlib import Path
 
@@ -112,6 +114,17 @@ def test_16bit_png_in_16bit_out(tmp_path: Path, planes: int) -> None:
     np.testing.assert_array_equal(quantize(again.rgb, 16), quantize(image.rgb, 16))
     if planes in (2, 4):
         np.testing.assert_array_equal(quantize(again.alpha, 16), samples[..., -1])
+
+
+def test_reading_a_16bit_png_closes_the_file(tmp_path: Path) -> None:
+    """A server reads many uploads: each file must be closed when read_image returns, not
+    left to the garbage collector (which warns of the leak)."""
+    _png16(tmp_path / "in.png", np.zeros((2, 3, 4), dtype=np.uint16))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        read_image(tmp_path / "in.png")
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
 
 
 @pytest.mark.parametrize("planes", [1, 3])

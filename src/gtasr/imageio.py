@@ -261,10 +261,10 @@ def _decode_png16(file: Path) -> Image:
     """16-bit PNG (gray, gray+alpha, RGB, RGBA, any filter or interlace) via pypng."""
     import png
 
-    reader = png.Reader(filename=str(file))
-    width, height, rows, info = reader.asDirect()
-    planes = int(info["planes"])
-    data = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    with open(file, "rb") as handle:  # pypng's own Reader(filename=) never closes its file
+        width, height, rows, info = png.Reader(file=handle).asDirect()
+        planes = int(info["planes"])
+        data = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
     data = data.reshape(height, width, planes).astype(np.float32) / 65535.0
     has_alpha = bool(info.get("alpha"))
     color = data[..., : planes - 1] if has_alpha else data
