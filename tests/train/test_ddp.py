@@ -23,7 +23,7 @@ def test_two_process_gloo_run_matches_gradient_accumulation(small_config, tmp_pa
     config = small_config(train={"iterations": 3, "checkpoint_every": 3})
     config_file = tmp_path / "ddp.yaml"
     config_file.write_text(yaml.safe_dump(config_to_dict(config)))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(tmp_path))  # torchrun logs there
     command = [
         sys.executable,
         "-m",

@@ -43,6 +43,7 @@ def _train_on_two_nodes(config_file: Path, root: Path) -> tuple[list[int | None]
         GLOO_SOCKET_IFNAME="lo",
         PYTHONFAULTHANDLER="1",  # a worker killed by a signal prints where each thread was
         PYTHONPATH=str(Path(gtasr.__file__).parents[1]),
+        TMPDIR=str(root),  # torchrun leaves its log folders there
     )
     endpoint = f"127.0.0.1:{_free_port()}"
     agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
