@@ -64,8 +64,8 @@ def web_extra() -> None:
 
 @pytest.fixture(autouse=True)
 def client_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The test's own temporary folder for this process (children keep TMPDIR: Chromium
-    puts its sockets there, and a path under tmp_path would be too long for one).
+    """The test's own temporary folder for this process only (children keep TMPDIR:
+    Chromium did not start with a TMPDIR under tmp_path).
 
     gradio_client downloads each result through a folder of its own under the temporary
     folder and leaves that folder behind, empty: without this every web test run would
