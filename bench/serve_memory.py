@@ -62,6 +62,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        # gradio_client downloads each result through an empty folder it leaves behind in
+        # the temporary folder: this run's, removed with it.
+        tempfile.tempdir = tmp
         rng = np.random.default_rng(0)
         small, large = root / "small.png", root / "large.png"
         PIL.Image.fromarray(rng.integers(0, 256, (64, 64, 3), np.uint8)).save(small)
